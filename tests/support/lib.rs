@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used)] // test support: a failed set-up step should stop the test loudly
 #![allow(unreachable_pub)]
 
+pub mod fixtures;
+pub mod plugins;
 pub mod python;
 
 use std::ffi::OsStr;
@@ -43,6 +45,11 @@ pub fn artifact_dir() -> PathBuf {
 const ARTIFACT_PACKAGES: &[&str] = &[
     "mailhost",
     "pickup-dir",
+    "fixture-not-a-plugin",
+    "fixture-panics",
+    "fixture-crash-on-load",
+    "fixture-null",
+    "fixture-echo",
 ];
 
 /// Builds the `mailhost` binary and the plugin libraries once per test process. Cargo's own
@@ -189,6 +196,59 @@ impl Home {
         serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("mailhost {args:?} printed invalid JSON ({e}):\n{stdout}"))
     }
+}
+
+impl Home {
+    /// Runs `mailhost ARGS...` with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("run mailhost")
+    }
+
+    /// Runs `mailhost ARGS...`, asserts that it failed with exit status 1 or 2 (not success,
+    /// not killed by a signal) and returns standard error.
+    pub fn refused(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_failed(&output, args);
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// Reads a file of the home, such as `plugins.toml`.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name))
+            .unwrap_or_else(|e| panic!("read {name} in the test home: {e}"))
+    }
+}
+
+/// Asserts that a command failed the way the contract says a refusal fails: exit status 1 or
+/// 2, a normal exit (no signal), and something on standard error.
+pub fn assert_failed(output: &Output, args: &[&str]) {
+    assert!(
+        matches!(output.status.code(), Some(1 | 2)),
+        "mailhost {args:?} exited with {:?}, expected a refusal (1 or 2)\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        !output.stderr.is_empty(),
+        "mailhost {args:?} failed without saying why on standard error"
+    );
+}
+
+/// Asserts that `stderr` is one line (the contract's "one clear line" for a refusal) and
+/// returns it.
+pub fn one_line(stderr: &str) -> &str {
+    let trimmed = stderr.trim();
+    assert_eq!(
+        trimmed.lines().count(),
+        1,
+        "expected one line on standard error, got:\n{stderr}"
+    );
+    trimmed
 }
 
 /// Asserts an exit status, printing both output streams when it differs.

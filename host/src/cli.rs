@@ -1,0 +1,272 @@
+//! The command line, declared with clap. See `DESIGN.md` for the contract; handlers live in
+//! [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Send email through provider plugins loaded at run time.
+#[derive(Debug, Parser)]
+#[command(name = "mailhost", version, about, long_about = None)]
+pub struct Cli {
+    /// The mailhost home (plugins.toml, settings.toml, staff.toml, secrets, mail.db).
+    #[arg(long, global = true, env = "MAILHOST_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plugin Maintenance: register, list, enable, disable, verify provider plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// System Configuration: the settings each plugin declares.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Staff Maintenance: who sends, through which provider.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// Interactive sign-in for a staff member (device code, MFA); caches tokens.
+    Login {
+        /// The staff ID.
+        staff_id: String,
+    },
+    /// Forget a staff member's cached sign-in.
+    Logout {
+        /// The staff ID.
+        staff_id: String,
+    },
+    /// Email Maintenance: send email.
+    #[command(subcommand)]
+    Email(EmailCommand),
+}
+
+/// `mailhost plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Inspect and validate a library, pin its SHA-256 and register it.
+    Add {
+        /// The plugin library (.so, .dylib, .dll).
+        path: PathBuf,
+        /// Enable it right away.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// List registered plugins with their state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one plugin, including its settings and staff fields.
+    Info {
+        /// The plugin name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a plugin (also lifts a crash quarantine).
+    Enable {
+        /// The plugin name.
+        name: String,
+    },
+    /// Disable a plugin.
+    Disable {
+        /// The plugin name.
+        name: String,
+    },
+    /// Unregister a plugin (its settings are kept for a later `plugin add`).
+    Remove {
+        /// The plugin name.
+        name: String,
+    },
+    /// Re-check hash, ABI and version of registered plugins.
+    Verify {
+        /// Only this plugin.
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `mailhost config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// List settings (all plugins, or one), with defaults and missing required values.
+    List {
+        /// Only this plugin.
+        plugin: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one setting's value (secret values are not printed).
+    Get {
+        /// The plugin name.
+        plugin: String,
+        /// The setting key.
+        key: String,
+    },
+    /// Set a setting.
+    Set {
+        /// The plugin name.
+        plugin: String,
+        /// The setting key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Remove a setting (its default applies again).
+    Unset {
+        /// The plugin name.
+        plugin: String,
+        /// The setting key.
+        key: String,
+    },
+}
+
+/// The options `staff add` and `staff set` share.
+#[derive(Debug, Args)]
+pub struct StaffOptions {
+    /// The provider plugin: its name or display name (`graph-email`, `Microsoft Graph`).
+    #[arg(long, value_name = "PLUGIN")]
+    pub provider: Option<String>,
+    /// The staff member's address, the default From.
+    #[arg(long, value_name = "ADDR")]
+    pub email: Option<String>,
+    /// The display name.
+    #[arg(long, value_name = "DISPLAY")]
+    pub name: Option<String>,
+    /// The sign-in name.
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Read the password from standard input (one line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// A provider custom field, KEY=VALUE (repeatable; an empty value removes it).
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+}
+
+/// `mailhost staff ...`
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member.
+    Add {
+        /// The staff ID.
+        id: String,
+        /// The staff member's details.
+        #[command(flatten)]
+        options: StaffOptions,
+    },
+    /// Change a staff member (only the options given).
+    Set {
+        /// The staff ID.
+        id: String,
+        /// The details to change.
+        #[command(flatten)]
+        options: StaffOptions,
+        /// Delete the stored password.
+        #[arg(long, conflicts_with = "password_stdin")]
+        clear_password: bool,
+    },
+    /// Show one staff member.
+    Show {
+        /// The staff ID.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List staff members.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a staff member and their stored password.
+    Remove {
+        /// The staff ID.
+        id: String,
+    },
+}
+
+/// `mailhost email ...`
+#[derive(Debug, Subcommand)]
+pub enum EmailCommand {
+    /// Send one email.
+    Send(SendArgs),
+}
+
+/// `mailhost email send` options.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The sending staff member.
+    #[arg(long, value_name = "ID")]
+    pub staff: String,
+    /// To recipients.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub to: Vec<String>,
+    /// Cc recipients.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub cc: Vec<String>,
+    /// Bcc recipients.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub bcc: Vec<String>,
+    /// An alternate From address (Send As / on behalf).
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// Reply-To address.
+    #[arg(long, value_name = "ADDR")]
+    pub reply_to: Vec<String>,
+    /// The subject.
+    #[arg(long, default_value = "")]
+    pub subject: String,
+    /// The body text.
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// A file holding the body.
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// The body is HTML.
+    #[arg(long)]
+    pub html: bool,
+    /// A file to attach (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
+    /// A custom header, 'X-Name: value' (repeatable).
+    #[arg(long, value_name = "'X-Name: value'")]
+    pub header: Vec<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn home_is_accepted_anywhere() {
+        let cli = Cli::try_parse_from(["mailhost", "plugin", "list", "--home", "/h", "--json"]).expect("parse");
+        assert_eq!(cli.home, Some(PathBuf::from("/h")));
+        let cli = Cli::try_parse_from(["mailhost", "--home", "/h", "email", "send", "--staff", "a", "--to", "x@y.com", "z@y.com"])
+            .expect("parse");
+        let Command::Email(EmailCommand::Send(args)) = cli.command else {
+            panic!("not a send");
+        };
+        assert_eq!(args.to.len(), 2);
+    }
+}

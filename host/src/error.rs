@@ -1,0 +1,96 @@
+//! The host's error type and the exit-code contract.
+//!
+//! Exit status: 0 success; 1 the operation failed (a send the provider refused, a plugin that
+//! failed verification); 2 bad usage, configuration or input. Every message names the thing at
+//! fault and what to do; `main` prints it once as `mailhost: <message>`.
+
+use std::io;
+
+use crate::compose::ComposeError;
+use crate::files::FileError;
+use crate::loader::LoadError;
+use crate::registry::RegistryError;
+use crate::secrets::SecretError;
+use crate::settings::SettingsError;
+use crate::staff::StaffError;
+
+/// Exit status for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status when the operation was tried and failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status for bad usage, configuration or input.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Anything a mailhost command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line or its input is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The operation was attempted and failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// The home directory could not be used.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The plugin registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A plugin could not be loaded (boxed: the variant is large).
+    #[error(transparent)]
+    Load(Box<LoadError>),
+    /// The secret store.
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+    /// System configuration.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// Staff records.
+    #[error(transparent)]
+    Staff(#[from] StaffError),
+    /// An email's input.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    /// Writing to standard output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] io::Error),
+}
+
+impl From<LoadError> for Error {
+    fn from(error: LoadError) -> Self {
+        Self::Load(Box::new(error))
+    }
+}
+
+impl Error {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Failed(_) => EXIT_FAILED,
+            Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+            _ => EXIT_USAGE,
+        }
+    }
+
+    /// Whether this is a broken pipe on output (the reader went away): not worth a message.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Failed("x".into()).exit_code(), 1);
+        let pipe = Error::Output(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(pipe.exit_code(), 0);
+        assert!(pipe.is_broken_pipe());
+    }
+}

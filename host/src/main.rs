@@ -1,0 +1,36 @@
+//! The `mailhost` binary: parses the command line, runs it, and prints any error once as
+//! `mailhost: <message>` on stderr.
+//!
+//! Exit status: 0 success (also when stdout is a closed pipe); 1 the operation failed (a send
+//! the provider refused, a plugin that failed verification); 2 bad usage, configuration or input.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mailhost::cli::Cli;
+use mailhost::commands;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    run()
+}
+
+fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mailhost: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The durable email store, `mail.db`: an email once accepted is never lost. It ends `sent`, or
+//! stays `queued`, `failed` (with its error) or `unknown` (flagged for the user).
+//!
+//! [`Outbox`] is the one type that owns the SQLite connection. It opens the file in WAL mode
+//! with `synchronous=FULL`, so every commit (accept, claim, finish) survives kill -9 and power
+//! loss; it applies the numbered migrations in `migrations/` at open; and it refuses, without
+//! writing a byte, a file that is not a mailhost database, one from a newer mailhost, or one that
+//! fails SQLite's integrity check.
+//!
+//! The send protocol, which makes a crash at any moment safe:
+//! 1. [`Outbox::accept`] commits the email as `queued` before any provider call.
+//! 2. [`Outbox::claim`] atomically (`BEGIN IMMEDIATE`) moves it to `sending`, counts the
+//!    attempt and records which process holds it; a second process cannot claim it too.
+//! 3. The caller hands [`EmailRecord::to_message`] to the provider.
+//! 4. [`Outbox::finish_sent`] or [`Outbox::finish_failed`] records the outcome.
+//!
+//! A process that dies between 2 and 4 leaves the email `sending`; the next process's
+//! [`Outbox::recover_interrupted`] turns it into `unknown` (it may have reached the service),
+//! unless the process holding it is still running (see `owner.rs`).
+
+mod error;
+mod lifecycle;
+mod owner;
+mod query;
+mod record;
+mod recovery;
+mod schema;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use error::OutboxError;
+pub use lifecycle::Claim;
+pub use record::{
+    Address, AttachmentRecord, EmailRecord, HeaderRecord, LastError, NewEmail, ReceiptRecord,
+    Status, Timestamp, UnknownStatus,
+};
+
+use owner::Owner;
+
+/// How long a call waits for another process's write lock before reporting
+/// [`OutboxError::Locked`].
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The email store: one SQLite connection, shared by the threads of one process.
+#[derive(Debug)]
+pub struct Outbox {
+    conn: Mutex<Connection>,
+    /// The database file; `None` for an in-memory store.
+    path: Option<PathBuf>,
+    owner: Owner,
+}
+
+impl Outbox {
+    /// Opens (creating if missing) the store at `path`, which is usually `HOME/mail.db`.
+    ///
+    /// # Errors
+    /// [`OutboxError::Locked`] when another process holds the write lock for longer than
+    /// [`DEFAULT_BUSY_TIMEOUT`]; [`OutboxError::Corrupt`], [`OutboxError::NotMailhost`] or
+    /// [`OutboxError::NewerSchema`] for a file it will not use (left untouched);
+    /// [`OutboxError::Open`] when the folder is missing or not writable.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OutboxError> {
+        Self::open_with_timeout(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`Outbox::open`] with another busy timeout (tests use a short one).
+    ///
+    /// # Errors
+    /// As [`Outbox::open`].
+    pub fn open_with_timeout(
+        path: impl AsRef<Path>,
+        busy_timeout: Duration,
+    ) -> Result<Self, OutboxError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Err(source) = std::fs::metadata(parent) {
+                return Err(OutboxError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        schema::check_header(path)?;
+        let sql = |e| schema::sql_error(path, e);
+        let mut conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(busy_timeout).map_err(sql)?;
+        // Nothing is written until the file is known to be ours and sound.
+        let found = schema::inspect(&conn, path)?;
+        if found != schema::Found::Fresh {
+            schema::check_integrity(&conn, path)?;
+        }
+        configure(&conn, path)?;
+        schema::migrate(&mut conn, path)?;
+        let owner = Owner::register(path)?;
+        owner::sweep(path, owner.token());
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: Some(path.to_path_buf()),
+            owner,
+        })
+    }
+
+    /// A private store in memory, for tests.
+    ///
+    /// # Errors
+    /// Only if SQLite cannot allocate the database.
+    pub fn in_memory() -> Result<Self, OutboxError> {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().map_err(|e| schema::sql_error(path, e))?;
+        configure(&conn, path)?;
+        schema::migrate(&mut conn, path)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: None,
+            owner: Owner::in_memory(),
+        })
+    }
+
+    /// The database file, or `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The connection, for one call at a time. A panic in another thread while it held the
+    /// connection leaves SQLite consistent (an open transaction is rolled back on drop), so a
+    /// poisoned lock is taken over.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The path used in error messages.
+    fn shown_path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(":memory:"))
+    }
+
+    /// Maps an SQLite error for this store.
+    fn sql(&self, error: rusqlite::Error) -> OutboxError {
+        schema::sql_error(self.shown_path(), error)
+    }
+}
+
+/// WAL, durable commits and foreign keys.
+fn configure(conn: &Connection, path: &Path) -> Result<(), OutboxError> {
+    let sql = |e| schema::sql_error(path, e);
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)
+}

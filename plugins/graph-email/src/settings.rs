@@ -1,0 +1,418 @@
+//! The provider's system settings (System Configuration) and staff custom fields (Staff
+//! Maintenance): their declarations for `describe`, and their parsed, validated form for a call.
+
+use std::time::Duration;
+
+use mailhost_plugin_api::{ProviderError, Setting, SettingKind, SettingSpec, StaffMember, find_setting};
+use url::Url;
+
+use crate::security::{self, Secret};
+
+/// `ClientID`: the application (client) ID of the app registration.
+pub const CLIENT_ID: &str = "ClientID";
+/// `TenantID`: the directory (tenant) ID or a verified domain.
+pub const TENANT_ID: &str = "TenantID";
+/// `RedirectURI`: the public-client redirect URI registered for the app.
+pub const REDIRECT_URI: &str = "RedirectURI";
+/// `Authority`: the Microsoft identity platform host (national clouds, the emulator).
+pub const AUTHORITY: &str = "Authority";
+/// `GraphEndpoint`: the Microsoft Graph host (national clouds, the emulator).
+pub const GRAPH_ENDPOINT: &str = "GraphEndpoint";
+/// `ClientSecret`: when set, the provider signs in app-only with client credentials.
+pub const CLIENT_SECRET: &str = "ClientSecret";
+/// `AlternateFromMode`: how an alternate From address is sent.
+pub const ALTERNATE_FROM_MODE: &str = "AlternateFromMode";
+/// `ConnectTimeoutSeconds`: TCP + TLS connect timeout.
+pub const CONNECT_TIMEOUT: &str = "ConnectTimeoutSeconds";
+/// `RequestTimeoutSeconds`: timeout of one HTTP request (one upload chunk, one sendMail).
+pub const REQUEST_TIMEOUT: &str = "RequestTimeoutSeconds";
+/// `MaxRetries`: how many times a throttled or temporarily failed request is retried.
+pub const MAX_RETRIES: &str = "MaxRetries";
+/// `MaxRetryWaitSeconds`: the most time one send spends waiting between retries.
+pub const MAX_RETRY_WAIT: &str = "MaxRetryWaitSeconds";
+/// Staff custom field `NonInteractive`: sign in with username and password (ROPC).
+pub const NON_INTERACTIVE: &str = "NonInteractive";
+
+/// The default `Authority`.
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// The default `GraphEndpoint`.
+pub const DEFAULT_GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
+/// The redirect URI used when `RedirectURI` is blank.
+pub const DEFAULT_REDIRECT_URI: &str = "https://login.microsoftonline.com/common/oauth2/nativeclient";
+
+const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+const DEFAULT_REQUEST_TIMEOUT: u64 = 120;
+const DEFAULT_MAX_RETRIES: u64 = 4;
+const DEFAULT_MAX_RETRY_WAIT: u64 = 120;
+
+/// The system settings the provider declares.
+pub fn system_settings() -> Vec<SettingSpec> {
+    vec![
+        SettingSpec::new(
+            CLIENT_ID,
+            SettingKind::STRING,
+            "Application (client) ID of the app registration (Entra admin center > App registrations > your app > Overview)",
+        )
+        .required(),
+        SettingSpec::new(
+            TENANT_ID,
+            SettingKind::STRING,
+            "Directory (tenant) ID GUID or verified domain such as contoso.onmicrosoft.com (App registration > Overview); 'organizations' also works for delegated sign-in",
+        )
+        .required(),
+        SettingSpec::new(
+            REDIRECT_URI,
+            SettingKind::STRING,
+            "Public-client redirect URI registered under Authentication (blank: https://login.microsoftonline.com/common/oauth2/nativeclient)",
+        ),
+        SettingSpec::new(
+            AUTHORITY,
+            SettingKind::URL,
+            "Microsoft identity platform host; change only for national clouds (https://login.microsoftonline.us) or the local emulator",
+        )
+        .default_value(DEFAULT_AUTHORITY),
+        SettingSpec::new(
+            GRAPH_ENDPOINT,
+            SettingKind::URL,
+            "Microsoft Graph host; change only for national clouds (https://graph.microsoft.us) or the local emulator",
+        )
+        .default_value(DEFAULT_GRAPH_ENDPOINT),
+        SettingSpec::new(
+            CLIENT_SECRET,
+            SettingKind::STRING,
+            "Client secret (App registration > Certificates & secrets); when set, mail is sent app-only with the Mail.Send application permission",
+        )
+        .secret(),
+        SettingSpec::new(
+            ALTERNATE_FROM_MODE,
+            SettingKind::STRING,
+            "How an alternate From address is sent: 'users-endpoint' (POST /users/{from}/sendMail; copy saved in that mailbox's Sent Items; needs Full Access + Send As) or 'from-property' (POST /me/sendMail with 'from'; needs Send As or Send on behalf)",
+        )
+        .default_value(AlternateFromMode::UsersEndpoint.as_str()),
+        SettingSpec::new(
+            CONNECT_TIMEOUT,
+            SettingKind::INTEGER,
+            "Seconds to wait for a connection to Microsoft (including TLS)",
+        )
+        .default_value(&DEFAULT_CONNECT_TIMEOUT.to_string()),
+        SettingSpec::new(
+            REQUEST_TIMEOUT,
+            SettingKind::INTEGER,
+            "Seconds to wait for one HTTP request (one sendMail, one 3.75 MiB upload chunk)",
+        )
+        .default_value(&DEFAULT_REQUEST_TIMEOUT.to_string()),
+        SettingSpec::new(
+            MAX_RETRIES,
+            SettingKind::INTEGER,
+            "How many times a throttled (429) or temporarily failed (503, 504) request is retried before the email is left for a later retry",
+        )
+        .default_value(&DEFAULT_MAX_RETRIES.to_string()),
+        SettingSpec::new(
+            MAX_RETRY_WAIT,
+            SettingKind::INTEGER,
+            "The most seconds one send waits in total between retries (Retry-After included)",
+        )
+        .default_value(&DEFAULT_MAX_RETRY_WAIT.to_string()),
+    ]
+}
+
+/// The staff custom fields the provider declares.
+pub fn staff_fields() -> Vec<SettingSpec> {
+    vec![
+        SettingSpec::new(
+            NON_INTERACTIVE,
+            SettingKind::BOOL,
+            "true: sign in silently with the staff member's username and password (ROPC; no MFA); false: sign in once with 'mailhost login <staff id>' (device code, MFA-capable)",
+        )
+        .default_value("false"),
+    ]
+}
+
+/// How a message whose From differs from the staff member's own address is sent.
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
+pub enum AlternateFromMode {
+    /// `POST /users/{from}/sendMail` (saves to that mailbox's Sent Items; Full Access + Send As).
+    UsersEndpoint,
+    /// `POST /me/sendMail` with the `from` property (Send As or Send on behalf).
+    FromProperty,
+}
+
+impl AlternateFromMode {
+    /// The setting value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UsersEndpoint => "users-endpoint",
+            Self::FromProperty => "from-property",
+        }
+    }
+}
+
+/// The system settings of one call, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `ClientID`.
+    pub client_id: String,
+    /// `TenantID`.
+    pub tenant: String,
+    /// `RedirectURI` (default applied).
+    pub redirect_uri: String,
+    /// `Authority`, without a trailing slash.
+    pub authority: Url,
+    /// `GraphEndpoint`, without a trailing slash.
+    pub graph: Url,
+    /// `ClientSecret`, if set.
+    pub client_secret: Option<Secret>,
+    /// `AlternateFromMode`.
+    pub alternate_from: AlternateFromMode,
+    /// `ConnectTimeoutSeconds`.
+    pub connect_timeout: Duration,
+    /// `RequestTimeoutSeconds`.
+    pub request_timeout: Duration,
+    /// `MaxRetries`.
+    pub max_retries: u32,
+    /// `MaxRetryWaitSeconds`.
+    pub max_retry_wait: Duration,
+}
+
+impl Settings {
+    /// Parses and checks the settings the host handed over.
+    ///
+    /// # Errors
+    /// A configuration error naming the setting and how to fix it.
+    pub fn parse(settings: &[Setting]) -> Result<Self, ProviderError> {
+        let client_id = required(settings, CLIENT_ID)?;
+        let tenant = required(settings, TENANT_ID)?;
+        if tenant.contains(['/', '?', '#', ' ']) {
+            return Err(config(
+                TENANT_ID,
+                format!("'{tenant}' is not a tenant ID: use the directory (tenant) ID GUID or a verified domain such as contoso.onmicrosoft.com"),
+            ));
+        }
+        let authority = base_url(settings, AUTHORITY, DEFAULT_AUTHORITY)?;
+        let graph = base_url(settings, GRAPH_ENDPOINT, DEFAULT_GRAPH_ENDPOINT)?;
+        let alternate_from = match find_setting(settings, ALTERNATE_FROM_MODE)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("users-endpoint") => AlternateFromMode::UsersEndpoint,
+            Some("from-property") => AlternateFromMode::FromProperty,
+            Some(other) => {
+                return Err(config(
+                    ALTERNATE_FROM_MODE,
+                    format!("'{other}' is not a mode: use users-endpoint or from-property"),
+                ));
+            }
+        };
+        Ok(Self {
+            client_id,
+            tenant,
+            redirect_uri: find_setting(settings, REDIRECT_URI)
+                .unwrap_or(DEFAULT_REDIRECT_URI)
+                .trim()
+                .to_string(),
+            authority,
+            graph,
+            client_secret: find_setting(settings, CLIENT_SECRET).map(|s| Secret::new(s.trim())),
+            alternate_from,
+            connect_timeout: Duration::from_secs(number(settings, CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, 1, 600)?),
+            request_timeout: Duration::from_secs(number(settings, REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, 1, 3600)?),
+            max_retries: u32::try_from(number(settings, MAX_RETRIES, DEFAULT_MAX_RETRIES, 0, 20)?)
+                .unwrap_or(u32::MAX),
+            max_retry_wait: Duration::from_secs(number(settings, MAX_RETRY_WAIT, DEFAULT_MAX_RETRY_WAIT, 0, 3600)?),
+        })
+    }
+
+    /// Whether the provider signs in app-only (client credentials).
+    pub fn app_only(&self) -> bool {
+        self.client_secret.is_some()
+    }
+
+    /// `{Authority}/{tenant}/oauth2/v2.0/{endpoint}`.
+    pub fn authority_endpoint(&self, endpoint: &str) -> Url {
+        join(&self.authority, &format!("{}/oauth2/v2.0/{endpoint}", self.tenant))
+    }
+
+    /// `{GraphEndpoint}/v1.0/{path}`.
+    pub fn graph_url(&self, path: &str) -> Url {
+        join(&self.graph, &format!("v1.0/{}", path.trim_start_matches('/')))
+    }
+
+    /// The Graph resource as scopes name it: scheme, host and port, no trailing slash.
+    pub fn graph_resource(&self) -> String {
+        self.graph.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// The authority as cache keys and messages name it.
+    pub fn authority_name(&self) -> String {
+        self.authority.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// Whether `TenantID` is a multi-tenant alias on which ROPC and client credentials fail.
+    pub fn tenant_is_multi_tenant_alias(&self) -> bool {
+        matches!(self.tenant.to_ascii_lowercase().as_str(), "common" | "consumers")
+    }
+
+    /// Checks that credentials may be sent to the authority and bearer tokens to Graph.
+    ///
+    /// # Errors
+    /// A configuration error for plain `http://` to a host that is not loopback.
+    pub fn check_transport(&self) -> Result<(), ProviderError> {
+        security::check_transport(&self.authority, AUTHORITY)?;
+        security::check_transport(&self.graph, GRAPH_ENDPOINT)
+    }
+}
+
+/// What the provider reads from a staff member.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    /// The staff ID in the host.
+    pub id: String,
+    /// The staff member's own address.
+    pub email: String,
+    /// The display name (may be empty).
+    pub display_name: String,
+    /// The sign-in name (may be empty).
+    pub username: String,
+    /// The password, if stored.
+    pub password: Option<Secret>,
+    /// `NonInteractive`.
+    pub non_interactive: bool,
+}
+
+impl Staff {
+    /// Reads the staff member the host handed over.
+    pub fn from_api(staff: &StaffMember) -> Self {
+        Self {
+            id: staff.id.to_string(),
+            email: staff.email.trim().to_string(),
+            display_name: staff.display_name.trim().to_string(),
+            username: staff.username.trim().to_string(),
+            password: staff
+                .password
+                .as_ref()
+                .map(|p| p.as_str())
+                .into_option()
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            non_interactive: staff.flag(NON_INTERACTIVE),
+        }
+    }
+
+    /// The name the user signs in with: the username, else the address.
+    pub fn sign_in_name(&self) -> &str {
+        if self.username.is_empty() { &self.email } else { &self.username }
+    }
+
+    /// Whether `address` is the staff member's own (address or username).
+    pub fn owns(&self, address: &str) -> bool {
+        address.eq_ignore_ascii_case(&self.email)
+            || (!self.username.is_empty() && address.eq_ignore_ascii_case(&self.username))
+    }
+}
+
+fn config(key: &str, message: String) -> ProviderError {
+    ProviderError::configuration(format!(
+        "graph-email setting {key}: {message} (mailhost config set graph-email {key} VALUE)"
+    ))
+    .with_code(format!("setting:{key}"))
+}
+
+fn required(settings: &[Setting], key: &str) -> Result<String, ProviderError> {
+    find_setting(settings, key)
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| {
+            config(
+                key,
+                "is required and not set; copy it from the app registration's Overview page in the Microsoft Entra admin center".into(),
+            )
+        })
+}
+
+fn base_url(settings: &[Setting], key: &str, default: &str) -> Result<Url, ProviderError> {
+    let text = find_setting(settings, key).unwrap_or(default).trim();
+    let url = Url::parse(text).map_err(|e| config(key, format!("'{text}' is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(config(key, format!("'{text}' is not an absolute https:// URL")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(config(key, format!("'{text}' must not carry a query or fragment")));
+    }
+    Ok(url)
+}
+
+fn number(settings: &[Setting], key: &str, default: u64, min: u64, max: u64) -> Result<u64, ProviderError> {
+    let Some(text) = find_setting(settings, key) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(config(key, format!("'{text}' is not a whole number from {min} to {max}"))),
+    }
+}
+
+/// Appends `path` to `base`'s path (keeping any path prefix `base` has).
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{}", path.trim_start_matches('/')));
+    url
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Vec<Setting> {
+        pairs.iter().map(|(k, v)| Setting::new(k, v)).collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let parsed = Settings::parse(&settings(&[(CLIENT_ID, "app"), (TENANT_ID, "contoso.com")]))
+            .expect("valid settings");
+        assert_eq!(
+            parsed.authority_endpoint("token").as_str(),
+            "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            parsed.graph_url("/me/sendMail").as_str(),
+            "https://graph.microsoft.com/v1.0/me/sendMail"
+        );
+        assert_eq!(parsed.graph_resource(), "https://graph.microsoft.com");
+        assert_eq!(parsed.redirect_uri, DEFAULT_REDIRECT_URI);
+        assert_eq!(parsed.alternate_from, AlternateFromMode::UsersEndpoint);
+        assert!(!parsed.app_only());
+    }
+
+    #[test]
+    fn missing_required_setting_is_named() {
+        let error = Settings::parse(&settings(&[(CLIENT_ID, "app")])).unwrap_err();
+        assert_eq!(error.kind, mailhost_plugin_api::ErrorKind::CONFIGURATION);
+        assert!(error.message.contains("TenantID"), "{error}");
+        assert!(error.message.contains("mailhost config set graph-email TenantID"), "{error}");
+    }
+
+    #[test]
+    fn emulator_base_keeps_port() {
+        let parsed = Settings::parse(&settings(&[
+            (CLIENT_ID, "app"),
+            (TENANT_ID, "t"),
+            (GRAPH_ENDPOINT, "http://127.0.0.1:8080/"),
+        ]))
+        .expect("valid settings");
+        assert_eq!(parsed.graph_resource(), "http://127.0.0.1:8080");
+        assert_eq!(parsed.graph_url("me/sendMail").as_str(), "http://127.0.0.1:8080/v1.0/me/sendMail");
+    }
+
+    #[test]
+    fn bad_mode_is_refused() {
+        let error = Settings::parse(&settings(&[
+            (CLIENT_ID, "app"),
+            (TENANT_ID, "t"),
+            (ALTERNATE_FROM_MODE, "sideways"),
+        ]))
+        .unwrap_err();
+        assert!(error.message.contains("AlternateFromMode"), "{error}");
+    }
+}
