@@ -40,9 +40,12 @@ pub enum Command {
         /// The staff ID.
         staff_id: String,
     },
-    /// Email Maintenance: send email.
+    /// Email Maintenance: send email, list, show and retry stored emails, send a batch.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
+    /// a temporary home, send an email with an attachment and show what arrived.
+    Demo(DemoArgs),
 }
 
 /// `mailhost plugin ...`
@@ -200,8 +203,72 @@ pub enum StaffCommand {
 /// `mailhost email ...`
 #[derive(Debug, Subcommand)]
 pub enum EmailCommand {
-    /// Send one email.
+    /// Send one email (it is recorded in mail.db first, so it is never lost).
     Send(SendArgs),
+    /// List stored emails, newest first.
+    List {
+        /// Only emails with this status: queued, sending, sent, failed, unknown.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print JSON (every field).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one stored email, including its error and receipt.
+    Show {
+        /// The email's id, or a unique start of it (at least 4 characters).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a stored email again: one by id, or every failed one with --failed.
+    Retry {
+        /// The email's id, or a unique start of it.
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<String>,
+        /// Retry every failed email.
+        #[arg(long)]
+        failed: bool,
+        /// Also send an email that was already sent or whose outcome is unknown.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one email per line of a JSON-lines file; rerunning the file resumes it.
+    SendBatch(BatchArgs),
+}
+
+/// `mailhost email send-batch` options.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The batch file: one JSON object per line (to, cc, bcc, reply_to, from, subject, body,
+    /// html, attach).
+    #[arg(value_name = "FILE.jsonl")]
+    pub file: PathBuf,
+    /// The sending staff member.
+    #[arg(long, value_name = "ID")]
+    pub staff: String,
+    /// Provider calls in flight per From mailbox.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub per_mailbox: u16,
+    /// Print the summary as one JSON object (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mailhost demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's temporary home (its path is printed) instead of deleting it. The demo
+    /// never uses --home or $MAILHOST_HOME: it always starts from a fresh home.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `mailhost email send` options.

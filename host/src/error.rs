@@ -54,6 +54,12 @@ pub enum Error {
     /// An email's input.
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    /// The email store, mail.db (locked: exit 1; unusable file: exit 2).
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxError),
+    /// A send-batch could not run to the end (file unreadable: exit 2; store locked: exit 1).
+    #[error(transparent)]
+    Batch(#[from] crate::batch::BatchError),
     /// Writing to standard output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -70,6 +76,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Failed(_) => EXIT_FAILED,
+            Self::Outbox(e) if store_failed(e) => EXIT_FAILED,
+            Self::Batch(crate::batch::BatchError::Store(e)) if store_failed(e) => EXIT_FAILED,
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
             _ => EXIT_USAGE,
         }
@@ -79,6 +87,15 @@ impl Error {
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
     }
+}
+
+/// Whether a store error is an operation that failed (locked, an SQLite failure such as a full
+/// disk) rather than a file or input that must be fixed.
+fn store_failed(error: &crate::outbox::OutboxError) -> bool {
+    matches!(
+        error,
+        crate::outbox::OutboxError::Locked { .. } | crate::outbox::OutboxError::Sqlite { .. }
+    )
 }
 
 #[cfg(test)]

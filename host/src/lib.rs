@@ -22,6 +22,7 @@ pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod compose;
+pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod files;

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use abi_stable::StableAbi;
 use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{LibHeader, LibraryError, RootModuleError, lib_header_from_path};
-use mailhost_plugin_api::{ApiVersion, Incompatibility, LogLevel, ProviderError, ProviderModule_Ref};
+use mailhost_plugin_api::{ApiVersion, HostServicesBox, Incompatibility, LogLevel, ProviderError, ProviderModule_Ref};
 
 use crate::files::{self, FileError};
 use crate::home::Home;
@@ -500,6 +500,37 @@ pub fn valid_name(name: &str) -> bool {
 /// Opens the library, checks its API version and layout, runs init and describe: all under a
 /// crash marker.
 fn open(home: &Home, who: &Who, path: &Path, sha256: &str, services: PluginServices) -> Result<LoadedPlugin, LoadError> {
+    let level = LogLevel::from_filter(log::max_level());
+    let plugin = open_with(home, who, path, sha256, services.clone().into_box(), level)?;
+    services.set_name(plugin.name());
+    Ok(plugin)
+}
+
+/// Opens a library that is not registered, lending it `services` and logging at up to
+/// `max_level`, with the same checks as a registered load (API version, layout, constructor,
+/// init, describe) under a crash marker in `home`. Nothing is cached or registered. The caller
+/// checks the file first ([`fingerprint`]). Used by `mailhost plugin check`.
+///
+/// # Errors
+/// The first check that fails, as one line.
+pub fn open_unregistered(
+    home: &Home,
+    path: &Path,
+    sha256: &str,
+    services: HostServicesBox,
+    max_level: LogLevel,
+) -> Result<LoadedPlugin, LoadError> {
+    open_with(home, &Who::Library(path.to_path_buf()), path, sha256, services, max_level)
+}
+
+fn open_with(
+    home: &Home,
+    who: &Who,
+    path: &Path,
+    sha256: &str,
+    services: HostServicesBox,
+    level: LogLevel,
+) -> Result<LoadedPlugin, LoadError> {
     let name = match who {
         Who::Plugin(name) => name.as_str(),
         Who::Library(_) => "",
@@ -518,8 +549,7 @@ fn open(home: &Home, who: &Who, path: &Path, sha256: &str, services: PluginServi
         incompatibility,
     })?;
     let module = init_module(who, header)?;
-    let level = LogLevel::from_filter(log::max_level());
-    (module.init())(services.clone().into_box(), level)
+    (module.init())(services, level)
         .into_result()
         .map_err(|error| LoadError::Init {
             who: who.clone(),
@@ -531,7 +561,6 @@ fn open(home: &Home, who: &Who, path: &Path, sha256: &str, services: PluginServi
             who: who.clone(),
             error,
         })?;
-    services.set_name(info.name.as_str());
     log::debug!(
         "loaded {} {} (plugin API {recorded}) from {}",
         info.name,

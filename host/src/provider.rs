@@ -71,6 +71,11 @@ impl LoadedPlugin {
         self.module.sign_in().is_some() || self.info.has_capability(capability::SIGN_IN)
     }
 
+    /// Which optional API 1.1 functions the library has: (`sign_in`, `sign_out`).
+    pub fn sign_in_functions(&self) -> (bool, bool) {
+        (self.module.sign_in().is_some(), self.module.sign_out().is_some())
+    }
+
     /// Interactive sign-in; returns the line to show the user.
     ///
     /// # Errors

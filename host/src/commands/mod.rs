@@ -1,8 +1,9 @@
 //! The handlers behind each command: they read the files, call the library, and print human
 //! lines or JSON on stdout. Errors go back to `main`, which prints them once.
 
+mod batch;
 mod config;
-mod email;
+pub(crate) mod email;
 mod login;
 mod plugin;
 mod staff;
@@ -20,6 +21,10 @@ use crate::quarantine;
 /// # Errors
 /// Whatever the command failed with; [`Error::exit_code`] gives the status.
 pub fn run(cli: Cli) -> Result<u8, Error> {
+    // The demo makes its own temporary home and never touches --home or $MAILHOST_HOME.
+    if let Command::Demo(args) = &cli.command {
+        return crate::demo::run(args);
+    }
     let home = Home::resolve(cli.home.as_deref())?;
     match quarantine::recover(&home) {
         Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
@@ -32,6 +37,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
+        Command::Demo(_) => OK,
     }
 }
 

@@ -58,7 +58,13 @@ impl Shared {
 
     /// Drafts of `address`.
     pub(crate) fn drafts(&self, address: &str) -> Vec<StoredMessage> {
-        self.lock().mail.folders(address).drafts.values().cloned().collect()
+        self.lock()
+            .mail
+            .folders(address)
+            .drafts
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Messages to recipients outside the tenant.
@@ -78,7 +84,12 @@ impl Shared {
         self.lock().faults.clone()
     }
 
-    pub(crate) fn fault_throttle(&self, count: u64, retry_after_secs: u64, path_prefix: Option<String>) {
+    pub(crate) fn fault_throttle(
+        &self,
+        count: u64,
+        retry_after_secs: u64,
+        path_prefix: Option<String>,
+    ) {
         self.lock().faults.throttle = (count > 0).then_some(CountedFault {
             remaining: count,
             status: 429,
@@ -97,8 +108,12 @@ impl Shared {
         if status != 503 && status != 504 {
             return Err(AdminError::BadStatus(status));
         }
-        self.lock().faults.unavailable =
-            (count > 0).then_some(CountedFault { remaining: count, status, retry_after_secs, path_prefix });
+        self.lock().faults.unavailable = (count > 0).then_some(CountedFault {
+            remaining: count,
+            status,
+            retry_after_secs,
+            path_prefix,
+        });
         Ok(())
     }
 
@@ -131,7 +146,12 @@ impl Shared {
     }
 
     pub(crate) fn revoke_refresh_tokens(&self, upn: &str) -> usize {
-        self.mark_refresh_tokens(upn, RefreshState::Revoked { valid_from: now_unix() })
+        self.mark_refresh_tokens(
+            upn,
+            RefreshState::Revoked {
+                valid_from: now_unix(),
+            },
+        )
     }
 
     pub(crate) fn expire_refresh_tokens(&self, upn: &str) -> usize {
@@ -167,7 +187,11 @@ impl Shared {
 
     pub(crate) fn approve_device_code(&self, user_code: &str, upn: &str) -> Result<(), AdminError> {
         let user = self.sign_in_user(upn)?;
-        if self.lock().devices.approve(user_code, &user, Instant::now()) {
+        if self
+            .lock()
+            .devices
+            .approve(user_code, &user, Instant::now())
+        {
             Ok(())
         } else {
             Err(AdminError::NoSuchDeviceCode(user_code.to_string()))
@@ -192,7 +216,10 @@ impl Shared {
 /// The admin routes.
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/_emulator/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/_emulator/health",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
         .route("/_emulator/seed", get(seed))
         .route("/_emulator/mailboxes/{addr}/inbox", get(inbox))
         .route("/_emulator/mailboxes/{addr}/sent", get(sent))
@@ -201,8 +228,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/counters", get(counters))
         .route("/_emulator/counters/reset", post(reset_counters))
         .route("/_emulator/device-codes", get(device_codes))
-        .route("/_emulator/device-codes/{code}/approve", post(approve_device))
-        .route("/_emulator/device-codes/{code}/decline", post(decline_device))
+        .route(
+            "/_emulator/device-codes/{code}/approve",
+            post(approve_device),
+        )
+        .route(
+            "/_emulator/device-codes/{code}/decline",
+            post(decline_device),
+        )
         .route("/_emulator/sign-ins", post(sign_in))
         .route("/_emulator/users/{upn}/revoke-refresh-tokens", post(revoke))
         .route("/_emulator/users/{upn}/expire-refresh-tokens", post(expire))
@@ -219,7 +252,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 type S = State<Arc<Shared>>;
 
 fn bad_request(message: impl std::fmt::Display) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message.to_string()}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.to_string()})),
+    )
+        .into_response()
 }
 
 fn ok() -> Response {
@@ -279,14 +316,18 @@ struct UpnBody {
     upn: String,
 }
 
-fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
-async fn approve_device(State(shared): S, Path(code): Path<String>, body: axum::body::Bytes) -> Response {
+async fn approve_device(
+    State(shared): S,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let body: UpnBody = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     match shared.approve_device_code(&code, &body.upn) {
         Ok(()) => ok(),
@@ -304,7 +345,7 @@ async fn decline_device(State(shared): S, Path(code): Path<String>) -> Response 
 async fn sign_in(State(shared): S, body: axum::body::Bytes) -> Response {
     let body: UpnBody = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     match shared.approve_sign_in(&body.upn) {
         Ok(()) => ok(),
@@ -343,18 +384,27 @@ struct FaultBody {
 async fn throttle(State(shared): S, body: axum::body::Bytes) -> Response {
     let body: FaultBody = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
-    shared.fault_throttle(body.count, body.retry_after_secs.unwrap_or(1), body.path_prefix);
+    shared.fault_throttle(
+        body.count,
+        body.retry_after_secs.unwrap_or(1),
+        body.path_prefix,
+    );
     ok()
 }
 
 async fn unavailable(State(shared): S, body: axum::body::Bytes) -> Response {
     let body: FaultBody = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
-    match shared.fault_unavailable(body.count, body.status.unwrap_or(503), body.retry_after_secs, body.path_prefix) {
+    match shared.fault_unavailable(
+        body.count,
+        body.status.unwrap_or(503),
+        body.retry_after_secs,
+        body.path_prefix,
+    ) {
         Ok(()) => ok(),
         Err(e) => bad_request(e),
     }
@@ -368,7 +418,7 @@ struct LatencyBody {
 async fn latency(State(shared): S, body: axum::body::Bytes) -> Response {
     let body: LatencyBody = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     shared.set_latency(body.ms);
     ok()
@@ -396,7 +446,7 @@ struct ConfigBody {
 async fn set_config(State(shared): S, body: axum::body::Bytes) -> Response {
     let body: ConfigBody = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     if let Some(v) = body.access_token_lifetime_secs {
         shared.set_access_token_lifetime(v);

@@ -74,9 +74,17 @@ pub(crate) struct Directory {
     pub(crate) rights: Vec<(&'static str, &'static str, Right)>,
 }
 
-const PUBLIC_REDIRECTS: &[&str] = &[seed::NATIVE_CLIENT_REDIRECT_URI, seed::LOOPBACK_REDIRECT_URI];
-const MAILHOST_DELEGATED: &[&str] =
-    &["Mail.ReadWrite", "Mail.ReadWrite.Shared", "Mail.Send", "Mail.Send.Shared", "User.Read"];
+const PUBLIC_REDIRECTS: &[&str] = &[
+    seed::NATIVE_CLIENT_REDIRECT_URI,
+    seed::LOOPBACK_REDIRECT_URI,
+];
+const MAILHOST_DELEGATED: &[&str] = &[
+    "Mail.ReadWrite",
+    "Mail.ReadWrite.Shared",
+    "Mail.Send",
+    "Mail.Send.Shared",
+    "User.Read",
+];
 
 impl Directory {
     /// The seed directory documented in `README.md`.
@@ -154,20 +162,54 @@ impl Directory {
             kind: MailboxKind::Shared,
         };
         let mailboxes = vec![
-            user(seed::USER_ID, seed::USER_UPN, seed::USER_NAME, seed::USER_PASSWORD, false),
-            user(seed::MFA_USER_ID, seed::MFA_USER_UPN, seed::MFA_USER_NAME, seed::MFA_USER_PASSWORD, true),
-            user(seed::RECIPIENT_ID, seed::RECIPIENT_UPN, seed::RECIPIENT_NAME, seed::RECIPIENT_PASSWORD, false),
-            shared(seed::SHARED_MAILBOX_ID, seed::SHARED_MAILBOX, seed::SHARED_MAILBOX_NAME),
+            user(
+                seed::USER_ID,
+                seed::USER_UPN,
+                seed::USER_NAME,
+                seed::USER_PASSWORD,
+                false,
+            ),
+            user(
+                seed::MFA_USER_ID,
+                seed::MFA_USER_UPN,
+                seed::MFA_USER_NAME,
+                seed::MFA_USER_PASSWORD,
+                true,
+            ),
+            user(
+                seed::RECIPIENT_ID,
+                seed::RECIPIENT_UPN,
+                seed::RECIPIENT_NAME,
+                seed::RECIPIENT_PASSWORD,
+                false,
+            ),
+            shared(
+                seed::SHARED_MAILBOX_ID,
+                seed::SHARED_MAILBOX,
+                seed::SHARED_MAILBOX_NAME,
+            ),
             // Diego is a person, but nobody signs in as him in the seed.
-            shared(seed::ON_BEHALF_MAILBOX_ID, seed::ON_BEHALF_MAILBOX, seed::ON_BEHALF_MAILBOX_NAME),
-            shared(seed::NO_RIGHTS_MAILBOX_ID, seed::NO_RIGHTS_MAILBOX, seed::NO_RIGHTS_MAILBOX_NAME),
+            shared(
+                seed::ON_BEHALF_MAILBOX_ID,
+                seed::ON_BEHALF_MAILBOX,
+                seed::ON_BEHALF_MAILBOX_NAME,
+            ),
+            shared(
+                seed::NO_RIGHTS_MAILBOX_ID,
+                seed::NO_RIGHTS_MAILBOX,
+                seed::NO_RIGHTS_MAILBOX_NAME,
+            ),
         ];
         let rights = vec![
             (seed::USER_UPN, seed::SHARED_MAILBOX, Right::SendAs),
             (seed::USER_UPN, seed::SHARED_MAILBOX, Right::FullAccess),
             (seed::USER_UPN, seed::ON_BEHALF_MAILBOX, Right::SendOnBehalf),
         ];
-        Self { apps, mailboxes, rights }
+        Self {
+            apps,
+            mailboxes,
+            rights,
+        }
     }
 
     /// Resolves a tenant path segment.
@@ -185,7 +227,9 @@ impl Directory {
 
     /// The app with this client id.
     pub(crate) fn app(&self, client_id: &str) -> Option<&App> {
-        self.apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(client_id.trim()))
+        self.apps
+            .iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id.trim()))
     }
 
     /// A user or mailbox by UPN / primary address (case-insensitive) or object id.
@@ -232,9 +276,18 @@ mod tests {
         assert_eq!(dir.tenant(seed::TENANT_ID), TenantSegment::Tenant);
         assert_eq!(dir.tenant("CONTOSO.onmicrosoft.com"), TenantSegment::Tenant);
         assert_eq!(dir.tenant("common"), TenantSegment::Common);
-        assert_eq!(dir.tenant("fabrikam.onmicrosoft.com"), TenantSegment::Unknown);
-        assert_eq!(dir.mailbox("ALEX@contoso.onmicrosoft.com").map(|m| m.id), Some(seed::USER_ID));
-        assert_eq!(dir.mailbox(seed::SHARED_MAILBOX_ID).map(|m| m.upn), Some(seed::SHARED_MAILBOX));
+        assert_eq!(
+            dir.tenant("fabrikam.onmicrosoft.com"),
+            TenantSegment::Unknown
+        );
+        assert_eq!(
+            dir.mailbox("ALEX@contoso.onmicrosoft.com").map(|m| m.id),
+            Some(seed::USER_ID)
+        );
+        assert_eq!(
+            dir.mailbox(seed::SHARED_MAILBOX_ID).map(|m| m.upn),
+            Some(seed::SHARED_MAILBOX)
+        );
         assert!(dir.has_right(seed::USER_UPN, seed::SHARED_MAILBOX, Right::SendAs));
         assert!(!dir.has_right(seed::USER_UPN, seed::ON_BEHALF_MAILBOX, Right::FullAccess));
         assert!(Directory::is_internal_domain("x@Contoso.onmicrosoft.com"));

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The emulator only ever listens on loopback.
-    #[error("refusing to listen on {0}: mailhost-emulator binds loopback addresses only (127.0.0.1)")]
+    #[error(
+        "refusing to listen on {0}: mailhost-emulator binds loopback addresses only (127.0.0.1)"
+    )]
     NotLoopback(IpAddr),
     /// The port could not be bound.
     #[error("cannot listen on {addr}: {source}")]

@@ -20,7 +20,11 @@ pub struct CountedFault {
 
 impl CountedFault {
     fn matches(&self, path: &str) -> bool {
-        self.remaining > 0 && self.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+        self.remaining > 0
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
     }
 }
 
@@ -122,7 +126,10 @@ impl Concurrency {
             .filter(|((_, m), _)| m.eq_ignore_ascii_case(mailbox))
             .map(|(_, n)| *n)
             .sum();
-        let max = counters.max_concurrent_per_mailbox.entry(mailbox.to_ascii_lowercase()).or_default();
+        let max = counters
+            .max_concurrent_per_mailbox
+            .entry(mailbox.to_ascii_lowercase())
+            .or_default();
         *max = (*max).max(total_for_mailbox);
         Ok(())
     }
@@ -155,7 +162,10 @@ mod tests {
             ..Faults::default()
         };
         assert!(faults.take("/common/oauth2/v2.0/token").is_none());
-        assert_eq!(faults.take("/v1.0/me/sendMail").map(|f| f.status), Some(429));
+        assert_eq!(
+            faults.take("/v1.0/me/sendMail").map(|f| f.status),
+            Some(429)
+        );
         assert!(faults.take("/v1.0/me/sendMail").is_some());
         assert!(faults.take("/v1.0/me/sendMail").is_none());
         assert!(faults.throttle.is_none());
@@ -168,12 +178,25 @@ mod tests {
         for _ in 0..4 {
             assert!(c.enter("app", "Alex@x", Some(4), &mut counters).is_ok());
         }
-        assert!(c.enter("app", "alex@x", Some(4), &mut counters).is_err(), "the 5th is refused");
-        assert!(c.enter("other-app", "alex@x", Some(4), &mut counters).is_ok(), "another app has its own budget");
-        assert!(c.enter("app", "lynne@x", Some(4), &mut counters).is_ok(), "another mailbox too");
+        assert!(
+            c.enter("app", "alex@x", Some(4), &mut counters).is_err(),
+            "the 5th is refused"
+        );
+        assert!(
+            c.enter("other-app", "alex@x", Some(4), &mut counters)
+                .is_ok(),
+            "another app has its own budget"
+        );
+        assert!(
+            c.enter("app", "lynne@x", Some(4), &mut counters).is_ok(),
+            "another mailbox too"
+        );
         c.leave("app", "alex@x");
         assert!(c.enter("app", "alex@x", Some(4), &mut counters).is_ok());
-        assert!(c.enter("app", "alex@x", None, &mut counters).is_ok(), "limit off");
+        assert!(
+            c.enter("app", "alex@x", None, &mut counters).is_ok(),
+            "limit off"
+        );
         assert_eq!(counters.max_concurrent_per_mailbox["alex@x"], 6);
     }
 }

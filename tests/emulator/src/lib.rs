@@ -12,6 +12,8 @@
 //! # Ok::<(), mailhost_emulator::Error>(())
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod admin;
 mod config;
 mod directory;
@@ -31,6 +33,8 @@ pub use admin::{AdminError, PendingDeviceCode};
 pub use config::Config;
 pub use error::Error;
 pub use faults::{CountedFault, Counters, Faults, TokenRequestCounters};
-pub use mailbox::{AttachmentInfo, EmailAddress, ItemBody, MessageHeader, Recipient, StoredMessage};
+pub use mailbox::{
+    AttachmentInfo, EmailAddress, ItemBody, MessageHeader, Recipient, StoredMessage,
+};
 pub use server::Emulator;
 pub use tls::CA_FILE;

@@ -29,7 +29,12 @@ pub struct Recipient {
 impl Recipient {
     /// A recipient with an address and optional name.
     pub fn new(address: impl Into<String>, name: Option<String>) -> Self {
-        Self { email_address: EmailAddress { address: address.into(), name } }
+        Self {
+            email_address: EmailAddress {
+                address: address.into(),
+                name,
+            },
+        }
     }
 
     /// The address, as given.
@@ -50,7 +55,10 @@ pub struct ItemBody {
 
 impl Default for ItemBody {
     fn default() -> Self {
-        Self { content_type: "text".into(), content: String::new() }
+        Self {
+            content_type: "text".into(),
+            content: String::new(),
+        }
     }
 }
 
@@ -138,7 +146,9 @@ impl StoredMessage {
 
     /// The `sender` address (lower-cased), if any.
     pub fn sender_address(&self) -> Option<String> {
-        self.sender.as_ref().map(|r| r.address().to_ascii_lowercase())
+        self.sender
+            .as_ref()
+            .map(|r| r.address().to_ascii_lowercase())
     }
 
     /// Whether recipients see "sender on behalf of from".
@@ -148,7 +158,10 @@ impl StoredMessage {
 
     /// The To addresses, lower-cased.
     pub fn to_addresses(&self) -> Vec<String> {
-        self.to_recipients.iter().map(|r| r.address().to_ascii_lowercase()).collect()
+        self.to_recipients
+            .iter()
+            .map(|r| r.address().to_ascii_lowercase())
+            .collect()
     }
 
     /// The value of a custom header, by case-insensitive name.
@@ -162,8 +175,16 @@ impl StoredMessage {
     /// Estimated size as Exchange counts it: text plus base64-inflated attachments.
     pub(crate) fn exchange_size(&self) -> u64 {
         let text = (self.subject.len() + self.body.content.len() + 2048) as u64
-            + self.internet_message_headers.iter().map(|h| (h.name.len() + h.value.len() + 4) as u64).sum::<u64>();
-        text + self.attachments.iter().map(|a| a.size.div_ceil(3) * 4).sum::<u64>()
+            + self
+                .internet_message_headers
+                .iter()
+                .map(|h| (h.name.len() + h.value.len() + 4) as u64)
+                .sum::<u64>();
+        text + self
+            .attachments
+            .iter()
+            .map(|a| a.size.div_ceil(3) * 4)
+            .sum::<u64>()
     }
 }
 
@@ -208,7 +229,11 @@ impl MailStore {
         let received = crate::time::iso8601(now);
         let mut seen: Vec<String> = Vec::new();
         let mut delivered = 0;
-        let all = message.to_recipients.iter().chain(&message.cc_recipients).chain(&message.bcc_recipients);
+        let all = message
+            .to_recipients
+            .iter()
+            .chain(&message.cc_recipients)
+            .chain(&message.bcc_recipients);
         for recipient in all {
             let address = recipient.address().to_ascii_lowercase();
             if seen.contains(&address) {
@@ -240,7 +265,12 @@ impl MailStore {
     }
 }
 
-fn non_delivery_report(message: &StoredMessage, address: &str, owner: &str, received: &str) -> StoredMessage {
+fn non_delivery_report(
+    message: &StoredMessage,
+    address: &str,
+    owner: &str,
+    received: &str,
+) -> StoredMessage {
     let postmaster = format!("postmaster@{}", crate::seed::TENANT_DOMAIN);
     StoredMessage {
         id: new_item_id(),
@@ -255,7 +285,10 @@ fn non_delivery_report(message: &StoredMessage, address: &str, owner: &str, rece
                 crate::seed::TENANT_DOMAIN
             ),
         },
-        from: Some(Recipient::new(postmaster.clone(), Some("Microsoft Outlook".into()))),
+        from: Some(Recipient::new(
+            postmaster.clone(),
+            Some("Microsoft Outlook".into()),
+        )),
         sender: Some(Recipient::new(postmaster, Some("Microsoft Outlook".into()))),
         to_recipients: vec![Recipient::new(owner, None)],
         cc_recipients: Vec::new(),
@@ -317,7 +350,10 @@ mod tests {
         assert!(lynne[0].bcc_recipients.is_empty());
         assert_eq!(store.folders(seed::SHARED_MAILBOX).inbox.len(), 1);
         assert_eq!(store.external.len(), 1);
-        assert_eq!(store.external[0].delivered_to.as_deref(), Some(seed::EXTERNAL_RECIPIENT));
+        assert_eq!(
+            store.external[0].delivered_to.as_deref(),
+            Some(seed::EXTERNAL_RECIPIENT)
+        );
         let alex = store.folders(seed::USER_UPN);
         assert_eq!(alex.sent.len(), 1);
         assert_eq!(alex.sent[0].bcc_recipients.len(), 2);

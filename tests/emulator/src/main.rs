@@ -41,7 +41,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut config = Config { port: args.port, tls_dir: args.tls_dir, latency_ms: args.latency_ms, ..Config::default() };
+    let mut config = Config {
+        port: args.port,
+        tls_dir: args.tls_dir,
+        latency_ms: args.latency_ms,
+        ..Config::default()
+    };
     if let Some(secs) = args.access_token_lifetime_secs {
         config.access_token_lifetime_secs = secs;
     }
@@ -57,7 +62,11 @@ fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "mailhost-emulator listening on {}", emulator.base_url());
+    let _ = writeln!(
+        stdout,
+        "mailhost-emulator listening on {}",
+        emulator.base_url()
+    );
     let _ = stdout.flush();
     if args.exit_on_stdin_eof {
         let mut sink = [0u8; 1024];

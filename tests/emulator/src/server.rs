@@ -45,9 +45,11 @@ fn concurrency_key(shared: &Shared, request: &Request) -> Option<(String, String
     let (target, _) = crate::graph::split_target(path)?;
     let mailbox = match target {
         Target::Me => stored.user.clone()?,
-        Target::User(id) => {
-            inner.directory.mailbox(&id).map(|m| m.upn.to_ascii_lowercase()).unwrap_or_else(|| id.to_ascii_lowercase())
-        }
+        Target::User(id) => inner
+            .directory
+            .mailbox(&id)
+            .map(|m| m.upn.to_ascii_lowercase())
+            .unwrap_or_else(|| id.to_ascii_lowercase()),
     };
     Some((stored.client_id.clone(), mailbox))
 }
@@ -60,7 +62,10 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.shared.lock().concurrency.leave(&self.key.0, &self.key.1);
+        self.shared
+            .lock()
+            .concurrency
+            .leave(&self.key.0, &self.key.1);
     }
 }
 
@@ -68,9 +73,18 @@ fn fault_response(path: &str, fault: &CountedFault, ids: &RequestIds) -> Respons
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let mut response = if is_graph_path(path) {
         let (code, message) = match fault.status {
-            429 => ("TooManyRequests", "Too many requests. Please try again later."),
-            504 => ("gatewayTimeout", "The gateway did not receive a timely response. Please try again later."),
-            _ => ("serviceNotAvailable", "The service is temporarily unavailable. Please try again later."),
+            429 => (
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            ),
+            504 => (
+                "gatewayTimeout",
+                "The gateway did not receive a timely response. Please try again later.",
+            ),
+            _ => (
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Please try again later.",
+            ),
         };
         GraphError::new(status, code, message).into_response_with(ids)
     } else if fault.status == 429 {
@@ -79,7 +93,9 @@ fn fault_response(path: &str, fault: &CountedFault, ids: &RequestIds) -> Respons
         AadError::unavailable(status).into_response_with(&ids.client_request_id)
     };
     if let Some(secs) = fault.retry_after_secs {
-        response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
@@ -94,7 +110,10 @@ async fn common(State(shared): State<Arc<Shared>>, mut request: Request, next: N
         .filter(|v| !v.is_empty())
         .map(str::to_string)
         .unwrap_or_else(|| request_id.clone());
-    let ids = RequestIds { request_id, client_request_id };
+    let ids = RequestIds {
+        request_id,
+        client_request_id,
+    };
     request.extensions_mut().insert(ids.clone());
     let mut response = if path.starts_with("/_emulator") {
         next.run(request).await
@@ -115,13 +134,28 @@ async fn common(State(shared): State<Arc<Shared>>, mut request: Request, next: N
         } else {
             let mut slot = None;
             let mut refused = false;
-            if is_graph_path(&path) {
-                if let Some(key) = concurrency_key(&shared, &request) {
+            let key = if is_graph_path(&path) {
+                concurrency_key(&shared, &request)
+            } else {
+                None
+            };
+            {
+                if let Some(key) = key {
                     let mut inner = shared.lock();
-                    let limit = inner.config.concurrency_limit.then_some(crate::seed::MAILBOX_CONCURRENCY_LIMIT);
+                    let limit = inner
+                        .config
+                        .concurrency_limit
+                        .then_some(crate::seed::MAILBOX_CONCURRENCY_LIMIT);
                     let inner = &mut *inner;
-                    if inner.concurrency.enter(&key.0, &key.1, limit, &mut inner.counters).is_ok() {
-                        slot = Some(Slot { shared: shared.clone(), key });
+                    if inner
+                        .concurrency
+                        .enter(&key.0, &key.1, limit, &mut inner.counters)
+                        .is_ok()
+                    {
+                        slot = Some(Slot {
+                            shared: shared.clone(),
+                            key,
+                        });
                     } else {
                         inner.counters.throttled += 1;
                         refused = true;
@@ -167,9 +201,16 @@ async fn common(State(shared): State<Arc<Shared>>, mut request: Request, next: N
     response
 }
 
-async fn not_found(axum::extract::Extension(ids): axum::extract::Extension<RequestIds>, uri: axum::http::Uri) -> Response {
-    GraphError::new(StatusCode::NOT_FOUND, "UnknownPath", format!("The emulator does not serve '{}'.", uri.path()))
-        .into_response_with(&ids)
+async fn not_found(
+    axum::extract::Extension(ids): axum::extract::Extension<RequestIds>,
+    uri: axum::http::Uri,
+) -> Response {
+    GraphError::new(
+        StatusCode::NOT_FOUND,
+        "UnknownPath",
+        format!("The emulator does not serve '{}'.", uri.path()),
+    )
+    .into_response_with(&ids)
 }
 
 /// The whole application.
@@ -185,7 +226,12 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
 }
 
 /// Serves `app` on `listener` until `shutdown` fires.
-async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, mut shutdown: oneshot::Receiver<()>) {
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
@@ -203,11 +249,15 @@ async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, mut
             match tls {
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 }
             }
         });
@@ -241,10 +291,20 @@ impl Emulator {
             return Err(Error::NotLoopback(host));
         }
         let addr = SocketAddr::new(host, config.port);
-        let std_listener =
-            std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr: addr.to_string(), source })?;
-        std_listener.set_nonblocking(true).map_err(|source| Error::Bind { addr: addr.to_string(), source })?;
-        let local = std_listener.local_addr().map_err(|source| Error::Bind { addr: addr.to_string(), source })?;
+        let std_listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| Error::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let local = std_listener.local_addr().map_err(|source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         let (tls, ca_pem) = match &config.tls_dir {
             Some(dir) => {
                 let (acceptor, ca) = crate::tls::acceptor(dir)?;
@@ -258,7 +318,11 @@ impl Emulator {
             IpAddr::V4(ip) => ip.to_string(),
         };
         let base_url = format!("{scheme}://{host_text}:{}", local.port());
-        let shared = Arc::new(Shared::new(base_url, RuntimeConfig::from(&config), config.latency_ms));
+        let shared = Arc::new(Shared::new(
+            base_url,
+            RuntimeConfig::from(&config),
+            config.latency_ms,
+        ));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mailhost-emulator")
@@ -267,7 +331,10 @@ impl Emulator {
             .map_err(Error::Runtime)?;
         let listener = {
             let _guard = runtime.enter();
-            TcpListener::from_std(std_listener).map_err(|source| Error::Bind { addr: addr.to_string(), source })?
+            TcpListener::from_std(std_listener).map_err(|source| Error::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
         };
         let app = app(shared.clone());
         let (tx, rx) = oneshot::channel();
@@ -278,7 +345,12 @@ impl Emulator {
                 runtime.shutdown_timeout(Duration::from_millis(500));
             })
             .map_err(Error::Runtime)?;
-        Ok(Self { shared, ca_pem, shutdown: Some(tx), thread: Some(thread) })
+        Ok(Self {
+            shared,
+            ca_pem,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Blocks until the server stops (it stops only when the handle is dropped elsewhere or the
@@ -306,7 +378,11 @@ impl Emulator {
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.base_url().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+        self.base_url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// With TLS: the test CA certificate (`DIR/ca.pem`) clients must trust.
@@ -352,7 +428,8 @@ impl Emulator {
     /// The next `count` non-admin requests (only those under `path_prefix`, if given) get
     /// `429` with `Retry-After: retry_after_secs`.
     pub fn fault_throttle(&self, count: u64, retry_after_secs: u64, path_prefix: Option<&str>) {
-        self.shared.fault_throttle(count, retry_after_secs, path_prefix.map(str::to_string));
+        self.shared
+            .fault_throttle(count, retry_after_secs, path_prefix.map(str::to_string));
     }
 
     /// The next `count` non-admin requests get `status` (503 or 504), with `Retry-After` if given.
@@ -363,7 +440,12 @@ impl Emulator {
         retry_after_secs: Option<u64>,
         path_prefix: Option<&str>,
     ) -> Result<(), AdminError> {
-        self.shared.fault_unavailable(count, status, retry_after_secs, path_prefix.map(str::to_string))
+        self.shared.fault_unavailable(
+            count,
+            status,
+            retry_after_secs,
+            path_prefix.map(str::to_string),
+        )
     }
 
     /// Added latency on every non-admin request.

@@ -44,17 +44,25 @@ impl Shared {
             sign_in_approvals: Vec::new(),
             mail: MailStore::default(),
             uploads: UploadSessions::default(),
-            faults: Faults { latency_ms, ..Faults::default() },
+            faults: Faults {
+                latency_ms,
+                ..Faults::default()
+            },
             counters: Counters::default(),
             concurrency: Concurrency::default(),
             config,
         };
-        Self { inner: Mutex::new(inner), base_url }
+        Self {
+            inner: Mutex::new(inner),
+            base_url,
+        }
     }
 
     /// Locks the state (a panicked handler does not poison it for the others).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Empties mailboxes, tokens, sessions, counters and faults (keeps the seed and config).

@@ -4,14 +4,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Broken-down UTC time: (year, month, day, hour, minute, second, weekday 0 = Sunday).
 fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32, u32) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
-    let (hour, minute, second) = ((rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32);
+    let (hour, minute, second) = (
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    );
     let weekday = ((days + 4).rem_euclid(7)) as u32;
     // Howard Hinnant's days-to-civil algorithm.
     let z = days + 719_468;
@@ -48,8 +55,9 @@ pub(crate) fn graph_inner_date(secs: u64) -> String {
 /// `Sun, 06 Nov 1994 08:49:37 GMT` (the HTTP `Date` header).
 pub(crate) fn http_date(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let (y, mo, d, h, mi, s, wd) = civil(secs);
     let day = DAYS[wd as usize % 7];
     let month = MONTHS[(mo as usize + 11) % 12];

@@ -33,7 +33,9 @@ pub(crate) struct AccessToken {
 pub(crate) enum RefreshState {
     Active,
     /// Revoked (password reset, admin revoke): AADSTS50173.
-    Revoked { valid_from: u64 },
+    Revoked {
+        valid_from: u64,
+    },
     /// Expired by inactivity: AADSTS700082.
     Inactive,
     /// Conditional Access asks for MFA again: AADSTS50076.
@@ -89,7 +91,13 @@ impl TokenStore {
     }
 
     /// Stores a new refresh token and returns it.
-    pub(crate) fn issue_refresh(&mut self, client_id: &str, user: &str, scope: &str, now: u64) -> String {
+    pub(crate) fn issue_refresh(
+        &mut self,
+        client_id: &str,
+        user: &str,
+        scope: &str,
+        now: u64,
+    ) -> String {
         let value = random_token("M.C5", 128);
         self.refresh.insert(
             value.clone(),
@@ -107,7 +115,11 @@ impl TokenStore {
     /// Marks every refresh token of `user` with `state`; returns how many.
     pub(crate) fn mark_user_refresh_tokens(&mut self, user: &str, state: RefreshState) -> usize {
         let mut count = 0;
-        for token in self.refresh.values_mut().filter(|t| t.user.eq_ignore_ascii_case(user)) {
+        for token in self
+            .refresh
+            .values_mut()
+            .filter(|t| t.user.eq_ignore_ascii_case(user))
+        {
             token.state = state;
             count += 1;
         }
@@ -142,7 +154,10 @@ mod tests {
         let first = store.issue_refresh("c", "Alex@x", "Mail.Send", 1);
         let second = store.issue_refresh("c", "alex@x", "Mail.Send", 2);
         assert_ne!(first, second);
-        assert_eq!(store.mark_user_refresh_tokens("ALEX@X", RefreshState::Inactive), 2);
+        assert_eq!(
+            store.mark_user_refresh_tokens("ALEX@X", RefreshState::Inactive),
+            2
+        );
         assert_eq!(store.refresh[&first].state, RefreshState::Inactive);
     }
 

@@ -12,9 +12,16 @@ use crate::time::now_unix;
 #[derive(Debug, Clone)]
 pub(crate) enum Principal {
     /// A user signed in to an app (`scp`).
-    Delegated { client_id: String, user: String, scopes: Vec<String> },
+    Delegated {
+        client_id: String,
+        user: String,
+        scopes: Vec<String>,
+    },
     /// The app itself (`roles`).
-    App { client_id: String, roles: Vec<String> },
+    App {
+        client_id: String,
+        roles: Vec<String>,
+    },
 }
 
 impl Principal {
@@ -27,7 +34,9 @@ impl Principal {
 
     fn has_scope(&self, permission: &str) -> bool {
         match self {
-            Self::Delegated { scopes, .. } => scopes.iter().any(|s| s.eq_ignore_ascii_case(permission)),
+            Self::Delegated { scopes, .. } => {
+                scopes.iter().any(|s| s.eq_ignore_ascii_case(permission))
+            }
             Self::App { roles, .. } => roles.iter().any(|s| s.eq_ignore_ascii_case(permission)),
         }
     }
@@ -47,7 +56,11 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Validates the `Authorization` header.
 pub(crate) fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Principal, GraphError> {
     let token = bearer(headers).ok_or_else(GraphError::token_empty)?;
-    let stored = inner.tokens.access.get(token).ok_or_else(GraphError::token_invalid)?;
+    let stored = inner
+        .tokens
+        .access
+        .get(token)
+        .ok_or_else(GraphError::token_invalid)?;
     if now_unix() >= stored.expires_at {
         return Err(GraphError::token_expired());
     }
@@ -57,7 +70,10 @@ pub(crate) fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Princip
             user: user.clone(),
             scopes: stored.scopes.clone(),
         },
-        None => Principal::App { client_id: stored.client_id.clone(), roles: stored.roles.clone() },
+        None => Principal::App {
+            client_id: stored.client_id.clone(),
+            roles: stored.roles.clone(),
+        },
     })
 }
 
@@ -69,13 +85,21 @@ pub(crate) enum Target {
 }
 
 /// Resolves the mailbox a request addresses.
-pub(crate) fn resolve_target(dir: &Directory, principal: &Principal, target: &Target) -> Result<Mailbox, GraphError> {
+pub(crate) fn resolve_target(
+    dir: &Directory,
+    principal: &Principal,
+    target: &Target,
+) -> Result<Mailbox, GraphError> {
     match (target, principal) {
         (Target::Me, Principal::App { .. }) => Err(GraphError::me_with_app_token()),
-        (Target::Me, Principal::Delegated { user, .. }) => {
-            dir.mailbox(user).cloned().ok_or_else(|| GraphError::invalid_user(user))
-        }
-        (Target::User(id), _) => dir.mailbox(id).cloned().ok_or_else(|| GraphError::invalid_user(id)),
+        (Target::Me, Principal::Delegated { user, .. }) => dir
+            .mailbox(user)
+            .cloned()
+            .ok_or_else(|| GraphError::invalid_user(user)),
+        (Target::User(id), _) => dir
+            .mailbox(id)
+            .cloned()
+            .ok_or_else(|| GraphError::invalid_user(id)),
     }
 }
 
@@ -89,7 +113,12 @@ pub(crate) enum Need {
 }
 
 /// Checks the principal's permissions on `mailbox`.
-pub(crate) fn authorize(dir: &Directory, principal: &Principal, mailbox: &Mailbox, need: Need) -> Result<(), GraphError> {
+pub(crate) fn authorize(
+    dir: &Directory,
+    principal: &Principal,
+    mailbox: &Mailbox,
+    need: Need,
+) -> Result<(), GraphError> {
     match principal {
         Principal::App { roles, .. } => {
             if roles.is_empty() {
@@ -99,7 +128,11 @@ pub(crate) fn authorize(dir: &Directory, principal: &Principal, mailbox: &Mailbo
                 Need::Send => "Mail.Send",
                 Need::ReadWrite => "Mail.ReadWrite",
             };
-            if principal.has_scope(role) { Ok(()) } else { Err(GraphError::access_denied()) }
+            if principal.has_scope(role) {
+                Ok(())
+            } else {
+                Err(GraphError::access_denied())
+            }
         }
         Principal::Delegated { user, .. } => {
             let own = mailbox.upn.eq_ignore_ascii_case(user);
@@ -129,10 +162,17 @@ pub(crate) fn resolve_from(
     message: &mut StoredMessage,
 ) -> Result<(), GraphError> {
     let acting = match principal {
-        Principal::Delegated { user, .. } => dir.mailbox(user).cloned().ok_or_else(|| GraphError::invalid_user(user))?,
+        Principal::Delegated { user, .. } => dir
+            .mailbox(user)
+            .cloned()
+            .ok_or_else(|| GraphError::invalid_user(user))?,
         Principal::App { .. } => mailbox.clone(),
     };
-    let from_address = message.from.as_ref().map(|r| r.address().trim().to_string()).unwrap_or_else(|| mailbox.upn.to_string());
+    let from_address = message
+        .from
+        .as_ref()
+        .map(|r| r.address().trim().to_string())
+        .unwrap_or_else(|| mailbox.upn.to_string());
     let Some(owner) = dir.mailbox(&from_address).cloned() else {
         return Err(GraphError::send_as_denied());
     };
@@ -142,7 +182,8 @@ pub(crate) fn resolve_from(
         message.sender = Some(recipient(&owner));
         return Ok(());
     }
-    if matches!(principal, Principal::Delegated { .. }) && !principal.has_scope("Mail.Send.Shared") {
+    if matches!(principal, Principal::Delegated { .. }) && !principal.has_scope("Mail.Send.Shared")
+    {
         return Err(GraphError::access_denied());
     }
     if dir.has_right(acting.upn, owner.upn, Right::SendAs) {
@@ -172,7 +213,12 @@ mod tests {
         }
     }
 
-    fn from(dir: &Directory, principal: &Principal, mailbox: &str, from: Option<&str>) -> Result<StoredMessage, GraphError> {
+    fn from(
+        dir: &Directory,
+        principal: &Principal,
+        mailbox: &str,
+        from: Option<&str>,
+    ) -> Result<StoredMessage, GraphError> {
         let mailbox = dir.mailbox(mailbox).unwrap().clone();
         let mut m = empty_message();
         m.from = from.map(|f| Recipient::new(f, None));
@@ -187,15 +233,36 @@ mod tests {
         assert_eq!(own.sender_address().as_deref(), Some(seed::USER_UPN));
         let send_as = from(&dir, &p, seed::USER_UPN, Some(seed::SHARED_MAILBOX)).unwrap();
         assert_eq!(send_as.from_address(), send_as.sender_address());
-        assert_eq!(send_as.from_address().as_deref(), Some(seed::SHARED_MAILBOX));
+        assert_eq!(
+            send_as.from_address().as_deref(),
+            Some(seed::SHARED_MAILBOX)
+        );
         let behalf = from(&dir, &p, seed::USER_UPN, Some(seed::ON_BEHALF_MAILBOX)).unwrap();
-        assert_eq!(behalf.from_address().as_deref(), Some(seed::ON_BEHALF_MAILBOX));
+        assert_eq!(
+            behalf.from_address().as_deref(),
+            Some(seed::ON_BEHALF_MAILBOX)
+        );
         assert_eq!(behalf.sender_address().as_deref(), Some(seed::USER_UPN));
         assert!(behalf.is_on_behalf());
-        assert_eq!(from(&dir, &p, seed::USER_UPN, Some(seed::NO_RIGHTS_MAILBOX)).unwrap_err().code, "ErrorSendAsDenied");
-        assert_eq!(from(&dir, &p, seed::USER_UPN, Some("x@example.com")).unwrap_err().code, "ErrorSendAsDenied");
+        assert_eq!(
+            from(&dir, &p, seed::USER_UPN, Some(seed::NO_RIGHTS_MAILBOX))
+                .unwrap_err()
+                .code,
+            "ErrorSendAsDenied"
+        );
+        assert_eq!(
+            from(&dir, &p, seed::USER_UPN, Some("x@example.com"))
+                .unwrap_err()
+                .code,
+            "ErrorSendAsDenied"
+        );
         let no_shared = alex(&["Mail.Send"]);
-        assert_eq!(from(&dir, &no_shared, seed::USER_UPN, Some(seed::SHARED_MAILBOX)).unwrap_err().code, "ErrorAccessDenied");
+        assert_eq!(
+            from(&dir, &no_shared, seed::USER_UPN, Some(seed::SHARED_MAILBOX))
+                .unwrap_err()
+                .code,
+            "ErrorAccessDenied"
+        );
         // Sending through /users/{shared}/sendMail: from defaults to the mailbox; Send As applies.
         assert!(from(&dir, &p, seed::SHARED_MAILBOX, None).is_ok());
     }
@@ -209,11 +276,29 @@ mod tests {
         let p = alex(&["Mail.Send", "Mail.Send.Shared", "Mail.ReadWrite"]);
         assert!(authorize(&dir, &p, &own, Need::Send).is_ok());
         assert!(authorize(&dir, &p, &shared, Need::Send).is_ok());
-        assert_eq!(authorize(&dir, &p, &behalf, Need::Send).unwrap_err().code, "ErrorAccessDenied");
+        assert_eq!(
+            authorize(&dir, &p, &behalf, Need::Send).unwrap_err().code,
+            "ErrorAccessDenied"
+        );
         let reader = alex(&["Mail.Read"]);
-        assert_eq!(authorize(&dir, &reader, &own, Need::Send).unwrap_err().code, "ErrorAccessDenied");
-        let app = Principal::App { client_id: "x".into(), roles: vec![] };
-        assert_eq!(authorize(&dir, &app, &own, Need::Send).unwrap_err().code, "NoPermissionsInAccessToken");
-        assert_eq!(resolve_target(&dir, &app, &Target::Me).unwrap_err().status.as_u16(), 400);
+        assert_eq!(
+            authorize(&dir, &reader, &own, Need::Send).unwrap_err().code,
+            "ErrorAccessDenied"
+        );
+        let app = Principal::App {
+            client_id: "x".into(),
+            roles: vec![],
+        };
+        assert_eq!(
+            authorize(&dir, &app, &own, Need::Send).unwrap_err().code,
+            "NoPermissionsInAccessToken"
+        );
+        assert_eq!(
+            resolve_target(&dir, &app, &Target::Me)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            400
+        );
     }
 }

@@ -27,14 +27,26 @@ pub(crate) fn create_draft(
     let principal = authenticate(inner, headers)?;
     let mailbox = resolve_target(&inner.directory, &principal, target)?;
     authorize(&inner.directory, &principal, &mailbox, Need::ReadWrite)?;
-    let kind = body_kind(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
+    let kind = body_kind(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )?;
     let (mut message, _) = read_message(kind, body, false)?;
     message.id = new_item_id();
-    message.internet_message_id = format!("<{}@{}>", uuid::Uuid::new_v4().simple(), seed::TENANT_DOMAIN);
+    message.internet_message_id = format!(
+        "<{}@{}>",
+        uuid::Uuid::new_v4().simple(),
+        seed::TENANT_DOMAIN
+    );
     message.app_id = principal.client_id().to_string();
     let created = iso8601(now_unix());
     let resource = to_resource(&message, base_url, mailbox.id, &created);
-    inner.mail.folders(mailbox.upn).drafts.insert(message.id.clone(), message);
+    inner
+        .mail
+        .folders(mailbox.upn)
+        .drafts
+        .insert(message.id.clone(), message);
     Ok(resource)
 }
 
@@ -50,10 +62,20 @@ pub(crate) fn add_attachment(
     let principal = authenticate(inner, headers)?;
     let mailbox = resolve_target(&inner.directory, &principal, target)?;
     authorize(&inner.directory, &principal, &mailbox, Need::ReadWrite)?;
-    body_kind(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
-    let value: Value = serde_json::from_slice(body).map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
+    body_kind(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
     let attachment = file_attachment(&value)?;
-    let draft = inner.mail.folders(mailbox.upn).drafts.get_mut(message_id).ok_or_else(GraphError::item_not_found)?;
+    let draft = inner
+        .mail
+        .folders(mailbox.upn)
+        .drafts
+        .get_mut(message_id)
+        .ok_or_else(GraphError::item_not_found)?;
     draft.attachments.push(attachment.clone());
     Ok(json!({
         "@odata.context": format!("{base_url}/v1.0/$metadata#users('{}')/messages('{message_id}')/attachments/$entity", mailbox.id),
@@ -80,20 +102,35 @@ pub(crate) fn create_upload_session(
     let mailbox = resolve_target(&inner.directory, &principal, target)?;
     // Known service issue (docs-contrib#3720): delegated upload sessions on another user's or a
     // shared mailbox are refused even with Full Access.
-    if let Principal::Delegated { user, .. } = &principal {
-        if !mailbox.upn.eq_ignore_ascii_case(user) {
-            return Err(GraphError::access_denied());
-        }
+    let other_mailbox = match &principal {
+        Principal::Delegated { user, .. } => !mailbox.upn.eq_ignore_ascii_case(user),
+        Principal::App { .. } => false,
+    };
+    if other_mailbox {
+        return Err(GraphError::access_denied());
     }
     authorize(&inner.directory, &principal, &mailbox, Need::ReadWrite)?;
-    let value: Value = serde_json::from_slice(body).map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
     let item = value
         .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("AttachmentItem")).map(|(_, v)| v))
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("AttachmentItem"))
+                .map(|(_, v)| v)
+        })
         .and_then(Value::as_object)
-        .ok_or_else(|| GraphError::body_read("The parameter 'AttachmentItem' is missing or not an object."))?;
-    let field = |name: &str| item.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
-    let attachment_type = field("attachmentType").and_then(Value::as_str).unwrap_or("file");
+        .ok_or_else(|| {
+            GraphError::body_read("The parameter 'AttachmentItem' is missing or not an object.")
+        })?;
+    let field = |name: &str| {
+        item.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let attachment_type = field("attachmentType")
+        .and_then(Value::as_str)
+        .unwrap_or("file");
     if !attachment_type.eq_ignore_ascii_case("file") {
         return Err(GraphError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -101,12 +138,28 @@ pub(crate) fn create_upload_session(
             "The emulator supports upload sessions for attachmentType 'file' only.",
         ));
     }
-    let name = field("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| {
-        GraphError::new(axum::http::StatusCode::BAD_REQUEST, "ErrorInvalidParameter", "The value of the parameter 'Name' is empty.")
-    })?;
+    let name = field("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            GraphError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "ErrorInvalidParameter",
+                "The value of the parameter 'Name' is empty.",
+            )
+        })?;
     let size = field("size")
-        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-        .ok_or_else(|| GraphError::new(axum::http::StatusCode::BAD_REQUEST, "ErrorInvalidParameter", "The value of the parameter 'Size' is missing or invalid."))?;
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .ok_or_else(|| {
+            GraphError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "ErrorInvalidParameter",
+                "The value of the parameter 'Size' is missing or invalid.",
+            )
+        })?;
     if size < seed::MIN_UPLOAD_SESSION_BYTES {
         return Err(GraphError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -121,7 +174,12 @@ pub(crate) fn create_upload_session(
             "The attachment size exceeds the maximum supported size of 150 MB.",
         ));
     }
-    if !inner.mail.folders(mailbox.upn).drafts.contains_key(message_id) {
+    if !inner
+        .mail
+        .folders(mailbox.upn)
+        .drafts
+        .contains_key(message_id)
+    {
         return Err(GraphError::item_not_found());
     }
     let now = now_unix();
@@ -133,10 +191,15 @@ pub(crate) fn create_upload_session(
         message_id: message_id.to_string(),
         client_id: principal.client_id().to_string(),
         name: name.to_string(),
-        content_type: field("contentType").and_then(Value::as_str).unwrap_or("application/octet-stream").to_string(),
+        content_type: field("contentType")
+            .and_then(Value::as_str)
+            .unwrap_or("application/octet-stream")
+            .to_string(),
         size,
         is_inline: field("isInline").and_then(Value::as_bool).unwrap_or(false),
-        content_id: field("contentId").and_then(Value::as_str).map(str::to_string),
+        content_id: field("contentId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         next: 0,
         hasher: sha2::Sha256::new(),
         busy: false,
@@ -169,7 +232,13 @@ pub(crate) fn send_draft(
     let principal = authenticate(inner, headers)?;
     let mailbox = resolve_target(&inner.directory, &principal, target)?;
     authorize(&inner.directory, &principal, &mailbox, Need::Send)?;
-    let draft = inner.mail.folders(mailbox.upn).drafts.get(message_id).cloned().ok_or_else(GraphError::item_not_found)?;
+    let draft = inner
+        .mail
+        .folders(mailbox.upn)
+        .drafts
+        .get(message_id)
+        .cloned()
+        .ok_or_else(GraphError::item_not_found)?;
     submit(inner, &principal, &mailbox, draft, true)?;
     inner.mail.folders(mailbox.upn).drafts.remove(message_id);
     Ok(())

@@ -28,7 +28,12 @@ pub(crate) struct GraphError {
 impl GraphError {
     /// A new error.
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// Adds `Retry-After`.
@@ -51,7 +56,10 @@ impl GraphError {
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(WWW_AUTHENTICATE),
+            );
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -62,7 +70,11 @@ impl GraphError {
     // ---------------------------------------------------------------- the catalogue
 
     pub(crate) fn token_empty() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty.")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        )
     }
 
     pub(crate) fn token_invalid() -> Self {
@@ -82,7 +94,11 @@ impl GraphError {
     }
 
     pub(crate) fn access_denied() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        )
     }
 
     pub(crate) fn no_permissions() -> Self {
@@ -102,7 +118,11 @@ impl GraphError {
     }
 
     pub(crate) fn invalid_user(id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "ErrorInvalidUser", format!("The requested user '{id}' is invalid."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ErrorInvalidUser",
+            format!("The requested user '{id}' is invalid."),
+        )
     }
 
     pub(crate) fn send_as_denied() -> Self {
@@ -163,11 +183,19 @@ impl GraphError {
     }
 
     pub(crate) fn item_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        )
     }
 
     pub(crate) fn segment_not_found(segment: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BadRequest", format!("Resource not found for the segment '{segment}'."))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("Resource not found for the segment '{segment}'."),
+        )
     }
 
     pub(crate) fn method_not_allowed() -> Self {

@@ -12,18 +12,58 @@ use crate::seed;
 
 /// The writable and read-only properties of `microsoft.graph.message` a client may send.
 const MESSAGE_PROPERTIES: &[&str] = &[
-    "@odata.type", "id", "subject", "body", "bodyPreview", "uniqueBody", "toRecipients", "ccRecipients",
-    "bccRecipients", "replyTo", "from", "sender", "importance", "isDeliveryReceiptRequested",
-    "isReadReceiptRequested", "internetMessageHeaders", "attachments", "categories", "flag",
-    "inferenceClassification", "isDraft", "isRead", "internetMessageId", "conversationId",
-    "conversationIndex", "parentFolderId", "hasAttachments", "createdDateTime", "lastModifiedDateTime",
-    "receivedDateTime", "sentDateTime", "changeKey", "webLink", "mentions", "singleValueExtendedProperties",
-    "multiValueExtendedProperties", "extensions",
+    "@odata.type",
+    "id",
+    "subject",
+    "body",
+    "bodyPreview",
+    "uniqueBody",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "replyTo",
+    "from",
+    "sender",
+    "importance",
+    "isDeliveryReceiptRequested",
+    "isReadReceiptRequested",
+    "internetMessageHeaders",
+    "attachments",
+    "categories",
+    "flag",
+    "inferenceClassification",
+    "isDraft",
+    "isRead",
+    "internetMessageId",
+    "conversationId",
+    "conversationIndex",
+    "parentFolderId",
+    "hasAttachments",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "receivedDateTime",
+    "sentDateTime",
+    "changeKey",
+    "webLink",
+    "mentions",
+    "singleValueExtendedProperties",
+    "multiValueExtendedProperties",
+    "extensions",
 ];
 
 /// The properties of `microsoft.graph.fileAttachment` a client may send.
-const ATTACHMENT_PROPERTIES: &[&str] =
-    &["@odata.type", "id", "name", "contentType", "contentBytes", "isInline", "contentId", "contentLocation", "size", "lastModifiedDateTime"];
+const ATTACHMENT_PROPERTIES: &[&str] = &[
+    "@odata.type",
+    "id",
+    "name",
+    "contentType",
+    "contentBytes",
+    "isInline",
+    "contentId",
+    "contentLocation",
+    "size",
+    "lastModifiedDateTime",
+];
 
 /// Maximum custom headers per message.
 pub(crate) const MAX_CUSTOM_HEADERS: usize = 5;
@@ -33,11 +73,18 @@ fn type_error(property: &str, value: &Value, expected: &str) -> GraphError {
         Value::Object(_) | Value::Array(_) => GraphError::body_read(format!(
             "An unexpected '{}' node was found for property named '{property}' when reading from the JSON reader. \
              A 'PrimitiveValue' node was expected.",
-            if value.is_object() { "StartObject" } else { "StartArray" }
+            if value.is_object() {
+                "StartObject"
+            } else {
+                "StartArray"
+            }
         )),
         other => GraphError::body_read(format!(
             "Cannot convert the literal '{}' to the expected type '{expected}'.",
-            other.as_str().map(str::to_string).unwrap_or_else(|| other.to_string())
+            other
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| other.to_string())
         )),
     }
 }
@@ -78,7 +125,11 @@ fn recipient(property: &str, value: &Value) -> Result<Option<Recipient>, GraphEr
             return Err(GraphError::body_read(format!(
                 "An unexpected '{}' node was found when reading from the JSON reader. A 'StartObject' node was \
                  expected for property '{property}'.",
-                if other.is_array() { "StartArray" } else { "PrimitiveValue" }
+                if other.is_array() {
+                    "StartArray"
+                } else {
+                    "PrimitiveValue"
+                }
             )));
         }
     };
@@ -125,7 +176,11 @@ fn recipients(property: &str, value: &Value) -> Result<Vec<Recipient>, GraphErro
         other => Err(GraphError::body_read(format!(
             "An unexpected '{}' node was found when reading from the JSON reader. A 'StartArray' node was expected \
              for property '{property}'.",
-            if other.is_object() { "StartObject" } else { "PrimitiveValue" }
+            if other.is_object() {
+                "StartObject"
+            } else {
+                "PrimitiveValue"
+            }
         ))),
     }
 }
@@ -163,12 +218,22 @@ fn headers(value: &Value) -> Result<Vec<MessageHeader>, GraphError> {
     let items = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
-        other => return Err(type_error("internetMessageHeaders", other, "Collection(microsoft.graph.internetMessageHeader)")),
+        other => {
+            return Err(type_error(
+                "internetMessageHeaders",
+                other,
+                "Collection(microsoft.graph.internetMessageHeader)",
+            ));
+        }
     };
     let mut out = Vec::new();
     for item in items {
         let Value::Object(object) = item else {
-            return Err(type_error("internetMessageHeaders", item, "microsoft.graph.internetMessageHeader"));
+            return Err(type_error(
+                "internetMessageHeaders",
+                item,
+                "microsoft.graph.internetMessageHeader",
+            ));
         };
         let mut name = String::new();
         let mut value = String::new();
@@ -176,7 +241,12 @@ fn headers(value: &Value) -> Result<Vec<MessageHeader>, GraphError> {
             match canonical(key, &["name", "value"]) {
                 Some("name") => name = string("name", v)?.unwrap_or_default(),
                 Some(_) => value = string("value", v)?.unwrap_or_default(),
-                None => return Err(unknown_property(key, "microsoft.graph.internetMessageHeader")),
+                None => {
+                    return Err(unknown_property(
+                        key,
+                        "microsoft.graph.internetMessageHeader",
+                    ));
+                }
             }
         }
         out.push(MessageHeader { name, value });
@@ -190,7 +260,10 @@ fn headers(value: &Value) -> Result<Vec<MessageHeader>, GraphError> {
     }
     for header in &out {
         let lower = header.name.to_ascii_lowercase();
-        let bad_chars = header.name.chars().any(|c| c.is_whitespace() || c == ':' || c.is_control())
+        let bad_chars = header
+            .name
+            .chars()
+            .any(|c| c.is_whitespace() || c == ':' || c.is_control())
             || header.value.contains(['\r', '\n']);
         if !lower.starts_with("x-") || bad_chars {
             return Err(GraphError::new(
@@ -209,7 +282,11 @@ fn headers(value: &Value) -> Result<Vec<MessageHeader>, GraphError> {
 /// Reads one `fileAttachment` (inline bytes, < 3 MB).
 pub(crate) fn file_attachment(value: &Value) -> Result<AttachmentInfo, GraphError> {
     let Value::Object(object) = value else {
-        return Err(type_error("attachments", value, "microsoft.graph.attachment"));
+        return Err(type_error(
+            "attachments",
+            value,
+            "microsoft.graph.attachment",
+        ));
     };
     let mut odata_type = None;
     let mut name = None;
@@ -239,9 +316,15 @@ pub(crate) fn file_attachment(value: &Value) -> Result<AttachmentInfo, GraphErro
             None => return Err(unknown_property(key, "microsoft.graph.fileAttachment")),
         }
     }
-    match odata_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match odata_type
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("#microsoft.graph.fileattachment") => {}
-        Some(other) if other.ends_with("itemattachment") || other.ends_with("referenceattachment") => {
+        Some(other)
+            if other.ends_with("itemattachment") || other.ends_with("referenceattachment") =>
+        {
             return Err(GraphError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "ErrorInvalidRequest",
@@ -321,7 +404,13 @@ pub(crate) fn parse_message(value: &Value) -> Result<StoredMessage, GraphError> 
                         m.attachments.push(file_attachment(item)?);
                     }
                 }
-                other => return Err(type_error(property, other, "Collection(microsoft.graph.attachment)")),
+                other => {
+                    return Err(type_error(
+                        property,
+                        other,
+                        "Collection(microsoft.graph.attachment)",
+                    ));
+                }
             },
             _ => {}
         }
@@ -357,11 +446,12 @@ pub(crate) fn empty_message() -> StoredMessage {
 
 /// Reads a `sendMail` body: the message and `saveToSentItems` (default true).
 pub(crate) fn parse_send_mail(body: &[u8]) -> Result<(StoredMessage, bool), GraphError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        GraphError::body_read(format!("Invalid JSON. {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
     let Value::Object(object) = value else {
-        return Err(GraphError::body_read("Invalid JSON. A JSON object was expected."));
+        return Err(GraphError::body_read(
+            "Invalid JSON. A JSON object was expected.",
+        ));
     };
     let mut message = None;
     let mut save = true;
@@ -373,7 +463,9 @@ pub(crate) fn parse_send_mail(body: &[u8]) -> Result<(StoredMessage, bool), Grap
                     Value::Bool(b) => *b,
                     Value::Null => true,
                     // The docs' own sample sends the string "false".
-                    Value::String(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
+                    Value::String(s)
+                        if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+                    {
                         s.eq_ignore_ascii_case("true")
                     }
                     other => return Err(type_error("saveToSentItems", other, "Edm.Boolean")),
@@ -399,10 +491,13 @@ pub(crate) fn parse_send_mail(body: &[u8]) -> Result<(StoredMessage, bool), Grap
 /// Whether an address is one well-formed SMTP address (no lists, no display-name syntax).
 pub(crate) fn address_is_valid(address: &str) -> bool {
     let a = address.trim();
-    if a.is_empty() || a.len() > 320 || a.contains([';', ',', '<', '>', ' ', '\t', '\r', '\n', '"']) {
+    if a.is_empty() || a.len() > 320 || a.contains([';', ',', '<', '>', ' ', '\t', '\r', '\n', '"'])
+    {
         return false;
     }
-    let Some((local, domain)) = a.split_once('@') else { return false };
+    let Some((local, domain)) = a.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')
@@ -414,8 +509,12 @@ pub(crate) fn address_is_valid(address: &str) -> bool {
 
 /// Checks the recipients of a message about to be sent.
 pub(crate) fn validate_recipients(message: &StoredMessage) -> Result<(), GraphError> {
-    let all: Vec<&Recipient> =
-        message.to_recipients.iter().chain(&message.cc_recipients).chain(&message.bcc_recipients).collect();
+    let all: Vec<&Recipient> = message
+        .to_recipients
+        .iter()
+        .chain(&message.cc_recipients)
+        .chain(&message.bcc_recipients)
+        .collect();
     if all.is_empty() {
         return Err(GraphError::no_recipients());
     }
@@ -428,30 +527,70 @@ pub(crate) fn validate_recipients(message: &StoredMessage) -> Result<(), GraphEr
 }
 
 /// The Graph JSON of a message resource (drafts).
-pub(crate) fn to_resource(message: &StoredMessage, base_url: &str, owner_id: &str, created: &str) -> Value {
+pub(crate) fn to_resource(
+    message: &StoredMessage,
+    base_url: &str,
+    owner_id: &str,
+    created: &str,
+) -> Value {
     let mut map = Map::new();
-    map.insert("@odata.context".into(), json!(format!("{base_url}/v1.0/$metadata#users('{owner_id}')/messages/$entity")));
-    map.insert("@odata.etag".into(), json!(format!("W/\"{}\"", uuid::Uuid::new_v4().simple())));
+    map.insert(
+        "@odata.context".into(),
+        json!(format!(
+            "{base_url}/v1.0/$metadata#users('{owner_id}')/messages/$entity"
+        )),
+    );
+    map.insert(
+        "@odata.etag".into(),
+        json!(format!("W/\"{}\"", uuid::Uuid::new_v4().simple())),
+    );
     map.insert("id".into(), json!(message.id));
     map.insert("createdDateTime".into(), json!(created));
     map.insert("lastModifiedDateTime".into(), json!(created));
-    map.insert("changeKey".into(), json!(uuid::Uuid::new_v4().simple().to_string()));
+    map.insert(
+        "changeKey".into(),
+        json!(uuid::Uuid::new_v4().simple().to_string()),
+    );
     map.insert("categories".into(), json!([]));
     map.insert("receivedDateTime".into(), json!(created));
     map.insert("sentDateTime".into(), json!(created));
-    map.insert("hasAttachments".into(), json!(!message.attachments.is_empty()));
-    map.insert("internetMessageId".into(), json!(message.internet_message_id));
+    map.insert(
+        "hasAttachments".into(),
+        json!(!message.attachments.is_empty()),
+    );
+    map.insert(
+        "internetMessageId".into(),
+        json!(message.internet_message_id),
+    );
     map.insert("subject".into(), json!(message.subject));
-    map.insert("bodyPreview".into(), json!(message.body.content.chars().take(255).collect::<String>()));
+    map.insert(
+        "bodyPreview".into(),
+        json!(message.body.content.chars().take(255).collect::<String>()),
+    );
     map.insert("importance".into(), json!(message.importance));
     map.insert("parentFolderId".into(), json!("drafts"));
-    map.insert("conversationId".into(), json!(uuid::Uuid::new_v4().to_string()));
-    map.insert("isDeliveryReceiptRequested".into(), json!(message.is_delivery_receipt_requested));
-    map.insert("isReadReceiptRequested".into(), json!(message.is_read_receipt_requested));
+    map.insert(
+        "conversationId".into(),
+        json!(uuid::Uuid::new_v4().to_string()),
+    );
+    map.insert(
+        "isDeliveryReceiptRequested".into(),
+        json!(message.is_delivery_receipt_requested),
+    );
+    map.insert(
+        "isReadReceiptRequested".into(),
+        json!(message.is_read_receipt_requested),
+    );
     map.insert("isRead".into(), json!(true));
     map.insert("isDraft".into(), json!(true));
-    map.insert("webLink".into(), json!(format!("{base_url}/owa/?ItemID={}", message.id)));
-    map.insert("body".into(), json!({"contentType": message.body.content_type, "content": message.body.content}));
+    map.insert(
+        "webLink".into(),
+        json!(format!("{base_url}/owa/?ItemID={}", message.id)),
+    );
+    map.insert(
+        "body".into(),
+        json!({"contentType": message.body.content_type, "content": message.body.content}),
+    );
     map.insert("sender".into(), json!(message.sender));
     map.insert("from".into(), json!(message.from));
     map.insert("toRecipients".into(), json!(message.to_recipients));
@@ -483,34 +622,77 @@ mod tests {
         assert!(!save);
         assert_eq!(m.body.content_type, "html");
         assert_eq!(m.attachments[0].size, 5);
-        assert_eq!(m.attachments[0].sha256, hex::encode(Sha256::digest(b"hello")));
+        assert_eq!(
+            m.attachments[0].sha256,
+            hex::encode(Sha256::digest(b"hello"))
+        );
         assert!(validate_recipients(&m).is_ok());
     }
 
     #[test]
     fn refuses_what_graph_refuses() {
-        let too_many: Vec<Value> = (0..6).map(|i| json!({"name": format!("x-h{i}"), "value": "v"})).collect();
+        let too_many: Vec<Value> = (0..6)
+            .map(|i| json!({"name": format!("x-h{i}"), "value": "v"}))
+            .collect();
         let err = send(json!({"message": {"internetMessageHeaders": too_many}})).unwrap_err();
         assert_eq!(err.code, "InvalidInternetMessageHeaderCollection");
-        let err = send(json!({"message": {"internetMessageHeaders": [{"name": "Foo", "value": "v"}]}})).unwrap_err();
+        let err =
+            send(json!({"message": {"internetMessageHeaders": [{"name": "Foo", "value": "v"}]}}))
+                .unwrap_err();
         assert_eq!(err.code, "InvalidInternetMessageHeader");
         let err = send(json!({"message": {"subject": 0}})).unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), ("RequestBodyRead", "Cannot convert the literal '0' to the expected type 'Edm.String'."));
-        assert_eq!(send(json!({"message": {"toRecipient": []}})).unwrap_err().code, "RequestBodyRead");
-        assert_eq!(send(json!({"mesage": {}})).unwrap_err().code, "RequestBodyRead");
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (
+                "RequestBodyRead",
+                "Cannot convert the literal '0' to the expected type 'Edm.String'."
+            )
+        );
+        assert_eq!(
+            send(json!({"message": {"toRecipient": []}}))
+                .unwrap_err()
+                .code,
+            "RequestBodyRead"
+        );
+        assert_eq!(
+            send(json!({"mesage": {}})).unwrap_err().code,
+            "RequestBodyRead"
+        );
         let attachment = json!({"name": "a", "contentBytes": "aGVsbG8="});
-        assert_eq!(send(json!({"message": {"attachments": [attachment]}})).unwrap_err().code, "RequestBodyRead");
+        assert_eq!(
+            send(json!({"message": {"attachments": [attachment]}}))
+                .unwrap_err()
+                .code,
+            "RequestBodyRead"
+        );
         let (m, _) = send(json!({"message": {"toRecipients": [{"emailAddress": {"address": "a@x.com;b@x.com"}}]}})).unwrap();
-        assert_eq!(validate_recipients(&m).unwrap_err().code, "ErrorInvalidRecipients");
+        assert_eq!(
+            validate_recipients(&m).unwrap_err().code,
+            "ErrorInvalidRecipients"
+        );
         let (m, save) = send(json!({"message": {}, "saveToSentItems": "false"})).unwrap();
         assert!(!save);
-        assert!(validate_recipients(&m).unwrap_err().message.contains("no recipients"));
+        assert!(
+            validate_recipients(&m)
+                .unwrap_err()
+                .message
+                .contains("no recipients")
+        );
     }
 
     #[test]
     fn address_shapes() {
         assert!(address_is_valid("a.b@contoso.onmicrosoft.com"));
-        for bad in ["", "a", "a@b", "a@x.com;b@x.com", "A <a@x.com>", "a@@x.com", "a@x.com,b@x.com", "a @x.com"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "a@x.com;b@x.com",
+            "A <a@x.com>",
+            "a@@x.com",
+            "a@x.com,b@x.com",
+            "a @x.com",
+        ] {
             assert!(!address_is_valid(bad), "{bad}");
         }
     }

@@ -12,7 +12,11 @@ use crate::mailbox::{AttachmentInfo, ItemBody, MessageHeader, Recipient, StoredM
 
 /// Decodes the base64 request body of a MIME send.
 pub(crate) fn decode_base64_body(body: &[u8]) -> Result<Vec<u8>, GraphError> {
-    let cleaned: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let cleaned: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     STANDARD.decode(&cleaned).map_err(|_| {
         GraphError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -56,7 +60,10 @@ fn parse_headers(head: &[u8]) -> Headers {
 }
 
 fn get<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Decodes RFC 2047 encoded words (`=?utf-8?B?…?=`, `=?utf-8?Q?…?=`).
@@ -70,8 +77,13 @@ pub(crate) fn decode_words(value: &str) -> String {
             out.push_str(before);
         }
         let parts: Vec<&str> = after[2..].splitn(3, '?').collect();
-        if parts.len() == 3 {
-            if let Some(end) = parts[2].find("?=") {
+        let end = if parts.len() == 3 {
+            parts[2].find("?=")
+        } else {
+            None
+        };
+        {
+            if let Some(end) = end {
                 let (encoding, text) = (parts[1], &parts[2][..end]);
                 let bytes = if encoding.eq_ignore_ascii_case("B") {
                     STANDARD.decode(text.as_bytes()).ok()
@@ -110,7 +122,9 @@ fn quoted_printable(input: &[u8]) -> Vec<u8> {
                 i += 2;
                 continue;
             }
-            let hex = input.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = input
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(byte);
                 i += 3;
@@ -162,14 +176,23 @@ pub(crate) fn addresses(value: &str) -> Vec<Recipient> {
 fn param(value: &str, name: &str) -> Option<String> {
     value.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| decode_words(v.trim().trim_matches('"')))
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| decode_words(v.trim().trim_matches('"')))
     })
 }
 
 fn decode_transfer(headers: &Headers, body: &[u8]) -> Vec<u8> {
-    match get(headers, "Content-Transfer-Encoding").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    match get(headers, "Content-Transfer-Encoding")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         Some("base64") => {
-            let cleaned: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let cleaned: Vec<u8> = body
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
             STANDARD.decode(&cleaned).unwrap_or_default()
         }
         Some("quoted-printable") => quoted_printable(body),
@@ -214,41 +237,65 @@ struct Walk {
 }
 
 fn walk(headers: &Headers, body: &[u8], out: &mut Walk, depth: usize) {
-    let content_type = get(headers, "Content-Type").unwrap_or("text/plain").to_string();
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if mime.starts_with("multipart/") && depth < 16 {
-        if let Some(boundary) = param(&content_type, "boundary") {
-            for part in split_multipart(body, &boundary) {
-                let (head, body) = split_head_body(part);
-                walk(&parse_headers(head), body, out, depth + 1);
-            }
-            return;
+    let content_type = get(headers, "Content-Type")
+        .unwrap_or("text/plain")
+        .to_string();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let boundary = if mime.starts_with("multipart/") && depth < 16 {
+        param(&content_type, "boundary")
+    } else {
+        None
+    };
+    if let Some(boundary) = boundary {
+        for part in split_multipart(body, &boundary) {
+            let (head, body) = split_head_body(part);
+            walk(&parse_headers(head), body, out, depth + 1);
         }
+        return;
     }
-    let disposition = get(headers, "Content-Disposition").unwrap_or("").to_string();
+    let disposition = get(headers, "Content-Disposition")
+        .unwrap_or("")
+        .to_string();
     let filename = param(&disposition, "filename").or_else(|| param(&content_type, "name"));
     let is_attachment = disposition.to_ascii_lowercase().starts_with("attachment")
         || filename.is_some()
         || !(mime.starts_with("text/plain") || mime.starts_with("text/html"));
     let decoded = decode_transfer(headers, body);
     if is_attachment {
-        let content_id = get(headers, "Content-ID").map(|v| v.trim_matches(['<', '>', ' ']).to_string());
+        let content_id =
+            get(headers, "Content-ID").map(|v| v.trim_matches(['<', '>', ' ']).to_string());
         out.attachments.push(AttachmentInfo {
             id: crate::tokens::random_token("AAMkAGI2att", 24),
             name: filename.unwrap_or_else(|| "attachment".into()),
-            content_type: if mime.is_empty() { "application/octet-stream".into() } else { mime.clone() },
+            content_type: if mime.is_empty() {
+                "application/octet-stream".into()
+            } else {
+                mime.clone()
+            },
             size: decoded.len() as u64,
             sha256: hex::encode(Sha256::digest(&decoded)),
-            is_inline: disposition.to_ascii_lowercase().starts_with("inline") && content_id.is_some(),
+            is_inline: disposition.to_ascii_lowercase().starts_with("inline")
+                && content_id.is_some(),
             content_id,
         });
         return;
     }
     let content = String::from_utf8_lossy(&decoded).into_owned();
     if mime.starts_with("text/html") {
-        out.html.get_or_insert(ItemBody { content_type: "html".into(), content });
+        out.html.get_or_insert(ItemBody {
+            content_type: "html".into(),
+            content,
+        });
     } else {
-        out.text.get_or_insert(ItemBody { content_type: "text".into(), content });
+        out.text.get_or_insert(ItemBody {
+            content_type: "text".into(),
+            content,
+        });
     }
 }
 
@@ -265,26 +312,50 @@ pub(crate) fn parse_mime(raw: &[u8]) -> Result<StoredMessage, GraphError> {
     }
     let mut m = empty_message();
     m.mime = true;
-    m.subject = get(&headers, "Subject").map(decode_words).unwrap_or_default();
+    m.subject = get(&headers, "Subject")
+        .map(decode_words)
+        .unwrap_or_default();
     m.from = get(&headers, "From").and_then(|v| addresses(v).into_iter().next());
     m.sender = get(&headers, "Sender").and_then(|v| addresses(v).into_iter().next());
-    m.to_recipients = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("To")).flat_map(|(_, v)| addresses(v)).collect();
-    m.cc_recipients = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("Cc")).flat_map(|(_, v)| addresses(v)).collect();
-    m.bcc_recipients = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("Bcc")).flat_map(|(_, v)| addresses(v)).collect();
+    m.to_recipients = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("To"))
+        .flat_map(|(_, v)| addresses(v))
+        .collect();
+    m.cc_recipients = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Cc"))
+        .flat_map(|(_, v)| addresses(v))
+        .collect();
+    m.bcc_recipients = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Bcc"))
+        .flat_map(|(_, v)| addresses(v))
+        .collect();
     m.reply_to = get(&headers, "Reply-To").map(addresses).unwrap_or_default();
     m.internet_message_id = get(&headers, "Message-ID").unwrap_or("").to_string();
     m.internet_message_headers = headers
         .iter()
         .filter(|(n, _)| n.to_ascii_lowercase().starts_with("x-"))
-        .map(|(n, v)| MessageHeader { name: n.clone(), value: decode_words(v) })
+        .map(|(n, v)| MessageHeader {
+            name: n.clone(),
+            value: decode_words(v),
+        })
         .collect();
-    m.importance = match get(&headers, "Importance").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    m.importance = match get(&headers, "Importance")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         Some("high") => "high".into(),
         Some("low") => "low".into(),
         _ => "normal".into(),
     };
     m.is_read_receipt_requested = get(&headers, "Disposition-Notification-To").is_some();
-    let mut walked = Walk { text: None, html: None, attachments: Vec::new() };
+    let mut walked = Walk {
+        text: None,
+        html: None,
+        attachments: Vec::new(),
+    };
     walk(&headers, body, &mut walked, 0);
     m.body = walked.html.or(walked.text).unwrap_or_default();
     m.attachments = walked.attachments;
@@ -311,11 +382,21 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b1--\r\n";
     fn reads_a_multipart_message() {
         let m = parse_mime(MESSAGE.as_bytes()).unwrap();
         assert_eq!(m.subject, "Héllo world");
-        assert_eq!(m.from.as_ref().map(|r| r.address()), Some("alex@contoso.onmicrosoft.com"));
+        assert_eq!(
+            m.from.as_ref().map(|r| r.address()),
+            Some("alex@contoso.onmicrosoft.com")
+        );
         assert_eq!(m.to_recipients.len(), 2);
-        assert_eq!(m.to_recipients[1].email_address.name.as_deref(), Some("Doe, John"));
+        assert_eq!(
+            m.to_recipients[1].email_address.name.as_deref(),
+            Some("Doe, John")
+        );
         assert_eq!(m.bcc_recipients.len(), 1);
-        assert_eq!(m.internet_message_headers.len(), 6, "MIME is the way around the 5-header limit");
+        assert_eq!(
+            m.internet_message_headers.len(),
+            6,
+            "MIME is the way around the 5-header limit"
+        );
         assert_eq!(m.body.content, "Hi é");
         assert_eq!(m.attachments.len(), 1);
         assert_eq!(m.attachments[0].name, "a.pdf");
@@ -325,7 +406,10 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b1--\r\n";
     #[test]
     fn base64_body() {
         assert!(decode_base64_body(b"aGVs\r\nbG8=").is_ok());
-        assert_eq!(decode_base64_body(b"not base64!").unwrap_err().code, "ErrorMimeContentInvalidBase64String");
+        assert_eq!(
+            decode_base64_body(b"not base64!").unwrap_err().code,
+            "ErrorMimeContentInvalidBase64String"
+        );
         assert_eq!(parse_mime(b"").unwrap_err().code, "ErrorMimeContentInvalid");
     }
 }

@@ -43,7 +43,11 @@ fn decode(segment: &str) -> String {
 /// Splits `/v1.0/me/...` or `/v1.0/users/{id}/...` into the target and the rest.
 pub(crate) fn split_target(path: &str) -> Option<(Target, Vec<String>)> {
     let rest = path.strip_prefix("/v1.0/")?;
-    let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
     let (first, tail) = segments.split_first()?;
     if first.eq_ignore_ascii_case("me") {
         Some((Target::Me, tail.to_vec()))
@@ -64,7 +68,9 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GraphError::entity_too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| GraphError::entity_too_large())
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| GraphError::entity_too_large())
 }
 
 async fn dispatch(
@@ -81,9 +87,19 @@ async fn dispatch(
     }
 }
 
-async fn route(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, body: Body) -> Result<Response, GraphError> {
+async fn route(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, GraphError> {
     let Some((target, rest)) = split_target(path) else {
-        let segment = path.trim_start_matches("/v1.0/").split('/').next().unwrap_or("");
+        let segment = path
+            .trim_start_matches("/v1.0/")
+            .split('/')
+            .next()
+            .unwrap_or("");
         return Err(GraphError::segment_not_found(segment));
     };
     let base = shared.base_url.as_str();
@@ -111,28 +127,47 @@ async fn route(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap
             let resource = drafts::create_draft(&mut shared.lock(), base, headers, &target, &body)?;
             Ok((StatusCode::CREATED, Json(resource)).into_response())
         }
-        [m, id, s] if m.eq_ignore_ascii_case("messages") && s.eq_ignore_ascii_case("send") && post => {
+        [m, id, s]
+            if m.eq_ignore_ascii_case("messages") && s.eq_ignore_ascii_case("send") && post =>
+        {
             let id = (*id).to_string();
             drafts::send_draft(&mut shared.lock(), headers, &target, &id)?;
             Ok(accepted())
         }
-        [m, id, a] if m.eq_ignore_ascii_case("messages") && a.eq_ignore_ascii_case("attachments") && post => {
-            let id = (*id).to_string();
-            let body = read_limited(headers, body, seed::MAX_REQUEST_BODY_BYTES).await?;
-            let resource = drafts::add_attachment(&mut shared.lock(), base, headers, &target, &id, &body)?;
-            Ok((StatusCode::CREATED, Json(resource)).into_response())
-        }
-        [m, id, a, c] if m.eq_ignore_ascii_case("messages")
-            && a.eq_ignore_ascii_case("attachments")
-            && c.eq_ignore_ascii_case("createUploadSession")
-            && post =>
+        [m, id, a]
+            if m.eq_ignore_ascii_case("messages")
+                && a.eq_ignore_ascii_case("attachments")
+                && post =>
         {
             let id = (*id).to_string();
             let body = read_limited(headers, body, seed::MAX_REQUEST_BODY_BYTES).await?;
-            let resource = drafts::create_upload_session(&mut shared.lock(), base, headers, &target, &id, &body)?;
+            let resource =
+                drafts::add_attachment(&mut shared.lock(), base, headers, &target, &id, &body)?;
             Ok((StatusCode::CREATED, Json(resource)).into_response())
         }
-        [f, folder, m] if f.eq_ignore_ascii_case("mailFolders") && m.eq_ignore_ascii_case("messages") && get => {
+        [m, id, a, c]
+            if m.eq_ignore_ascii_case("messages")
+                && a.eq_ignore_ascii_case("attachments")
+                && c.eq_ignore_ascii_case("createUploadSession")
+                && post =>
+        {
+            let id = (*id).to_string();
+            let body = read_limited(headers, body, seed::MAX_REQUEST_BODY_BYTES).await?;
+            let resource = drafts::create_upload_session(
+                &mut shared.lock(),
+                base,
+                headers,
+                &target,
+                &id,
+                &body,
+            )?;
+            Ok((StatusCode::CREATED, Json(resource)).into_response())
+        }
+        [f, folder, m]
+            if f.eq_ignore_ascii_case("mailFolders")
+                && m.eq_ignore_ascii_case("messages")
+                && get =>
+        {
             let mut inner = shared.lock();
             let principal = authenticate(&inner, headers)?;
             let mailbox = resolve_target(&inner.directory, &principal, &target)?;
@@ -145,13 +180,21 @@ async fn route(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap
             };
             Ok(Json(json!({"value": items})).into_response())
         }
-        [] | [_] | [_, _] | [_, _, _] | [_, _, _, _] if !post && !get => Err(GraphError::method_not_allowed()),
-        other => Err(GraphError::segment_not_found(other.first().copied().unwrap_or(""))),
+        [] | [_] | [_, _] | [_, _, _] | [_, _, _, _] if !post && !get => {
+            Err(GraphError::method_not_allowed())
+        }
+        other => Err(GraphError::segment_not_found(
+            other.first().copied().unwrap_or(""),
+        )),
     }
 }
 
 fn accepted() -> Response {
-    (StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, HeaderValue::from_static("0"))]).into_response()
+    (
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_LENGTH, HeaderValue::from_static("0"))],
+    )
+        .into_response()
 }
 
 /// The session id inside `…/AttachmentSessions('{id}')`.
@@ -172,11 +215,15 @@ fn auth_token(query: Option<&str>) -> String {
 fn upload_error(error: UploadError) -> GraphError {
     match error {
         UploadError::NotFound => GraphError::item_not_found(),
-        UploadError::BadRange(message) => GraphError::new(StatusCode::BAD_REQUEST, "InvalidContentRange", message),
+        UploadError::BadRange(message) => {
+            GraphError::new(StatusCode::BAD_REQUEST, "InvalidContentRange", message)
+        }
         UploadError::OutOfOrder { next } => GraphError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "InvalidRange",
-            format!("The uploaded bytes are not in order. The next expected range starts at {next}."),
+            format!(
+                "The uploaded bytes are not in order. The next expected range starts at {next}."
+            ),
         ),
         UploadError::ChunkTooLarge => GraphError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -188,9 +235,11 @@ fn upload_error(error: UploadError) -> GraphError {
             "InvalidContentRange",
             "The request body length does not match the Content-Range header.",
         ),
-        UploadError::Busy => {
-            GraphError::new(StatusCode::CONFLICT, "Conflict", "Another upload request for this session is in progress.")
-        }
+        UploadError::Busy => GraphError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "Another upload request for this session is in progress.",
+        ),
     }
 }
 
@@ -208,7 +257,13 @@ async fn upload_put(
     }
 }
 
-async fn put_chunk(shared: &Shared, uri: &Uri, query: Option<&str>, headers: &HeaderMap, body: Body) -> Result<Response, GraphError> {
+async fn put_chunk(
+    shared: &Shared,
+    uri: &Uri,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, GraphError> {
     shared.lock().counters.upload_puts += 1;
     if headers.contains_key(header::AUTHORIZATION) {
         return Err(GraphError::new(
@@ -228,10 +283,15 @@ async fn put_chunk(shared: &Shared, uri: &Uri, query: Option<&str>, headers: &He
         Ok(body) => body,
         Err(_) => return Err(upload_error(UploadError::ChunkTooLarge)),
     };
-    let range = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
+    let range = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok());
     let now = now_unix();
-    let (range, mut hasher) =
-        shared.lock().uploads.begin_put(&id, &token, range, body.len() as u64, now).map_err(upload_error)?;
+    let (range, mut hasher) = shared
+        .lock()
+        .uploads
+        .begin_put(&id, &token, range, body.len() as u64, now)
+        .map_err(upload_error)?;
     let hashed = tokio::task::spawn_blocking(move || {
         sha2::Digest::update(&mut hasher, &body);
         hasher
@@ -242,10 +302,18 @@ async fn put_chunk(shared: &Shared, uri: &Uri, query: Option<&str>, headers: &He
         Ok(h) => h,
         Err(_) => {
             inner.uploads.release(&id);
-            return Err(GraphError::new(StatusCode::INTERNAL_SERVER_ERROR, "generalException", "Hashing failed."));
+            return Err(GraphError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "generalException",
+                "Hashing failed.",
+            ));
         }
     };
-    match inner.uploads.finish_put(&id, range, hasher).map_err(upload_error)? {
+    match inner
+        .uploads
+        .finish_put(&id, range, hasher)
+        .map_err(upload_error)?
+    {
         Progress::Partial { next, expires_at } => {
             let expires = iso8601(expires_at);
             Ok(Json(json!({
@@ -256,16 +324,30 @@ async fn put_chunk(shared: &Shared, uri: &Uri, query: Option<&str>, headers: &He
             }))
             .into_response())
         }
-        Progress::Complete { attachment, mailbox, mailbox_id, message_id } => {
+        Progress::Complete {
+            attachment,
+            mailbox,
+            mailbox_id,
+            message_id,
+        } => {
             let location = format!(
                 "{}/api/v2.0/Users('{mailbox_id}@{}')/Messages('{message_id}')/Attachments('{}')",
                 shared.base_url,
                 seed::TENANT_ID,
                 attachment.id
             );
-            let draft = inner.mail.folders(&mailbox).drafts.get_mut(&message_id).ok_or_else(GraphError::item_not_found)?;
+            let draft = inner
+                .mail
+                .folders(&mailbox)
+                .drafts
+                .get_mut(&message_id)
+                .ok_or_else(GraphError::item_not_found)?;
             draft.attachments.push(attachment);
-            let mut response = (StatusCode::CREATED, [(header::CONTENT_LENGTH, HeaderValue::from_static("0"))]).into_response();
+            let mut response = (
+                StatusCode::CREATED,
+                [(header::CONTENT_LENGTH, HeaderValue::from_static("0"))],
+            )
+                .into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
             }
@@ -295,13 +377,20 @@ mod tests {
 
     #[test]
     fn paths() {
-        let (t, rest) = split_target("/v1.0/users/alex%40contoso.onmicrosoft.com/sendMail").unwrap();
+        let (t, rest) =
+            split_target("/v1.0/users/alex%40contoso.onmicrosoft.com/sendMail").unwrap();
         assert_eq!(t, Target::User("alex@contoso.onmicrosoft.com".into()));
         assert_eq!(rest, vec!["sendMail"]);
-        assert_eq!(split_target("/v1.0/me/messages/abc/send").unwrap().1.len(), 3);
+        assert_eq!(
+            split_target("/v1.0/me/messages/abc/send").unwrap().1.len(),
+            3
+        );
         assert!(split_target("/v1.0/groups/x").is_none());
         let url = "/api/v2.0/Users('a@b')/Messages('m')/AttachmentSessions('s1')";
         assert_eq!(session_id(url).as_deref(), Some("s1"));
-        assert_eq!(session_id("/api/v2.0/Users(%27a%27)/AttachmentSessions(%27s2%27)").as_deref(), Some("s2"));
+        assert_eq!(
+            session_id("/api/v2.0/Users(%27a%27)/AttachmentSessions(%27s2%27)").as_deref(),
+            Some("s2")
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! with draft sends.
 
 use crate::directory::Mailbox;
-use crate::graph::auth::{Need, Principal, Target, authenticate, authorize, resolve_from, resolve_target};
+use crate::graph::auth::{
+    Need, Principal, Target, authenticate, authorize, resolve_from, resolve_target,
+};
 use crate::graph::error::GraphError;
 use crate::graph::{message, mime};
 use crate::mailbox::{StoredMessage, new_item_id};
@@ -19,7 +21,13 @@ pub(crate) enum BodyKind {
 
 /// The body kind from `Content-Type`, or 415.
 pub(crate) fn body_kind(content_type: Option<&str>) -> Result<BodyKind, GraphError> {
-    let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/json" => Ok(BodyKind::Json),
         "text/plain" => Ok(BodyKind::Mime),
@@ -28,12 +36,16 @@ pub(crate) fn body_kind(content_type: Option<&str>) -> Result<BodyKind, GraphErr
 }
 
 /// Reads a message from a request body of either kind; MIME messages always save.
-pub(crate) fn read_message(kind: BodyKind, body: &[u8], send_mail: bool) -> Result<(StoredMessage, bool), GraphError> {
+pub(crate) fn read_message(
+    kind: BodyKind,
+    body: &[u8],
+    send_mail: bool,
+) -> Result<(StoredMessage, bool), GraphError> {
     match kind {
         BodyKind::Json if send_mail => message::parse_send_mail(body),
         BodyKind::Json => {
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
+            let value: serde_json::Value = serde_json::from_slice(body)
+                .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
             Ok((message::parse_message(&value)?, true))
         }
         BodyKind::Mime => {
@@ -59,14 +71,20 @@ pub(crate) fn submit(
     let now = now_unix();
     message.id = new_item_id();
     if message.internet_message_id.is_empty() {
-        message.internet_message_id = format!("<{}@{}>", uuid::Uuid::new_v4().simple(), seed::TENANT_DOMAIN);
+        message.internet_message_id = format!(
+            "<{}@{}>",
+            uuid::Uuid::new_v4().simple(),
+            seed::TENANT_DOMAIN
+        );
     }
     message.sent_date_time = iso8601(now);
     message.received_date_time.clear();
     message.delivered_to = None;
     message.app_id = principal.client_id().to_string();
     let directory = inner.directory.clone();
-    let delivered = inner.mail.deliver(&directory, &message, mailbox.upn, save_to_sent_items, now);
+    let delivered = inner
+        .mail
+        .deliver(&directory, &message, mailbox.upn, save_to_sent_items, now);
     inner.counters.messages_delivered += 1;
     inner.counters.recipient_deliveries += delivered as u64;
     Ok(())
@@ -83,7 +101,9 @@ pub(crate) fn send_mail(
     let principal = authenticate(inner, headers)?;
     let mailbox = resolve_target(&inner.directory, &principal, target)?;
     authorize(&inner.directory, &principal, &mailbox, Need::Send)?;
-    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let kind = body_kind(content_type)?;
     let (message, save) = read_message(kind, body, true)?;
     submit(inner, &principal, &mailbox, message, save)

@@ -62,7 +62,11 @@ pub(crate) fn parse_content_range(value: &str) -> Option<ContentRange> {
     let rest = value.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
     let (start, end) = range.split_once('-')?;
-    let r = ContentRange { start: start.trim().parse().ok()?, end: end.trim().parse().ok()?, total: total.trim().parse().ok()? };
+    let r = ContentRange {
+        start: start.trim().parse().ok()?,
+        end: end.trim().parse().ok()?,
+        total: total.trim().parse().ok()?,
+    };
     (r.start <= r.end && r.end < r.total).then_some(r)
 }
 
@@ -72,7 +76,12 @@ pub(crate) enum Progress {
     /// More bytes expected from `next`.
     Partial { next: u64, expires_at: u64 },
     /// The attachment is complete and was added to the draft.
-    Complete { attachment: AttachmentInfo, mailbox: String, mailbox_id: String, message_id: String },
+    Complete {
+        attachment: AttachmentInfo,
+        mailbox: String,
+        mailbox_id: String,
+        message_id: String,
+    },
 }
 
 /// All live sessions.
@@ -89,7 +98,9 @@ impl UploadSessions {
 
     /// The session `id` if `token` matches and it has not expired.
     pub(crate) fn get(&self, id: &str, token: &str, now: u64) -> Option<&UploadSession> {
-        self.sessions.get(id).filter(|s| s.auth_token == token && now < s.expires_at)
+        self.sessions
+            .get(id)
+            .filter(|s| s.auth_token == token && now < s.expires_at)
     }
 
     /// Cancels a session.
@@ -117,9 +128,9 @@ impl UploadSessions {
             .get_mut(id)
             .filter(|s| s.auth_token == token && now < s.expires_at)
             .ok_or(UploadError::NotFound)?;
-        let range = range
-            .and_then(parse_content_range)
-            .ok_or_else(|| UploadError::BadRange("The Content-Range header is missing or malformed.".into()))?;
+        let range = range.and_then(parse_content_range).ok_or_else(|| {
+            UploadError::BadRange("The Content-Range header is missing or malformed.".into())
+        })?;
         if range.total != session.size {
             return Err(UploadError::BadRange(format!(
                 "The Content-Range total {} does not match the attachment size {}.",
@@ -144,15 +155,25 @@ impl UploadSessions {
     }
 
     /// Step 2 of a PUT: stores the advanced hasher; completes the attachment on the last range.
-    pub(crate) fn finish_put(&mut self, id: &str, range: ContentRange, hasher: Sha256) -> Result<Progress, UploadError> {
+    pub(crate) fn finish_put(
+        &mut self,
+        id: &str,
+        range: ContentRange,
+        hasher: Sha256,
+    ) -> Result<Progress, UploadError> {
         let session = self.sessions.get_mut(id).ok_or(UploadError::NotFound)?;
         session.busy = false;
         session.hasher = hasher;
         session.next = range.end + 1;
         if session.next < session.size {
-            return Ok(Progress::Partial { next: session.next, expires_at: session.expires_at });
+            return Ok(Progress::Partial {
+                next: session.next,
+                expires_at: session.expires_at,
+            });
         }
-        let Some(session) = self.sessions.remove(id) else { return Err(UploadError::NotFound) };
+        let Some(session) = self.sessions.remove(id) else {
+            return Err(UploadError::NotFound);
+        };
         let attachment = AttachmentInfo {
             id: crate::tokens::random_token("AAMkAGI2att", 24),
             name: session.name,
@@ -179,7 +200,9 @@ impl UploadSessions {
 
     /// The (client id, mailbox) a session belongs to, for the concurrency limit.
     pub(crate) fn owner(&self, id: &str) -> Option<(String, String)> {
-        self.sessions.get(id).map(|s| (s.client_id.clone(), s.mailbox.clone()))
+        self.sessions
+            .get(id)
+            .map(|s| (s.client_id.clone(), s.mailbox.clone()))
     }
 }
 
@@ -215,7 +238,14 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(parse_content_range("bytes 0-9/20"), Some(ContentRange { start: 0, end: 9, total: 20 }));
+        assert_eq!(
+            parse_content_range("bytes 0-9/20"),
+            Some(ContentRange {
+                start: 0,
+                end: 9,
+                total: 20
+            })
+        );
         assert_eq!(parse_content_range("bytes 10-9/20"), None);
         assert_eq!(parse_content_range("bytes 0-20/20"), None);
         assert_eq!(parse_content_range("0-9/20"), None);
@@ -225,19 +255,43 @@ mod tests {
     fn in_order_chunks_complete_with_the_right_hash() {
         let mut s = UploadSessions::default();
         s.insert(session(10));
-        assert_eq!(put(&mut s, "bytes 5-9/10", b"fghij"), Err(UploadError::OutOfOrder { next: 0 }));
-        assert_eq!(put(&mut s, "bytes 0-4/10", b"abcde"), Ok(Progress::Partial { next: 5, expires_at: 100 }));
-        assert_eq!(put(&mut s, "bytes 0-4/10", b"abcde"), Err(UploadError::OutOfOrder { next: 5 }));
-        assert!(matches!(put(&mut s, "bytes 5-9/11", b"fghij"), Err(UploadError::BadRange(_))));
-        assert_eq!(put(&mut s, "bytes 5-9/10", b"fgh"), Err(UploadError::LengthMismatch));
+        assert_eq!(
+            put(&mut s, "bytes 5-9/10", b"fghij"),
+            Err(UploadError::OutOfOrder { next: 0 })
+        );
+        assert_eq!(
+            put(&mut s, "bytes 0-4/10", b"abcde"),
+            Ok(Progress::Partial {
+                next: 5,
+                expires_at: 100
+            })
+        );
+        assert_eq!(
+            put(&mut s, "bytes 0-4/10", b"abcde"),
+            Err(UploadError::OutOfOrder { next: 5 })
+        );
+        assert!(matches!(
+            put(&mut s, "bytes 5-9/11", b"fghij"),
+            Err(UploadError::BadRange(_))
+        ));
+        assert_eq!(
+            put(&mut s, "bytes 5-9/10", b"fgh"),
+            Err(UploadError::LengthMismatch)
+        );
         match put(&mut s, "bytes 5-9/10", b"fghij") {
             Ok(Progress::Complete { attachment, .. }) => {
                 assert_eq!(attachment.size, 10);
-                assert_eq!(attachment.sha256, hex::encode(Sha256::digest(b"abcdefghij")));
+                assert_eq!(
+                    attachment.sha256,
+                    hex::encode(Sha256::digest(b"abcdefghij"))
+                );
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(put(&mut s, "bytes 0-4/10", b"abcde"), Err(UploadError::NotFound));
+        assert_eq!(
+            put(&mut s, "bytes 0-4/10", b"abcde"),
+            Err(UploadError::NotFound)
+        );
     }
 
     #[test]
@@ -247,9 +301,21 @@ mod tests {
         s.insert(session(size));
         let too_big = seed::MAX_UPLOAD_CHUNK_BYTES;
         let range = format!("bytes 0-{too_big}/{size}");
-        assert_eq!(s.begin_put("s", "t", Some(&range), too_big + 1, 1).unwrap_err(), UploadError::ChunkTooLarge);
-        assert_eq!(s.begin_put("s", "wrong", Some("bytes 0-0/10"), 1, 1).unwrap_err(), UploadError::NotFound);
-        assert_eq!(s.begin_put("s", "t", Some("bytes 0-0/10"), 1, 100).unwrap_err(), UploadError::NotFound);
+        assert_eq!(
+            s.begin_put("s", "t", Some(&range), too_big + 1, 1)
+                .unwrap_err(),
+            UploadError::ChunkTooLarge
+        );
+        assert_eq!(
+            s.begin_put("s", "wrong", Some("bytes 0-0/10"), 1, 1)
+                .unwrap_err(),
+            UploadError::NotFound
+        );
+        assert_eq!(
+            s.begin_put("s", "t", Some("bytes 0-0/10"), 1, 100)
+                .unwrap_err(),
+            UploadError::NotFound
+        );
         assert!(s.remove("s", "t", 1));
         assert!(!s.remove("s", "t", 1));
     }

@@ -19,7 +19,11 @@ use crate::tokens::{AUTH_CODE_LIFETIME_SECS, AuthCode};
 
 /// Escapes text for HTML.
 pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// A sign-in error page (no redirect: the redirect URI is not trusted yet).
@@ -37,7 +41,9 @@ pub(crate) fn redirect_allowed(app: &App, requested: &str) -> bool {
     if app.redirect_uris.contains(&requested) {
         return true;
     }
-    let Ok(url) = url::Url::parse(requested) else { return false };
+    let Ok(url) = url::Url::parse(requested) else {
+        return false;
+    };
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1"));
     if url.scheme() != "http" || !loopback {
         return false;
@@ -45,9 +51,9 @@ pub(crate) fn redirect_allowed(app: &App, requested: &str) -> bool {
     app.redirect_uris.iter().any(|registered| {
         url::Url::parse(registered).is_ok_and(|r| {
             r.scheme() == "http" && r.host_str() == url.host_str() && r.path() == url.path()
-        }) || (registered.starts_with("http://localhost") && url.host_str() == Some("127.0.0.1") && {
-            url::Url::parse(registered).is_ok_and(|r| r.path() == url.path())
-        })
+        }) || (registered.starts_with("http://localhost")
+            && url.host_str() == Some("127.0.0.1")
+            && { url::Url::parse(registered).is_ok_and(|r| r.path() == url.path()) })
     })
 }
 
@@ -55,7 +61,13 @@ fn redirect_with(redirect_uri: &str, mode: &str, params: &[(&str, String)]) -> R
     if mode == "form_post" {
         let inputs: String = params
             .iter()
-            .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
+            .map(|(k, v)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                    escape(k),
+                    escape(v)
+                )
+            })
             .collect();
         let body = format!(
             "<!doctype html><html><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">{inputs}\
@@ -64,8 +76,9 @@ fn redirect_with(redirect_uri: &str, mode: &str, params: &[(&str, String)]) -> R
         );
         return Html(body).into_response();
     }
-    let encoded: String =
-        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str()))).finish();
+    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
     let separator = if mode == "fragment" {
         "#"
     } else if redirect_uri.contains('?') {
@@ -77,7 +90,13 @@ fn redirect_with(redirect_uri: &str, mode: &str, params: &[(&str, String)]) -> R
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
 }
 
-fn redirect_error(p: &HashMap<String, String>, mode: &str, error: &str, code: u32, description: &str) -> Response {
+fn redirect_error(
+    p: &HashMap<String, String>,
+    mode: &str,
+    error: &str,
+    code: u32,
+    description: &str,
+) -> Response {
     let redirect_uri = p.get("redirect_uri").cloned().unwrap_or_default();
     let mut params = vec![
         ("error", error.to_string()),
@@ -149,9 +168,19 @@ fn authorize(
             ),
         );
     }
-    let mode = p.get("response_mode").map(String::as_str).unwrap_or("query").to_string();
+    let mode = p
+        .get("response_mode")
+        .map(String::as_str)
+        .unwrap_or("query")
+        .to_string();
     if p.get("response_type").map(String::as_str) != Some("code") {
-        return redirect_error(p, &mode, "unsupported_response_type", 700_054, "response_type must be 'code'.");
+        return redirect_error(
+            p,
+            &mode,
+            "unsupported_response_type",
+            700_054,
+            "response_type must be 'code'.",
+        );
     }
     let raw_scope = p.get("scope").cloned().unwrap_or_default();
     let request = match scope::parse(&raw_scope) {
@@ -161,35 +190,58 @@ fn authorize(
     if let Err(e) = scope::grant_delegated(&app, &request) {
         return redirect_error(p, &mode, "consent_required", e.code, &e.message);
     }
-    let method = p.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into());
+    let method = p
+        .get("code_challenge_method")
+        .cloned()
+        .unwrap_or_else(|| "plain".into());
     let challenge = p.get("code_challenge").filter(|c| !c.is_empty()).cloned();
     if let Some(c) = &challenge {
         if !(method.eq_ignore_ascii_case("S256") || method == "plain") {
-            return redirect_error(p, &mode, "invalid_request", 501_491, "Invalid code_challenge_method.");
+            return redirect_error(
+                p,
+                &mode,
+                "invalid_request",
+                501_491,
+                "Invalid code_challenge_method.",
+            );
         }
         if method.eq_ignore_ascii_case("S256") && c.len() != 43 {
-            return redirect_error(p, &mode, "invalid_request", 50_147, "Invalid size of Code_Challenge parameter.");
+            return redirect_error(
+                p,
+                &mode,
+                "invalid_request",
+                50_147,
+                "Invalid size of Code_Challenge parameter.",
+            );
         }
     }
     let hint = p.get("login_hint").map(|h| h.to_ascii_lowercase());
     // Who signs in: the form's credentials, else an approval armed beforehand.
     let user = if let Some((login, password)) = credentials {
         match inner.directory.mailbox(&login) {
-            Some(m) if m.kind == MailboxKind::User && m.password == Some(password.as_str()) => Some(m.upn.to_string()),
+            Some(m) if m.kind == MailboxKind::User && m.password == Some(password.as_str()) => {
+                Some(m.upn.to_string())
+            }
             _ => {
                 return login_form(tenant, p, Some("Your account or password is incorrect."));
             }
         }
     } else {
-        let position = inner
-            .sign_in_approvals
-            .iter()
-            .position(|approved| hint.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(approved)));
+        let position = inner.sign_in_approvals.iter().position(|approved| {
+            hint.as_deref()
+                .is_none_or(|h| h.eq_ignore_ascii_case(approved))
+        });
         position.map(|i| inner.sign_in_approvals.remove(i))
     };
     let Some(user) = user else {
         if p.get("prompt").map(String::as_str) == Some("none") {
-            return redirect_error(p, &mode, "login_required", 50_058, "A silent sign-in request was sent but no user is signed in.");
+            return redirect_error(
+                p,
+                &mode,
+                "login_required",
+                50_058,
+                "A silent sign-in request was sent but no user is signed in.",
+            );
         }
         return login_form(tenant, p, None);
     };
@@ -215,10 +267,18 @@ fn authorize(
 fn login_form(tenant: &str, p: &HashMap<String, String>, error: Option<&str>) -> Response {
     let hidden: String = p
         .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
         .collect();
     let hint = p.get("login_hint").map(|h| escape(h)).unwrap_or_default();
-    let error = error.map(|e| format!("<p style=\"color:#a00\">{}</p>", escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!("<p style=\"color:#a00\">{}</p>", escape(e)))
+        .unwrap_or_default();
     let body = format!(
         "<!doctype html><html><head><title>Sign in to your account</title></head><body>\
          <h1>Sign in</h1><p>mailhost-emulator (stands in for login.microsoftonline.com)</p>{error}\

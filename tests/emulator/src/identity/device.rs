@@ -56,7 +56,8 @@ impl DeviceCodes {
         interval: Duration,
         now: Instant,
     ) -> DeviceCode {
-        self.codes.retain(|_, c| c.expires_at + Duration::from_secs(3600) > now);
+        self.codes
+            .retain(|_, c| c.expires_at + Duration::from_secs(3600) > now);
         let mut rng = rand::rng();
         let user_code: String = (0..9)
             .map(|_| USER_CODE_ALPHABET[rng.random_range(0..USER_CODE_ALPHABET.len())] as char)
@@ -76,7 +77,12 @@ impl DeviceCodes {
     }
 
     /// Polls the token endpoint with `device_code` for `client_id`.
-    pub(crate) fn poll(&mut self, device_code: &str, client_id: &str, now: Instant) -> Result<Approved, AadError> {
+    pub(crate) fn poll(
+        &mut self,
+        device_code: &str,
+        client_id: &str,
+        now: Instant,
+    ) -> Result<Approved, AadError> {
         let Some(code) = self.codes.get_mut(device_code) else {
             return Err(AadError::bad_verification_code());
         };
@@ -93,7 +99,10 @@ impl DeviceCodes {
         match &code.state {
             DeviceState::Declined => Err(AadError::authorization_declined()),
             DeviceState::Approved { user } => {
-                let approved = Approved { user: user.clone(), scope: code.scope.clone() };
+                let approved = Approved {
+                    user: user.clone(),
+                    scope: code.scope.clone(),
+                };
                 code.state = DeviceState::Redeemed;
                 Ok(approved)
             }
@@ -110,9 +119,14 @@ impl DeviceCodes {
     }
 
     fn by_user_code(&mut self, user_code: &str, now: Instant) -> Option<&mut DeviceCode> {
-        let wanted: String = user_code.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let wanted: String = user_code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
         self.codes.values_mut().find(|c| {
-            c.user_code.eq_ignore_ascii_case(&wanted) && c.state == DeviceState::Pending && now < c.expires_at
+            c.user_code.eq_ignore_ascii_case(&wanted)
+                && c.state == DeviceState::Pending
+                && now < c.expires_at
         })
     }
 
@@ -121,7 +135,9 @@ impl DeviceCodes {
     pub(crate) fn approve(&mut self, user_code: &str, user: &str, now: Instant) -> bool {
         match self.by_user_code(user_code, now) {
             Some(code) => {
-                code.state = DeviceState::Approved { user: user.to_ascii_lowercase() };
+                code.state = DeviceState::Approved {
+                    user: user.to_ascii_lowercase(),
+                };
                 true
             }
             None => false,
@@ -156,7 +172,13 @@ mod tests {
     use super::*;
 
     fn start(codes: &mut DeviceCodes, now: Instant) -> DeviceCode {
-        codes.start("client", "Mail.Send", Duration::from_secs(900), Duration::from_secs(5), now)
+        codes.start(
+            "client",
+            "Mail.Send",
+            Duration::from_secs(900),
+            Duration::from_secs(5),
+            now,
+        )
     }
 
     #[test]
@@ -165,13 +187,23 @@ mod tests {
         let t0 = Instant::now();
         let code = start(&mut codes, t0);
         assert_eq!(code.user_code.len(), 9);
-        assert_eq!(codes.poll(&code.device_code, "client", t0).unwrap_err().error, "authorization_pending");
+        assert_eq!(
+            codes
+                .poll(&code.device_code, "client", t0)
+                .unwrap_err()
+                .error,
+            "authorization_pending"
+        );
         assert_eq!(codes.pending(t0).len(), 1);
         assert!(codes.approve(&code.user_code.to_lowercase(), "Alex@X", t0));
         assert!(codes.pending(t0).is_empty());
-        let ok = codes.poll(&code.device_code, "client", t0 + Duration::from_secs(5)).unwrap();
+        let ok = codes
+            .poll(&code.device_code, "client", t0 + Duration::from_secs(5))
+            .unwrap();
         assert_eq!(ok.user, "alex@x");
-        let again = codes.poll(&code.device_code, "client", t0 + Duration::from_secs(10)).unwrap_err();
+        let again = codes
+            .poll(&code.device_code, "client", t0 + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(again.error, "bad_verification_code");
     }
 
@@ -180,10 +212,20 @@ mod tests {
         let mut codes = DeviceCodes::default();
         let t0 = Instant::now();
         let code = start(&mut codes, t0);
-        assert_eq!(codes.poll(&code.device_code, "client", t0).unwrap_err().error, "authorization_pending");
-        let fast = codes.poll(&code.device_code, "client", t0 + Duration::from_secs(1)).unwrap_err();
+        assert_eq!(
+            codes
+                .poll(&code.device_code, "client", t0)
+                .unwrap_err()
+                .error,
+            "authorization_pending"
+        );
+        let fast = codes
+            .poll(&code.device_code, "client", t0 + Duration::from_secs(1))
+            .unwrap_err();
         assert_eq!(fast.error, "slow_down");
-        let ok = codes.poll(&code.device_code, "client", t0 + Duration::from_secs(7)).unwrap_err();
+        let ok = codes
+            .poll(&code.device_code, "client", t0 + Duration::from_secs(7))
+            .unwrap_err();
         assert_eq!(ok.error, "authorization_pending");
     }
 
@@ -193,13 +235,34 @@ mod tests {
         let t0 = Instant::now();
         let declined = start(&mut codes, t0);
         assert!(codes.decline(&declined.user_code, t0));
-        assert_eq!(codes.poll(&declined.device_code, "client", t0).unwrap_err().error, "authorization_declined");
+        assert_eq!(
+            codes
+                .poll(&declined.device_code, "client", t0)
+                .unwrap_err()
+                .error,
+            "authorization_declined"
+        );
         let expired = start(&mut codes, t0);
         let late = t0 + Duration::from_secs(901);
-        assert_eq!(codes.poll(&expired.device_code, "client", late).unwrap_err().error, "expired_token");
+        assert_eq!(
+            codes
+                .poll(&expired.device_code, "client", late)
+                .unwrap_err()
+                .error,
+            "expired_token"
+        );
         assert!(!codes.approve(&expired.user_code, "alex@x", late));
-        assert_eq!(codes.poll("nope", "client", t0).unwrap_err().error, "bad_verification_code");
+        assert_eq!(
+            codes.poll("nope", "client", t0).unwrap_err().error,
+            "bad_verification_code"
+        );
         let other = start(&mut codes, t0);
-        assert_eq!(codes.poll(&other.device_code, "other", t0).unwrap_err().error, "bad_verification_code");
+        assert_eq!(
+            codes
+                .poll(&other.device_code, "other", t0)
+                .unwrap_err()
+                .error,
+            "bad_verification_code"
+        );
     }
 }

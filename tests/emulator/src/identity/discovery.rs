@@ -14,12 +14,16 @@ use crate::seed;
 use crate::state::Shared;
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
-pub(crate) async fn openid_configuration(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>) -> Response {
+pub(crate) async fn openid_configuration(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+) -> Response {
     let segment = shared.lock().directory.tenant(&tenant);
     let base = &shared.base_url;
     let issuer_tenant = match segment {
         TenantSegment::Unknown => {
-            return AadError::unknown_tenant(&tenant).into_response_with(&uuid::Uuid::new_v4().to_string());
+            return AadError::unknown_tenant(&tenant)
+                .into_response_with(&uuid::Uuid::new_v4().to_string());
         }
         TenantSegment::Tenant => seed::TENANT_ID.to_string(),
         TenantSegment::Consumers => CONSUMERS_TENANT_ID.to_string(),
@@ -63,15 +67,20 @@ pub(crate) async fn instance_discovery(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let base = &shared.base_url;
-    let host = base.split("://").nth(1).unwrap_or(base.as_str()).to_string();
-    let endpoint = query.get("authorization_endpoint").cloned().unwrap_or_default();
-    let known = endpoint.is_empty() || endpoint.contains(&host) || endpoint.contains("login.microsoftonline.com");
+    let host = base
+        .split("://")
+        .nth(1)
+        .unwrap_or(base.as_str())
+        .to_string();
+    let endpoint = query
+        .get("authorization_endpoint")
+        .cloned()
+        .unwrap_or_default();
+    let known = endpoint.is_empty()
+        || endpoint.contains(&host)
+        || endpoint.contains("login.microsoftonline.com");
     if !known {
-        let error = AadError::new(
-            "invalid_instance",
-            50_049,
-            "Unknown or invalid instance.",
-        );
+        let error = AadError::new("invalid_instance", 50_049, "Unknown or invalid instance.");
         return error.into_response_with(&uuid::Uuid::new_v4().to_string());
     }
     let tenant = endpoint
@@ -95,7 +104,10 @@ pub(crate) async fn instance_discovery(
 
 /// `GET /common/userrealm/{username}?api-version=1.0` (MSAL's user-realm discovery before ROPC).
 pub(crate) async fn user_realm(Path(username): Path<String>) -> Response {
-    let domain = username.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+    let domain = username
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
     let managed = Directory::is_internal_domain(&username);
     let body = if managed {
         json!({

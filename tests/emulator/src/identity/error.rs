@@ -21,9 +21,19 @@ pub(crate) struct AadError {
 impl AadError {
     /// An error answered with HTTP 400 (401 for `invalid_client`).
     pub(crate) fn new(error: &'static str, code: u32, message: impl Into<String>) -> Self {
-        let status =
-            if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-        Self { status, error, code, message: message.into(), suberror: None, claims: None }
+        let status = if error == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self {
+            status,
+            error,
+            code,
+            message: message.into(),
+            suberror: None,
+            claims: None,
+        }
     }
 
     /// Adds a `suberror`.
@@ -49,7 +59,11 @@ impl AadError {
         let now = now_unix();
         let timestamp = aad_timestamp(now);
         let trace_id = uuid::Uuid::new_v4().to_string();
-        let prefix = if self.code == 0 { String::new() } else { format!("AADSTS{}: ", self.code) };
+        let prefix = if self.code == 0 {
+            String::new()
+        } else {
+            format!("AADSTS{}: ", self.code)
+        };
         let description = format!(
             "{prefix}{}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}",
             self.message
@@ -79,7 +93,10 @@ impl AadError {
         let body = self.body(correlation_id);
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-cache"),
+        );
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -266,7 +283,11 @@ impl AadError {
     }
 
     pub(crate) fn malformed_grant() -> Self {
-        Self::new("invalid_grant", 9_002_313, "Invalid request. Request is malformed or invalid.")
+        Self::new(
+            "invalid_grant",
+            9_002_313,
+            "Invalid request. Request is malformed or invalid.",
+        )
     }
 
     pub(crate) fn grant_client_mismatch() -> Self {
@@ -342,7 +363,11 @@ impl AadError {
     }
 
     pub(crate) fn authorization_declined() -> Self {
-        Self::new("authorization_declined", 70_000, "The user declined the authorization request.")
+        Self::new(
+            "authorization_declined",
+            70_000,
+            "The user declined the authorization request.",
+        )
     }
 
     pub(crate) fn device_code_expired() -> Self {
@@ -391,9 +416,19 @@ mod tests {
         let description = body["error_description"].as_str().unwrap_or_default();
         assert!(description.starts_with("AADSTS65001: "));
         assert!(description.contains("\r\nTrace ID: "));
-        assert!(description.contains("\r\nCorrelation ID: c0ffee00-0000-0000-0000-000000000000\r\nTimestamp: "));
-        assert_eq!(body["error_uri"], "https://login.microsoftonline.com/error?code=65001");
-        assert_eq!(AadError::public_client_flows_disabled().status, StatusCode::UNAUTHORIZED);
+        assert!(
+            description.contains(
+                "\r\nCorrelation ID: c0ffee00-0000-0000-0000-000000000000\r\nTimestamp: "
+            )
+        );
+        assert_eq!(
+            body["error_uri"],
+            "https://login.microsoftonline.com/error?code=65001"
+        );
+        assert_eq!(
+            AadError::public_client_flows_disabled().status,
+            StatusCode::UNAUTHORIZED
+        );
         let mfa = AadError::mfa_required().body("x");
         assert_eq!(mfa["error"], "interaction_required");
         assert!(mfa["claims"].as_str().is_some());

@@ -13,7 +13,13 @@ pub(crate) fn issuer(base_url: &str) -> String {
 }
 
 /// An OIDC id token for `user`, audience `client_id`.
-pub(crate) fn id_token(base_url: &str, client_id: &str, user: &Mailbox, nonce: Option<&str>, now: u64) -> String {
+pub(crate) fn id_token(
+    base_url: &str,
+    client_id: &str,
+    user: &Mailbox,
+    nonce: Option<&str>,
+    now: u64,
+) -> String {
     let header = json!({"typ": "JWT", "alg": "none"});
     let mut claims = json!({
         "aud": client_id,
@@ -56,10 +62,14 @@ mod tests {
         let token = id_token("https://127.0.0.1:1", "client", user, Some("n0nce"), 100);
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
-        let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         assert_eq!(claims["preferred_username"], seed::USER_UPN);
         assert_eq!(claims["nonce"], "n0nce");
-        assert_eq!(claims["iss"], format!("https://127.0.0.1:1/{}/v2.0", seed::TENANT_ID));
+        assert_eq!(
+            claims["iss"],
+            format!("https://127.0.0.1:1/{}/v2.0", seed::TENANT_ID)
+        );
         let info: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(client_info(user)).unwrap()).unwrap();
         assert_eq!(info["uid"], seed::USER_ID);

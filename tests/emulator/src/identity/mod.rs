@@ -14,16 +14,17 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::directory::{CONSUMERS_TENANT_ID, MailboxKind, TenantSegment};
+use crate::graph::error::RequestIds;
 use crate::identity::authorize::escape;
 use crate::identity::error::AadError;
-use crate::identity::token::{correlation_id, parse_form};
+use crate::identity::token::parse_form;
 use crate::seed;
 use crate::state::Shared;
 
@@ -32,21 +33,34 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token::token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(device_code))
-        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/common/discovery/instance", get(discovery::instance_discovery))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/common/discovery/instance",
+            get(discovery::instance_discovery),
+        )
         .route("/common/userrealm/{username}", get(discovery::user_realm))
-        .route("/devicelogin", get(device_login_page).post(device_login_submit))
+        .route(
+            "/devicelogin",
+            get(device_login_page).post(device_login_submit),
+        )
 }
 
 /// `POST /{tenant}/oauth2/v2.0/devicecode`.
 async fn device_code(
     State(shared): State<Arc<Shared>>,
+    Extension(ids): Extension<RequestIds>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let correlation = correlation_id(&headers);
+    let correlation = ids.client_request_id;
     let form = parse_form(&body);
     let result = (|| {
         let mut inner = shared.lock();
@@ -56,18 +70,29 @@ async fn device_code(
             return Err(AadError::unknown_tenant(&tenant));
         }
         let auth = token::client_auth(&form, &headers);
-        let client_id = auth.client_id.clone().ok_or_else(|| AadError::missing_parameter("client_id"))?;
+        let client_id = auth
+            .client_id
+            .clone()
+            .ok_or_else(|| AadError::missing_parameter("client_id"))?;
         let app = match (segment, inner.directory.app(&client_id)) {
-            (TenantSegment::Consumers, _) => return Err(AadError::unknown_client(&client_id, CONSUMERS_TENANT_ID)),
+            (TenantSegment::Consumers, _) => {
+                return Err(AadError::unknown_client(&client_id, CONSUMERS_TENANT_ID));
+            }
             (_, Some(app)) => app.clone(),
             (_, None) => return Err(AadError::unknown_client(&client_id, seed::TENANT_ID)),
         };
-        let raw_scope = form.get("scope").filter(|s| !s.trim().is_empty()).ok_or_else(|| AadError::missing_parameter("scope"))?;
+        let raw_scope = form
+            .get("scope")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| AadError::missing_parameter("scope"))?;
         scope::parse(raw_scope)?;
         token::check_client(&app, &auth)?;
         let lifetime = Duration::from_secs(inner.config.device_code_lifetime_secs);
         let interval = Duration::from_secs(inner.config.device_code_interval_secs);
-        let code = inner.devices.start(app.client_id, raw_scope, lifetime, interval, Instant::now());
+        let code =
+            inner
+                .devices
+                .start(app.client_id, raw_scope, lifetime, interval, Instant::now());
         let uri = format!("{}/devicelogin", shared.base_url);
         Ok(json!({
             "user_code": code.user_code,
@@ -88,7 +113,9 @@ async fn device_code(
 }
 
 fn device_page(message: Option<&str>) -> Response {
-    let message = message.map(|m| format!("<p><strong>{}</strong></p>", escape(m))).unwrap_or_default();
+    let message = message
+        .map(|m| format!("<p><strong>{}</strong></p>", escape(m)))
+        .unwrap_or_default();
     Html(format!(
         "<!doctype html><html><head><title>Enter code</title></head><body><h1>Enter code</h1>\
          <p>mailhost-emulator (stands in for microsoft.com/devicelogin)</p>{message}\

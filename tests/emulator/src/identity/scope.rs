@@ -33,7 +33,10 @@ impl ScopeRequest {
 }
 
 fn canonical_permission(name: &str) -> Option<&'static str> {
-    KNOWN_GRAPH_PERMISSIONS.iter().copied().find(|p| p.eq_ignore_ascii_case(name))
+    KNOWN_GRAPH_PERMISSIONS
+        .iter()
+        .copied()
+        .find(|p| p.eq_ignore_ascii_case(name))
 }
 
 fn invalid(scope: &str) -> AadError {
@@ -55,17 +58,24 @@ pub(crate) fn parse(raw: &str) -> Result<ScopeRequest, AadError> {
             continue;
         }
         let (resource, name) = match scope.rsplit_once('/') {
-            Some((resource, name)) if resource.contains(':') || resource.contains('.') || resource.len() == 36 => {
+            Some((resource, name))
+                if resource.contains(':') || resource.contains('.') || resource.len() == 36 =>
+            {
                 (Some(resource), name)
             }
             Some(_) => return Err(invalid(scope)),
             None => (None, scope),
         };
         if let Some(resource) = resource {
-            let is_graph = resource.trim_end_matches('/').eq_ignore_ascii_case(GRAPH_RESOURCE)
+            let is_graph = resource
+                .trim_end_matches('/')
+                .eq_ignore_ascii_case(GRAPH_RESOURCE)
                 || resource.eq_ignore_ascii_case(GRAPH_APP_ID);
             if !is_graph {
-                if resource.to_ascii_lowercase().starts_with("https://outlook.office") {
+                if resource
+                    .to_ascii_lowercase()
+                    .starts_with("https://outlook.office")
+                {
                     other_resource_scopes += 1;
                     continue;
                 }
@@ -113,7 +123,10 @@ pub(crate) fn grant_delegated(app: &App, request: &ScopeRequest) -> Result<Vec<S
     let consented = |p: &String| app.delegated.iter().any(|d| d == p);
     if request.permissions.iter().any(|p| !consented(p))
         || (request.default && app.delegated.is_empty())
-        || (request.permissions.is_empty() && !request.default && app.delegated.is_empty() && request.oidc.is_empty())
+        || (request.permissions.is_empty()
+            && !request.default
+            && app.delegated.is_empty()
+            && request.oidc.is_empty())
     {
         return Err(AadError::consent_missing(app.client_id, app.name));
     }
@@ -124,7 +137,13 @@ pub(crate) fn grant_delegated(app: &App, request: &ScopeRequest) -> Result<Vec<S
 pub(crate) fn response_scope(granted: &[String], request: &ScopeRequest) -> String {
     let mut parts: Vec<String> = granted
         .iter()
-        .map(|p| if request.prefixed { format!("{GRAPH_RESOURCE}/{p}") } else { p.clone() })
+        .map(|p| {
+            if request.prefixed {
+                format!("{GRAPH_RESOURCE}/{p}")
+            } else {
+                p.clone()
+            }
+        })
         .collect();
     for oidc in &request.oidc {
         if oidc != "offline_access" {
@@ -147,7 +166,9 @@ pub(crate) fn check_client_credentials(raw: &str) -> Result<(), AadError> {
                 return Err(client_credentials_scope(one));
             }
             let resource = resource.trim_end_matches('/');
-            if resource.eq_ignore_ascii_case(GRAPH_RESOURCE) || resource.eq_ignore_ascii_case(GRAPH_APP_ID) {
+            if resource.eq_ignore_ascii_case(GRAPH_RESOURCE)
+                || resource.eq_ignore_ascii_case(GRAPH_APP_ID)
+            {
                 Ok(())
             } else {
                 Err(AadError::invalid_resource(resource))
@@ -172,21 +193,37 @@ mod tests {
 
     #[test]
     fn parses_short_prefixed_and_oidc_scopes() {
-        let r = parse("https://graph.microsoft.com/Mail.Send openid offline_access profile").unwrap();
+        let r =
+            parse("https://graph.microsoft.com/Mail.Send openid offline_access profile").unwrap();
         assert_eq!(r.permissions, vec!["Mail.Send"]);
         assert!(r.prefixed && r.offline() && r.openid());
         let r = parse("mail.send Mail.ReadWrite").unwrap();
         assert_eq!(r.permissions, vec!["Mail.Send", "Mail.ReadWrite"]);
         assert!(!r.prefixed);
-        assert!(parse("https://graph.microsoft.com/.default").unwrap().default);
+        assert!(
+            parse("https://graph.microsoft.com/.default")
+                .unwrap()
+                .default
+        );
     }
 
     #[test]
     fn rejects_bad_scopes() {
         assert_eq!(parse("Mail.Bogus").unwrap_err().code, 70_011);
-        assert_eq!(parse("https://graph.microsoft.com/.default Mail.Send").unwrap_err().code, 70_011);
-        assert_eq!(parse("https://unknown.example/x").unwrap_err().code, 500_011);
-        assert_eq!(check_client_credentials("Mail.Send").unwrap_err().code, 70_011);
+        assert_eq!(
+            parse("https://graph.microsoft.com/.default Mail.Send")
+                .unwrap_err()
+                .code,
+            70_011
+        );
+        assert_eq!(
+            parse("https://unknown.example/x").unwrap_err().code,
+            500_011
+        );
+        assert_eq!(
+            check_client_credentials("Mail.Send").unwrap_err().code,
+            70_011
+        );
         assert_eq!(check_client_credentials("").unwrap_err().code, 900_144);
         assert!(check_client_credentials("https://graph.microsoft.com/.default").is_ok());
     }
@@ -197,7 +234,12 @@ mod tests {
         let mailhost = dir.app(seed::MAILHOST_CLIENT_ID).unwrap();
         let granted = grant_delegated(mailhost, &parse("Mail.Send").unwrap()).unwrap();
         assert!(granted.contains(&"Mail.ReadWrite".to_string()));
-        assert_eq!(grant_delegated(mailhost, &parse("Mail.Read").unwrap()).unwrap_err().code, 65_001);
+        assert_eq!(
+            grant_delegated(mailhost, &parse("Mail.Read").unwrap())
+                .unwrap_err()
+                .code,
+            65_001
+        );
         let none = dir.app(seed::NO_CONSENT_CLIENT_ID).unwrap();
         let err = grant_delegated(none, &parse("Mail.Send").unwrap()).unwrap_err();
         assert_eq!((err.code, err.suberror), (65_001, Some("consent_required")));

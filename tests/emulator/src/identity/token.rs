@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::graph::error::RequestIds;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -16,23 +17,13 @@ use serde_json::{Value, json};
 use crate::directory::{App, CONSUMERS_TENANT_ID, MailboxKind, TenantSegment};
 use crate::identity::error::AadError;
 use crate::identity::{jwt, scope};
-use crate::state::{Inner, Shared};
-use crate::tokens::{AccessToken, RefreshState, pkce_matches};
-use crate::time::now_unix;
 use crate::seed;
+use crate::state::{Inner, Shared};
+use crate::time::now_unix;
+use crate::tokens::{AccessToken, RefreshState, pkce_matches};
 
 /// The device-code grant type.
 pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// The correlation id of a request: the client's `client-request-id`, else a new GUID.
-pub(crate) fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
 
 /// Parses a form-encoded body.
 pub(crate) fn parse_form(body: &[u8]) -> HashMap<String, String> {
@@ -57,7 +48,10 @@ pub(crate) fn client_auth(form: &HashMap<String, String>, headers: &HeaderMap) -
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
         .and_then(|b64| STANDARD.decode(b64.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok());
     if let Some((id, secret)) = basic.as_deref().and_then(|s| s.split_once(':')) {
@@ -105,7 +99,10 @@ pub(crate) fn check_client(app: &App, auth: &ClientAuth) -> Result<(), AadError>
 }
 
 fn require<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, AadError> {
-    form.get(name).map(String::as_str).filter(|s| !s.is_empty()).ok_or_else(|| AadError::missing_parameter(name))
+    form.get(name)
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AadError::missing_parameter(name))
 }
 
 fn grant_name(grant: &str) -> &'static str {
@@ -122,11 +119,13 @@ fn grant_name(grant: &str) -> &'static str {
 /// The token endpoint.
 pub(crate) async fn token(
     State(shared): State<Arc<Shared>>,
+    Extension(ids): Extension<RequestIds>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let correlation = correlation_id(&headers);
+    // Entra echoes the client's client-request-id as the correlation id.
+    let correlation = ids.client_request_id;
     let form = parse_form(&body);
     let result = {
         let mut inner = shared.lock();
@@ -146,7 +145,10 @@ pub(crate) async fn token(
         Ok(body) => {
             let mut response = Json(body).into_response();
             let h = response.headers_mut();
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store, no-cache"),
+            );
             h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             response
         }
@@ -167,16 +169,23 @@ fn handle(
     }
     let grant = require(form, "grant_type")?.to_string();
     match (grant.as_str(), segment) {
-        ("password", TenantSegment::Common | TenantSegment::Consumers) => return Err(AadError::ropc_not_on_common()),
+        ("password", TenantSegment::Common | TenantSegment::Consumers) => {
+            return Err(AadError::ropc_not_on_common());
+        }
         ("client_credentials", TenantSegment::Common | TenantSegment::Organizations) => {
             return Err(AadError::no_tenant_info());
         }
         _ => {}
     }
     let auth = client_auth(form, headers);
-    let client_id = auth.client_id.clone().ok_or_else(|| AadError::missing_parameter("client_id"))?;
+    let client_id = auth
+        .client_id
+        .clone()
+        .ok_or_else(|| AadError::missing_parameter("client_id"))?;
     let app = match (segment, inner.directory.app(&client_id)) {
-        (TenantSegment::Consumers, _) => return Err(AadError::unknown_client(&client_id, CONSUMERS_TENANT_ID)),
+        (TenantSegment::Consumers, _) => {
+            return Err(AadError::unknown_client(&client_id, CONSUMERS_TENANT_ID));
+        }
         (_, Some(app)) => app.clone(),
         (_, None) => return Err(AadError::unknown_client(&client_id, seed::TENANT_ID)),
     };
@@ -219,7 +228,9 @@ fn password(
     }
     let granted = scope::grant_delegated(app, &request)?;
     let raw = form.get("scope").cloned().unwrap_or_default();
-    Ok(issue_user_tokens(inner, base_url, app, user.upn, &request, &raw, granted, None, form, now, false))
+    Ok(issue_user_tokens(
+        inner, base_url, app, user.upn, &request, &raw, granted, None, form, now, false,
+    ))
 }
 
 fn device_code(
@@ -240,7 +251,19 @@ fn device_code(
     let approved = inner.devices.poll(code, app.client_id, Instant::now())?;
     let request = scope::parse(&approved.scope)?;
     let granted = scope::grant_delegated(app, &request)?;
-    Ok(issue_user_tokens(inner, base_url, app, &approved.user, &request, &approved.scope, granted, None, form, now, false))
+    Ok(issue_user_tokens(
+        inner,
+        base_url,
+        app,
+        &approved.user,
+        &request,
+        &approved.scope,
+        granted,
+        None,
+        form,
+        now,
+        false,
+    ))
 }
 
 fn refresh(
@@ -253,24 +276,50 @@ fn refresh(
 ) -> Result<Value, AadError> {
     check_client(app, auth)?;
     let value = require(form, "refresh_token")?;
-    let stored = inner.tokens.refresh.get(value).cloned().ok_or_else(AadError::malformed_grant)?;
+    let stored = inner
+        .tokens
+        .refresh
+        .get(value)
+        .cloned()
+        .ok_or_else(AadError::malformed_grant)?;
     if !stored.client_id.eq_ignore_ascii_case(app.client_id) {
         return Err(AadError::grant_client_mismatch());
     }
     match stored.state {
         RefreshState::Active => {}
-        RefreshState::Revoked { valid_from } => return Err(AadError::refresh_token_revoked(stored.issued_at, valid_from)),
+        RefreshState::Revoked { valid_from } => {
+            return Err(AadError::refresh_token_revoked(
+                stored.issued_at,
+                valid_from,
+            ));
+        }
         RefreshState::Inactive => return Err(AadError::refresh_token_inactive(stored.issued_at)),
         RefreshState::NeedsMfa => return Err(AadError::mfa_required()),
     }
-    let raw = form.get("scope").filter(|s| !s.trim().is_empty()).cloned().unwrap_or(stored.scope.clone());
+    let raw = form
+        .get("scope")
+        .filter(|s| !s.trim().is_empty())
+        .cloned()
+        .unwrap_or(stored.scope.clone());
     let mut request = scope::parse(&raw)?;
     // The refresh grant always returns a new refresh token (rotation).
     if !request.offline() {
         request.oidc.push("offline_access".into());
     }
     let granted = scope::grant_delegated(app, &request)?;
-    Ok(issue_user_tokens(inner, base_url, app, &stored.user, &request, &raw, granted, None, form, now, true))
+    Ok(issue_user_tokens(
+        inner,
+        base_url,
+        app,
+        &stored.user,
+        &request,
+        &raw,
+        granted,
+        None,
+        form,
+        now,
+        true,
+    ))
 }
 
 fn authorization_code(
@@ -284,7 +333,11 @@ fn authorization_code(
     check_client(app, auth)?;
     let code_value = require(form, "code")?;
     let redirect_uri = require(form, "redirect_uri")?;
-    let code = inner.tokens.codes.get_mut(code_value).ok_or_else(AadError::malformed_grant)?;
+    let code = inner
+        .tokens
+        .codes
+        .get_mut(code_value)
+        .ok_or_else(AadError::malformed_grant)?;
     if !code.client_id.eq_ignore_ascii_case(app.client_id) {
         return Err(AadError::grant_client_mismatch());
     }
@@ -305,11 +358,25 @@ fn authorization_code(
     }
     code.redeemed = true;
     let code = code.clone();
-    let raw = form.get("scope").filter(|s| !s.trim().is_empty()).cloned().unwrap_or(code.scope.clone());
+    let raw = form
+        .get("scope")
+        .filter(|s| !s.trim().is_empty())
+        .cloned()
+        .unwrap_or(code.scope.clone());
     let request = scope::parse(&raw)?;
     let granted = scope::grant_delegated(app, &request)?;
     Ok(issue_user_tokens(
-        inner, base_url, app, &code.user, &request, &raw, granted, code.nonce.as_deref(), form, now, false,
+        inner,
+        base_url,
+        app,
+        &code.user,
+        &request,
+        &raw,
+        granted,
+        code.nonce.as_deref(),
+        form,
+        now,
+        false,
     ))
 }
 
@@ -376,17 +443,27 @@ fn issue_user_tokens(
         "ext_expires_in": lifetime,
         "access_token": access_token,
     });
-    let Some(map) = body.as_object_mut() else { return body };
+    let Some(map) = body.as_object_mut() else {
+        return body;
+    };
     if request.offline() || always_refresh {
         let mut stored_scope = raw_scope.to_string();
-        if !stored_scope.split_whitespace().any(|s| s.eq_ignore_ascii_case("offline_access")) {
+        if !stored_scope
+            .split_whitespace()
+            .any(|s| s.eq_ignore_ascii_case("offline_access"))
+        {
             stored_scope.push_str(" offline_access");
         }
-        let refresh = inner.tokens.issue_refresh(app.client_id, user.upn, &stored_scope, now);
+        let refresh = inner
+            .tokens
+            .issue_refresh(app.client_id, user.upn, &stored_scope, now);
         map.insert("refresh_token".into(), json!(refresh));
     }
     if request.openid() {
-        map.insert("id_token".into(), json!(jwt::id_token(base_url, app.client_id, &user, nonce, now)));
+        map.insert(
+            "id_token".into(),
+            json!(jwt::id_token(base_url, app.client_id, &user, nonce, now)),
+        );
     }
     if form.get("client_info").is_some_and(|v| v == "1") {
         map.insert("client_info".into(), json!(jwt::client_info(&user)));
