@@ -96,6 +96,29 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Conformance run for provider authors: load a library without registering it (in a
+    /// child process) and check its description, settings, sends and secret handling.
+    Check(CheckArgs),
+}
+
+/// `mailhost plugin check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin library (.so, .dylib, .dll).
+    pub path: PathBuf,
+    /// A value for a declared setting or staff field, KEY=VALUE (repeatable); required ones
+    /// not given get an automatic value where the type allows.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Seconds one step (loading, one send) may take before it counts as a hang.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: run the checks in this process, using this work folder (set by the parent).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub child_work: Option<PathBuf>,
 }
 
 /// `mailhost config ...`
@@ -202,6 +225,7 @@ pub enum StaffCommand {
 
 /// `mailhost email ...`
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum EmailCommand {
     /// Send one email (it is recorded in mail.db first, so it is never lost).
     Send(SendArgs),

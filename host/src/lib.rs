@@ -19,6 +19,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod batch;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod compose;

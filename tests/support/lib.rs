@@ -50,6 +50,15 @@ const ARTIFACT_PACKAGES: &[&str] = &[
     "fixture-crash-on-load",
     "fixture-null",
     "fixture-echo",
+    "fixture-check-bad-name",
+    "fixture-check-bad-version",
+    "fixture-check-duplicate-keys",
+    "fixture-check-bad-default",
+    "fixture-check-logs-password",
+    "fixture-check-aborts",
+    "fixture-check-hangs",
+    "graph-email",
+    "mailhost-emulator",
 ];
 
 /// Builds the `mailhost` binary and the plugin libraries once per test process. Cargo's own

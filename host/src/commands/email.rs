@@ -30,7 +30,7 @@ use crate::staff;
 
 /// The environment variable that shortens (or lengthens) how long a command waits for another
 /// process's lock on `mail.db`, in milliseconds.
-pub const BUSY_TIMEOUT_ENV: &str = "MAILHOST_DB_BUSY_TIMEOUT_MS";
+pub(crate) const BUSY_TIMEOUT_ENV: &str = "MAILHOST_DB_BUSY_TIMEOUT_MS";
 
 pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
     let outbox = open_store(home)?;

@@ -2,6 +2,7 @@
 //! lines or JSON on stdout. Errors go back to `main`, which prints them once.
 
 mod batch;
+mod check;
 mod config;
 pub(crate) mod email;
 mod login;

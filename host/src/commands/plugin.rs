@@ -23,6 +23,7 @@ pub(super) fn run(home: &Home, command: PluginCommand) -> Result<u8, Error> {
         PluginCommand::Disable { name } => set_enabled(home, &name, false),
         PluginCommand::Remove { name } => remove(home, &name),
         PluginCommand::Verify { name, json } => verify(home, name.as_deref(), json),
+        PluginCommand::Check(args) => super::check::run(&args),
     }
 }
 

@@ -37,7 +37,8 @@ impl Outbox {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
         let taken: bool = tx
-            .query_row("SELECT 1 FROM emails WHERE id = ?1", [id], |_| Ok(true))
+            .prepare_cached("SELECT 1 FROM emails WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |_| Ok(true)))
             .optional()
             .map_err(|e| self.sql(e))?
             .unwrap_or(false);
@@ -46,9 +47,8 @@ impl Outbox {
         }
         if let Some(key) = &email.source_key {
             let existing: Option<String> = tx
-                .query_row("SELECT id FROM emails WHERE source_key = ?1", [key], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT id FROM emails WHERE source_key = ?1")
+                .and_then(|mut st| st.query_row([key], |r| r.get(0)))
                 .optional()
                 .map_err(|e| self.sql(e))?;
             if let Some(existing) = existing {
@@ -59,13 +59,15 @@ impl Outbox {
             json(&list.iter().map(record::from_mailbox).collect::<Vec<_>>())
         };
         let now = Timestamp::now().millis();
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO emails (id, staff_id, provider, from_address, from_name, to_json, \
              cc_json, bcc_json, reply_to_json, subject, body, html, attachments_json, \
              headers_json, status, attempts, created_at, updated_at, source_key) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'queued', 0, \
              ?15, ?15, ?16)",
-            params![
+        )
+        .and_then(|mut st| {
+            st.execute(params![
                 id,
                 email.staff_id,
                 email.provider,
@@ -94,8 +96,8 @@ impl Outbox {
                 ),
                 now,
                 email.source_key,
-            ],
-        )
+            ])
+        })
         .map_err(|e| self.sql(e))?;
         let stored = fetch(&tx, id).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
@@ -132,11 +134,8 @@ impl Outbox {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
         let current: Option<(String, Option<String>)> = tx
-            .query_row(
-                "SELECT status, claim_owner FROM emails WHERE id = ?1",
-                [id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
+            .prepare_cached("SELECT status, claim_owner FROM emails WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |row| Ok((row.get(0)?, row.get(1)?))))
             .optional()
             .map_err(|e| self.sql(e))?;
         let Some((status, holder)) = current else {
@@ -165,11 +164,11 @@ impl Outbox {
                 }
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE emails SET status = 'sending', attempts = attempts + 1, claim_owner = ?2, \
              updated_at = ?3 WHERE id = ?1",
-            params![id, self.owner.token(), Timestamp::now().millis()],
         )
+        .and_then(|mut st| st.execute(params![id, self.owner.token(), Timestamp::now().millis()]))
         .map_err(|e| self.sql(e))?;
         let claimed = fetch(&tx, id).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
@@ -189,19 +188,21 @@ impl Outbox {
         let now = Timestamp::now().millis();
         let changed = self
             .conn()
-            .execute(
+            .prepare_cached(
                 "UPDATE emails SET status = 'sent', claim_owner = NULL, receipt_message_id = ?2, \
                  receipt_request_id = ?3, receipt_detail = ?4, error_kind = NULL, \
                  error_code = NULL, error_message = NULL, error_retry_after_ms = NULL, \
                  sent_at = ?5, updated_at = ?5 WHERE id = ?1",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     id,
                     receipt.message_id,
                     receipt.request_id,
                     receipt.detail,
                     now
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.sql(e))?;
         if changed == 0 {
             return Err(OutboxError::NotFound { id: id.into() });
@@ -235,11 +236,13 @@ impl Outbox {
         let conn = self.conn();
         let retry_after = error.retry_after_ms.and_then(|ms| i64::try_from(ms).ok());
         let changed = conn
-            .execute(
+            .prepare_cached(
                 "UPDATE emails SET status = ?2, claim_owner = NULL, error_kind = ?3, \
                  error_code = ?4, error_message = ?5, error_retry_after_ms = ?6, updated_at = ?7 \
                  WHERE id = ?1 AND status <> 'sent'",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     id,
                     status.as_str(),
                     error.kind,
@@ -247,8 +250,8 @@ impl Outbox {
                     error.message,
                     retry_after,
                     Timestamp::now().millis()
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.sql(e))?;
         if changed == 1 {
             return Ok(status);
@@ -262,12 +265,9 @@ impl Outbox {
 
 /// The row with exactly this id.
 fn fetch(conn: &Connection, id: &str) -> rusqlite::Result<Option<RawRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM emails WHERE id = ?1"),
-        [id],
-        RawRow::read,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM emails WHERE id = ?1"))
+        .and_then(|mut st| st.query_row([id], RawRow::read))
+        .optional()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {

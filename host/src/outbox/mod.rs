@@ -78,13 +78,13 @@ impl Outbox {
         busy_timeout: Duration,
     ) -> Result<Self, OutboxError> {
         let path = path.as_ref();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if let Err(source) = std::fs::metadata(parent) {
-                return Err(OutboxError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Err(source) = std::fs::metadata(parent)
+        {
+            return Err(OutboxError::Open {
+                path: path.to_path_buf(),
+                source,
+            });
         }
         schema::check_header(path)?;
         let sql = |e| schema::sql_error(path, e);

@@ -26,7 +26,8 @@ impl Outbox {
         let conn = self.conn();
         let sql = format!("SELECT {COLUMNS} FROM emails WHERE id = ?1");
         let exact = conn
-            .query_row(&sql, [id], RawRow::read)
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row([id], RawRow::read))
             .optional()
             .map_err(|e| self.sql(e))?;
         if let Some(raw) = exact {
@@ -65,7 +66,8 @@ impl Outbox {
         let sql = format!("SELECT {COLUMNS} FROM emails WHERE source_key = ?1");
         let raw = self
             .conn()
-            .query_row(&sql, [source_key], RawRow::read)
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row([source_key], RawRow::read))
             .optional()
             .map_err(|e| self.sql(e))?;
         raw.map(RawRow::into_record).transpose()

@@ -157,7 +157,9 @@ pub enum HttpError {
     },
     /// The request failed or timed out after it may have reached the service, and it must not
     /// be repeated.
-    #[error("the connection to {url} failed after the request was sent ({detail}); the service may have acted on it")]
+    #[error(
+        "the connection to {url} failed after the request was sent ({detail}); the service may have acted on it"
+    )]
     UnknownOutcome {
         /// The URL (no query).
         url: String,
@@ -208,7 +210,9 @@ impl RetryPolicy {
     /// The backoff before retry number `retry` (0-based) with no `Retry-After`: capped
     /// exponential with up to half a base of random jitter.
     fn backoff(&self, retry: u32) -> Duration {
-        let exponential = self.base.saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX));
+        let exponential = self
+            .base
+            .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX));
         let jitter_ms = u64::try_from(self.base.as_millis() / 2).unwrap_or(0);
         let jitter = Duration::from_millis(rand::random_range(0..=jitter_ms));
         exponential.min(self.cap) + jitter
@@ -227,10 +231,14 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The pooled HTTP clients, one per connect timeout (reqwest sets it per client).
@@ -293,7 +301,10 @@ impl Http {
                 Ok(response) => return Ok(response),
                 Err(AttemptError::Connect(detail)) => (
                     policy.backoff(attempt - 1),
-                    Err(HttpError::Connect { url: shown.clone(), detail }),
+                    Err(HttpError::Connect {
+                        url: shown.clone(),
+                        detail,
+                    }),
                 ),
                 Err(AttemptError::AfterSend(detail)) => {
                     if request.safety == Safety::AtMostOnce {
@@ -301,7 +312,10 @@ impl Http {
                     }
                     (
                         policy.backoff(attempt - 1),
-                        Err(HttpError::Network { url: shown.clone(), detail }),
+                        Err(HttpError::Network {
+                            url: shown.clone(),
+                            detail,
+                        }),
                     )
                 }
             };
@@ -352,8 +366,10 @@ impl Http {
             builder = builder.header("Retry-Attempt", (attempt - 1).to_string());
         }
         if let Some(token) = &request.bearer {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                .map_err(|_| AttemptError::Connect("the access token is not a valid header value".into()))?;
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                    AttemptError::Connect("the access token is not a valid header value".into())
+                })?;
             value.set_sensitive(true);
             builder = builder.header(reqwest::header::AUTHORIZATION, value);
         }
@@ -367,7 +383,10 @@ impl Http {
                     .extend_pairs(fields.iter().map(|(k, v)| (*k, v.expose())))
                     .finish();
                 builder
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(encoded)
             }
             Body::Json(bytes) => builder
@@ -398,11 +417,19 @@ impl Http {
         let body = match response.bytes().await {
             Ok(bytes) => bytes.to_vec(),
             Err(e) => {
-                log::debug!("{} {shown}: reading the response body failed: {}", request.method, error_chain(&e));
+                log::debug!(
+                    "{} {shown}: reading the response body failed: {}",
+                    request.method,
+                    error_chain(&e)
+                );
                 Vec::new()
             }
         };
-        let response = Response { status, headers, body };
+        let response = Response {
+            status,
+            headers,
+            body,
+        };
         log::debug!(
             "{} {shown} -> {} in {} ms (request-id {})",
             request.method,
@@ -463,8 +490,14 @@ mod tests {
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         let later = SystemTime::now() + Duration::from_secs(30);
         let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).expect("HTTP-date parses");
-        assert!(parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28), "{parsed:?}");
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert!(
+            parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28),
+            "{parsed:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 

@@ -26,7 +26,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mailhost_plugin_api::{
-    Provider, ProviderError, ProviderInfo, Receipt, SendRequest, SignInRequest, capability, export_provider,
+    Provider, ProviderError, ProviderInfo, Receipt, SendRequest, SignInRequest, capability,
+    export_provider,
 };
 
 use crate::auth::{Account, Auth};
@@ -89,11 +90,18 @@ impl GraphProvider {
                     .map_err(|e| e.to_string())
             })
             .as_ref()
-            .map_err(|e| ProviderError::internal(format!("graph-email could not start its async runtime: {e}")))
+            .map_err(|e| {
+                ProviderError::internal(format!(
+                    "graph-email could not start its async runtime: {e}"
+                ))
+            })
     }
 
     /// Runs `future` to completion on the provider's runtime from the calling (host) thread.
-    fn block_on<T: Send>(&self, future: impl Future<Output = T> + Send) -> Result<T, ProviderError> {
+    fn block_on<T: Send>(
+        &self,
+        future: impl Future<Output = T> + Send,
+    ) -> Result<T, ProviderError> {
         let runtime = self.runtime()?;
         if tokio::runtime::Handle::try_current().is_ok() {
             // Called from inside someone else's runtime (block_on would panic): use a helper thread.

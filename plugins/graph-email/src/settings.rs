@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use mailhost_plugin_api::{ProviderError, Setting, SettingKind, SettingSpec, StaffMember, find_setting};
+use mailhost_plugin_api::{
+    ProviderError, Setting, SettingKind, SettingSpec, StaffMember, find_setting,
+};
 use url::Url;
 
 use crate::security::{self, Secret};
@@ -22,6 +24,8 @@ pub const GRAPH_ENDPOINT: &str = "GraphEndpoint";
 pub const CLIENT_SECRET: &str = "ClientSecret";
 /// `AlternateFromMode`: how an alternate From address is sent.
 pub const ALTERNATE_FROM_MODE: &str = "AlternateFromMode";
+/// `DelegatedScopes`: the Graph permissions requested at delegated sign-in.
+pub const DELEGATED_SCOPES: &str = "DelegatedScopes";
 /// `ConnectTimeoutSeconds`: TCP + TLS connect timeout.
 pub const CONNECT_TIMEOUT: &str = "ConnectTimeoutSeconds";
 /// `RequestTimeoutSeconds`: timeout of one HTTP request (one upload chunk, one sendMail).
@@ -38,8 +42,12 @@ pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// The default `GraphEndpoint`.
 pub const DEFAULT_GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
 /// The redirect URI used when `RedirectURI` is blank.
-pub const DEFAULT_REDIRECT_URI: &str = "https://login.microsoftonline.com/common/oauth2/nativeclient";
+pub const DEFAULT_REDIRECT_URI: &str =
+    "https://login.microsoftonline.com/common/oauth2/nativeclient";
 
+/// The default `DelegatedScopes`: Entra returns every consented Graph permission with it
+/// (Mail.ReadWrite for large attachments, Mail.Send.Shared for other mailboxes).
+pub const DEFAULT_DELEGATED_SCOPES: &str = "Mail.Send";
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 const DEFAULT_REQUEST_TIMEOUT: u64 = 120;
 const DEFAULT_MAX_RETRIES: u64 = 4;
@@ -63,7 +71,7 @@ pub fn system_settings() -> Vec<SettingSpec> {
         SettingSpec::new(
             REDIRECT_URI,
             SettingKind::STRING,
-            "Public-client redirect URI registered under Authentication (blank: https://login.microsoftonline.com/common/oauth2/nativeclient)",
+            "Public-client redirect URI registered under Authentication (blank: https://login.microsoftonline.com/common/oauth2/nativeclient); device code and password sign-in do not send it",
         ),
         SettingSpec::new(
             AUTHORITY,
@@ -89,6 +97,12 @@ pub fn system_settings() -> Vec<SettingSpec> {
             "How an alternate From address is sent: 'users-endpoint' (POST /users/{from}/sendMail; copy saved in that mailbox's Sent Items; needs Full Access + Send As) or 'from-property' (POST /me/sendMail with 'from'; needs Send As or Send on behalf)",
         )
         .default_value(AlternateFromMode::UsersEndpoint.as_str()),
+        SettingSpec::new(
+            DELEGATED_SCOPES,
+            SettingKind::STRING,
+            "Microsoft Graph permissions requested at delegated sign-in, space separated (offline_access openid profile are always added); '.default' requests the permissions configured on the app registration",
+        )
+        .default_value(DEFAULT_DELEGATED_SCOPES),
         SettingSpec::new(
             CONNECT_TIMEOUT,
             SettingKind::INTEGER,
@@ -164,6 +178,8 @@ pub struct Settings {
     pub client_secret: Option<Secret>,
     /// `AlternateFromMode`.
     pub alternate_from: AlternateFromMode,
+    /// `DelegatedScopes`: permission names (bare, `.default`, or full URIs).
+    pub delegated_scopes: Vec<String>,
     /// `ConnectTimeoutSeconds`.
     pub connect_timeout: Duration,
     /// `RequestTimeoutSeconds`.
@@ -185,7 +201,9 @@ impl Settings {
         if tenant.contains(['/', '?', '#', ' ']) {
             return Err(config(
                 TENANT_ID,
-                format!("'{tenant}' is not a tenant ID: use the directory (tenant) ID GUID or a verified domain such as contoso.onmicrosoft.com"),
+                format!(
+                    "'{tenant}' is not a tenant ID: use the directory (tenant) ID GUID or a verified domain such as contoso.onmicrosoft.com"
+                ),
             ));
         }
         let authority = base_url(settings, AUTHORITY, DEFAULT_AUTHORITY)?;
@@ -214,11 +232,44 @@ impl Settings {
             graph,
             client_secret: find_setting(settings, CLIENT_SECRET).map(|s| Secret::new(s.trim())),
             alternate_from,
-            connect_timeout: Duration::from_secs(number(settings, CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, 1, 600)?),
-            request_timeout: Duration::from_secs(number(settings, REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, 1, 3600)?),
+            delegated_scopes: {
+                let scopes: Vec<String> = find_setting(settings, DELEGATED_SCOPES)
+                    .unwrap_or(DEFAULT_DELEGATED_SCOPES)
+                    .split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if scopes.iter().any(|s| s.contains(['"', '\'', '\r', '\n'])) {
+                    return Err(config(
+                        DELEGATED_SCOPES,
+                        "holds characters that are not allowed in scopes".into(),
+                    ));
+                }
+                scopes
+            },
+            connect_timeout: Duration::from_secs(number(
+                settings,
+                CONNECT_TIMEOUT,
+                DEFAULT_CONNECT_TIMEOUT,
+                1,
+                600,
+            )?),
+            request_timeout: Duration::from_secs(number(
+                settings,
+                REQUEST_TIMEOUT,
+                DEFAULT_REQUEST_TIMEOUT,
+                1,
+                3600,
+            )?),
             max_retries: u32::try_from(number(settings, MAX_RETRIES, DEFAULT_MAX_RETRIES, 0, 20)?)
                 .unwrap_or(u32::MAX),
-            max_retry_wait: Duration::from_secs(number(settings, MAX_RETRY_WAIT, DEFAULT_MAX_RETRY_WAIT, 0, 3600)?),
+            max_retry_wait: Duration::from_secs(number(
+                settings,
+                MAX_RETRY_WAIT,
+                DEFAULT_MAX_RETRY_WAIT,
+                0,
+                3600,
+            )?),
         })
     }
 
@@ -229,12 +280,18 @@ impl Settings {
 
     /// `{Authority}/{tenant}/oauth2/v2.0/{endpoint}`.
     pub fn authority_endpoint(&self, endpoint: &str) -> Url {
-        join(&self.authority, &format!("{}/oauth2/v2.0/{endpoint}", self.tenant))
+        join(
+            &self.authority,
+            &format!("{}/oauth2/v2.0/{endpoint}", self.tenant),
+        )
     }
 
     /// `{GraphEndpoint}/v1.0/{path}`.
     pub fn graph_url(&self, path: &str) -> Url {
-        join(&self.graph, &format!("v1.0/{}", path.trim_start_matches('/')))
+        join(
+            &self.graph,
+            &format!("v1.0/{}", path.trim_start_matches('/')),
+        )
     }
 
     /// The Graph resource as scopes name it: scheme, host and port, no trailing slash.
@@ -249,7 +306,10 @@ impl Settings {
 
     /// Whether `TenantID` is a multi-tenant alias on which ROPC and client credentials fail.
     pub fn tenant_is_multi_tenant_alias(&self) -> bool {
-        matches!(self.tenant.to_ascii_lowercase().as_str(), "common" | "consumers")
+        matches!(
+            self.tenant.to_ascii_lowercase().as_str(),
+            "common" | "consumers"
+        )
     }
 
     /// Checks that credentials may be sent to the authority and bearer tokens to Graph.
@@ -300,7 +360,11 @@ impl Staff {
 
     /// The name the user signs in with: the username, else the address.
     pub fn sign_in_name(&self) -> &str {
-        if self.username.is_empty() { &self.email } else { &self.username }
+        if self.username.is_empty() {
+            &self.email
+        } else {
+            &self.username
+        }
     }
 
     /// Whether `address` is the staff member's own (address or username).
@@ -332,21 +396,36 @@ fn base_url(settings: &[Setting], key: &str, default: &str) -> Result<Url, Provi
     let text = find_setting(settings, key).unwrap_or(default).trim();
     let url = Url::parse(text).map_err(|e| config(key, format!("'{text}' is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(config(key, format!("'{text}' is not an absolute https:// URL")));
+        return Err(config(
+            key,
+            format!("'{text}' is not an absolute https:// URL"),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(config(key, format!("'{text}' must not carry a query or fragment")));
+        return Err(config(
+            key,
+            format!("'{text}' must not carry a query or fragment"),
+        ));
     }
     Ok(url)
 }
 
-fn number(settings: &[Setting], key: &str, default: u64, min: u64, max: u64) -> Result<u64, ProviderError> {
+fn number(
+    settings: &[Setting],
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ProviderError> {
     let Some(text) = find_setting(settings, key) else {
         return Ok(default);
     };
     match text.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(config(key, format!("'{text}' is not a whole number from {min} to {max}"))),
+        _ => Err(config(
+            key,
+            format!("'{text}' is not a whole number from {min} to {max}"),
+        )),
     }
 }
 
@@ -390,7 +469,12 @@ mod tests {
         let error = Settings::parse(&settings(&[(CLIENT_ID, "app")])).unwrap_err();
         assert_eq!(error.kind, mailhost_plugin_api::ErrorKind::CONFIGURATION);
         assert!(error.message.contains("TenantID"), "{error}");
-        assert!(error.message.contains("mailhost config set graph-email TenantID"), "{error}");
+        assert!(
+            error
+                .message
+                .contains("mailhost config set graph-email TenantID"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -402,7 +486,10 @@ mod tests {
         ]))
         .expect("valid settings");
         assert_eq!(parsed.graph_resource(), "http://127.0.0.1:8080");
-        assert_eq!(parsed.graph_url("me/sendMail").as_str(), "http://127.0.0.1:8080/v1.0/me/sendMail");
+        assert_eq!(
+            parsed.graph_url("me/sendMail").as_str(),
+            "http://127.0.0.1:8080/v1.0/me/sendMail"
+        );
     }
 
     #[test]

@@ -26,8 +26,17 @@ pub struct CacheKey {
 impl CacheKey {
     /// The key for `account` (a staff member's sign-in, or `app` for app-only) of `client_id` in
     /// `tenant` at `authority`, for `scopes`.
-    pub fn new(authority: &str, tenant: &str, client_id: &str, account: &str, scopes: &str) -> Self {
-        let mut scopes: Vec<String> = scopes.split_whitespace().map(str::to_ascii_lowercase).collect();
+    pub fn new(
+        authority: &str,
+        tenant: &str,
+        client_id: &str,
+        account: &str,
+        scopes: &str,
+    ) -> Self {
+        let mut scopes: Vec<String> = scopes
+            .split_whitespace()
+            .map(str::to_ascii_lowercase)
+            .collect();
         scopes.sort();
         let text = format!(
             "{}|{}|{}|{}|{}",
@@ -140,7 +149,9 @@ impl TokenCache {
         let stored = match mailhost_plugin_api::host::secret_get(&key.store_key()) {
             Ok(stored) => stored,
             Err(error) => {
-                log::warn!("graph-email: could not read the token cache from the secret store: {error}");
+                log::warn!(
+                    "graph-email: could not read the token cache from the secret store: {error}"
+                );
                 None
             }
         };
@@ -176,14 +187,18 @@ impl TokenCache {
     /// Forgets the access token `rejected` (Graph answered 401 with it) but keeps the refresh
     /// token. Another thread may already have replaced it: then nothing changes.
     pub fn reject_access_token(&self, key: &CacheKey, rejected: &Secret) {
-        let Some(mut entry) = self.load(key) else { return };
+        let Some(mut entry) = self.load(key) else {
+            return;
+        };
         if entry.access_token != rejected.expose() {
             return;
         }
         entry.access_token.clear();
         entry.expires_at = 0;
         if let Err(error) = self.save(key, &entry) {
-            log::warn!("graph-email: could not update the token cache in the secret store: {error}");
+            log::warn!(
+                "graph-email: could not update the token cache in the secret store: {error}"
+            );
         }
     }
 
@@ -207,13 +222,34 @@ mod tests {
     #[test]
     fn keys_separate_accounts_tenants_apps_and_scopes() {
         let a = CacheKey::new("https://login", "t1", "app", "alice", "Mail.Send openid");
-        assert_eq!(a, CacheKey::new("https://login/", "T1", "APP", "Alice", "openid Mail.Send"));
-        assert_ne!(a, CacheKey::new("https://login", "t2", "app", "alice", "Mail.Send openid"));
-        assert_ne!(a, CacheKey::new("https://login", "t1", "app2", "alice", "Mail.Send openid"));
-        assert_ne!(a, CacheKey::new("https://login", "t1", "app", "bob", "Mail.Send openid"));
-        assert_ne!(a, CacheKey::new("https://login", "t1", "app", "alice", "Mail.Send"));
-        assert_ne!(a, CacheKey::new("https://other", "t1", "app", "alice", "Mail.Send openid"));
-        assert_ne!(a.store_key(), CacheKey::new("https://login", "t2", "app", "alice", "x").store_key());
+        assert_eq!(
+            a,
+            CacheKey::new("https://login/", "T1", "APP", "Alice", "openid Mail.Send")
+        );
+        assert_ne!(
+            a,
+            CacheKey::new("https://login", "t2", "app", "alice", "Mail.Send openid")
+        );
+        assert_ne!(
+            a,
+            CacheKey::new("https://login", "t1", "app2", "alice", "Mail.Send openid")
+        );
+        assert_ne!(
+            a,
+            CacheKey::new("https://login", "t1", "app", "bob", "Mail.Send openid")
+        );
+        assert_ne!(
+            a,
+            CacheKey::new("https://login", "t1", "app", "alice", "Mail.Send")
+        );
+        assert_ne!(
+            a,
+            CacheKey::new("https://other", "t1", "app", "alice", "Mail.Send openid")
+        );
+        assert_ne!(
+            a.store_key(),
+            CacheKey::new("https://login", "t2", "app", "alice", "x").store_key()
+        );
     }
 
     #[test]

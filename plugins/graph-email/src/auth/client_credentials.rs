@@ -21,14 +21,19 @@ pub async fn acquire(ctx: &Context<'_>, scope: &str) -> Result<TokenResponse, Pr
             "app-only sign-in needs the {CLIENT_SECRET} setting (mailhost config set graph-email {CLIENT_SECRET} ...)"
         )));
     };
-    if ctx.settings.tenant_is_multi_tenant_alias() || ctx.settings.tenant.eq_ignore_ascii_case("organizations") {
+    if ctx.settings.tenant_is_multi_tenant_alias()
+        || ctx.settings.tenant.eq_ignore_ascii_case("organizations")
+    {
         return Err(ProviderError::configuration(format!(
             "app-only sign-in (ClientSecret set) needs {TENANT_ID} to be the tenant's directory (tenant) ID GUID or domain, not '{}' (mailhost config set graph-email {TENANT_ID} ...)",
             ctx.settings.tenant
         ))
         .with_code(format!("setting:{TENANT_ID}")));
     }
-    log::debug!("graph-email: app-only sign-in for client {}", ctx.settings.client_id);
+    log::debug!(
+        "graph-email: app-only sign-in for client {}",
+        ctx.settings.client_id
+    );
     let form = vec![
         ("grant_type", Secret::new("client_credentials")),
         ("client_id", Secret::new(ctx.settings.client_id.clone())),

@@ -28,7 +28,11 @@ pub async fn acquire(ctx: &Context<'_>, scopes: &str) -> Result<TokenResponse, P
         .await
         .map_err(|e| explain(ctx, Flow::DeviceCode, e.into()))?;
     if !response.status.is_success() {
-        return Err(explain(ctx, Flow::DeviceCode, endpoint::oauth_error(&response)));
+        return Err(explain(
+            ctx,
+            Flow::DeviceCode,
+            endpoint::oauth_error(&response),
+        ));
     }
     let code: DeviceCode = serde_json::from_slice(&response.body).map_err(|e| {
         explain(
@@ -48,7 +52,9 @@ pub async fn acquire(ctx: &Context<'_>, scopes: &str) -> Result<TokenResponse, P
     } else {
         code.message.clone()
     };
-    mailhost_plugin_api::host::notify(&format!("{message} (staff {staff}; Microsoft sign-in for graph-email)"));
+    mailhost_plugin_api::host::notify(&format!(
+        "{message} (staff {staff}; Microsoft sign-in for graph-email)"
+    ));
     log::debug!(
         "graph-email: device code issued for staff {staff}: user code {}, expires in {} s, interval {} s",
         code.user_code,
@@ -69,7 +75,10 @@ pub async fn acquire(ctx: &Context<'_>, scopes: &str) -> Result<TokenResponse, P
             .with_code("expired_token"));
         }
         let form = vec![
-            ("grant_type", Secret::new("urn:ietf:params:oauth:grant-type:device_code")),
+            (
+                "grant_type",
+                Secret::new("urn:ietf:params:oauth:grant-type:device_code"),
+            ),
             ("client_id", Secret::new(ctx.settings.client_id.clone())),
             ("device_code", Secret::new(code.device_code.clone())),
             ("client_info", Secret::new("1")),
@@ -83,7 +92,10 @@ pub async fn acquire(ctx: &Context<'_>, scopes: &str) -> Result<TokenResponse, P
                 "authorization_pending" => log::trace!("graph-email: device code sign-in pending"),
                 "slow_down" => {
                     interval += SLOW_DOWN_STEP;
-                    log::debug!("graph-email: asked to slow down; polling every {} s", interval.as_secs());
+                    log::debug!(
+                        "graph-email: asked to slow down; polling every {} s",
+                        interval.as_secs()
+                    );
                 }
                 _ => return Err(explain(ctx, Flow::DeviceCode, TokenError::OAuth(oauth))),
             },

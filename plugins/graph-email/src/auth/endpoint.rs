@@ -86,7 +86,9 @@ pub enum TokenError {
     #[error(transparent)]
     Http(#[from] HttpError),
     /// The answer was not a token.
-    #[error("the sign-in endpoint answered HTTP {status} with a body that is not a token: {detail}")]
+    #[error(
+        "the sign-in endpoint answered HTTP {status} with a body that is not a token: {detail}"
+    )]
     Malformed {
         /// The status.
         status: u16,
@@ -99,7 +101,11 @@ pub enum TokenError {
 ///
 /// # Errors
 /// The request got no usable answer.
-pub async fn post(ctx: &Context<'_>, endpoint: &str, form: Vec<(&'static str, Secret)>) -> Result<Response, HttpError> {
+pub async fn post(
+    ctx: &Context<'_>,
+    endpoint: &str,
+    form: Vec<(&'static str, Secret)>,
+) -> Result<Response, HttpError> {
     let url = ctx.settings.authority_endpoint(endpoint);
     let request = Request::new(Method::POST, url, Safety::Idempotent).body(Body::Form(form));
     let client = ctx.http.client(ctx.settings.connect_timeout)?;
@@ -126,13 +132,13 @@ pub fn token_from(response: &Response) -> Result<TokenResponse, TokenError> {
         status,
         detail: e.to_string(),
     })?;
-    let access_token = raw
-        .access_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| TokenError::Malformed {
-            status,
-            detail: "no access_token".into(),
-        })?;
+    let access_token =
+        raw.access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| TokenError::Malformed {
+                status,
+                detail: "no access_token".into(),
+            })?;
     // v2 sends a number; the v1 endpoint sent a string.
     let expires_in = match raw.expires_in {
         Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
@@ -141,7 +147,11 @@ pub fn token_from(response: &Response) -> Result<TokenResponse, TokenError> {
     };
     log::trace!(
         "token issued: expires_in {expires_in} s, refresh token {}",
-        if raw.refresh_token.is_some() { "issued" } else { "not issued" }
+        if raw.refresh_token.is_some() {
+            "issued"
+        } else {
+            "not issued"
+        }
     );
     Ok(TokenResponse {
         access_token: Secret::new(access_token),
@@ -167,7 +177,10 @@ pub fn oauth_error(response: &Response) -> TokenError {
             },
             error_description: format!(
                 "the sign-in endpoint answered HTTP {status}{}",
-                response.request_id().map(|id| format!(" (request-id {id})")).unwrap_or_default()
+                response
+                    .request_id()
+                    .map(|id| format!(" (request-id {id})"))
+                    .unwrap_or_default()
             ),
             ..OAuthError::default()
         })),
@@ -250,7 +263,10 @@ mod tests {
         };
         assert_eq!(error.aadsts(), Some(50126));
         assert_eq!(error.code(), "AADSTS50126");
-        assert_eq!(error.summary(), "AADSTS50126: Error validating credentials.");
+        assert_eq!(
+            error.summary(),
+            "AADSTS50126: Error validating credentials."
+        );
         let coded = OAuthError {
             error_codes: vec![700082],
             ..OAuthError::default()
@@ -262,7 +278,10 @@ mod tests {
     fn id_token_names_the_account() {
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(br#"{"preferred_username":"alex@contoso.com"}"#);
-        assert_eq!(id_token_username(&format!("h.{payload}.s")).as_deref(), Some("alex@contoso.com"));
+        assert_eq!(
+            id_token_username(&format!("h.{payload}.s")).as_deref(),
+            Some("alex@contoso.com")
+        );
         assert_eq!(id_token_username("garbage"), None);
     }
 }

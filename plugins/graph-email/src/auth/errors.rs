@@ -24,8 +24,13 @@ pub enum Flow {
 /// Whether a refresh failure means the refresh token can no longer be used (sign in again),
 /// as opposed to a fault worth retrying later.
 pub fn is_dead_refresh_token(error: &OAuthError) -> bool {
-    matches!(error.aadsts(), Some(700082 | 50173 | 70043 | 70008 | 50089 | 50076 | 50079 | 53003 | 50133))
-        || matches!(error.error.as_str(), "invalid_grant" | "interaction_required")
+    matches!(
+        error.aadsts(),
+        Some(700082 | 50173 | 70043 | 70008 | 50089 | 50076 | 50079 | 53003 | 50133)
+    ) || matches!(
+        error.error.as_str(),
+        "invalid_grant" | "interaction_required"
+    )
 }
 
 /// Turns a token-request failure into a user-facing error.
@@ -52,9 +57,11 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
         Some(50126) => ProviderError::authentication(format!(
             "Microsoft rejected the username or password of staff {staff} ({user}): set the right password with `mailhost staff set {staff} --password-stdin` (and the sign-in name with --username)"
         )),
-        Some(50076 | 50079 | 50158) if flow == Flow::Password => ProviderError::authentication(format!(
-            "Microsoft requires multi-factor authentication for {user} (staff {staff}), which a NonInteractive username + password sign-in cannot do: set the staff field NonInteractive=false and sign in with `mailhost login {staff}`, or send app-only by setting ClientSecret (mailhost config set graph-email ClientSecret), or have an admin exclude this service account from MFA with a Conditional Access policy"
-        )),
+        Some(50076 | 50079 | 50158) if flow == Flow::Password => {
+            ProviderError::authentication(format!(
+                "Microsoft requires multi-factor authentication for {user} (staff {staff}), which a NonInteractive username + password sign-in cannot do: set the staff field NonInteractive=false and sign in with `mailhost login {staff}`, or send app-only by setting ClientSecret (mailhost config set graph-email ClientSecret), or have an admin exclude this service account from MFA with a Conditional Access policy"
+            ))
+        }
         Some(50076 | 50079 | 50158) => ProviderError::authentication(format!(
             "Microsoft requires multi-factor authentication again for staff {staff}: run `mailhost login {staff}`"
         )),
@@ -69,7 +76,11 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
         )),
         Some(65001) => ProviderError::permission(format!(
             "the app {client} has no consent to send mail in tenant {tenant}: an admin must open Microsoft Entra admin center > App registrations > the app > API permissions, add Microsoft Graph {} Mail.Send (and Mail.ReadWrite for large attachments), then click 'Grant admin consent for <tenant>'",
-            if flow == Flow::ClientCredentials { "application permission" } else { "delegated permissions" }
+            if flow == Flow::ClientCredentials {
+                "application permission"
+            } else {
+                "delegated permissions"
+            }
         )),
         Some(700016) => ProviderError::configuration(format!(
             "application {client} was not found in tenant {tenant}: check the {CLIENT_ID} and {TENANT_ID} settings against the app registration's Overview page (mailhost config set graph-email {CLIENT_ID} ...), and that the app is registered in (or consented to by) that tenant"
@@ -81,9 +92,11 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
         Some(50059 | 9001023 | 50194) => ProviderError::configuration(format!(
             "tenant '{tenant}' does not identify one directory for this sign-in: set {TENANT_ID} to the directory (tenant) ID GUID or a verified domain (mailhost config set graph-email {TENANT_ID} ...)"
         )),
-        Some(700082 | 50173 | 70043 | 70008 | 50089 | 50133) => ProviderError::authentication(format!(
-            "the saved Microsoft sign-in of staff {staff} has expired or was revoked: run `mailhost login {staff}` again"
-        )),
+        Some(700082 | 50173 | 70043 | 70008 | 50089 | 50133) => {
+            ProviderError::authentication(format!(
+                "the saved Microsoft sign-in of staff {staff} has expired or was revoked: run `mailhost login {staff}` again"
+            ))
+        }
         Some(7000215 | 7000222 | 7000216) => ProviderError::configuration(format!(
             "the {CLIENT_SECRET} of app {client} is wrong or expired: create a new one under App registrations > the app > Certificates & secrets and set it with `mailhost config set graph-email {CLIENT_SECRET} ...` (the secret's Value, not its ID)"
         )),
@@ -106,7 +119,13 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
             ctx.settings.authority_name()
         )),
         Some(70018 | 70019) => expired_code(staff),
-        _ if matches!(error.error.as_str(), "expired_token" | "bad_verification_code") => expired_code(staff),
+        _ if matches!(
+            error.error.as_str(),
+            "expired_token" | "bad_verification_code"
+        ) =>
+        {
+            expired_code(staff)
+        }
         _ => match error.error.as_str() {
             "authorization_declined" | "access_denied" => ProviderError::authentication(format!(
                 "the sign-in for staff {staff} was declined: run `mailhost login {staff}` again and accept"
@@ -116,7 +135,11 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
             )),
             "invalid_client" => ProviderError::configuration(format!(
                 "Microsoft did not accept the client {client}: check {CLIENT_ID}{} (mailhost config set graph-email ...)",
-                if flow == Flow::ClientCredentials { " and ClientSecret" } else { "" }
+                if flow == Flow::ClientCredentials {
+                    " and ClientSecret"
+                } else {
+                    ""
+                }
             )),
             "invalid_grant" if flow == Flow::Refresh => ProviderError::authentication(format!(
                 "the saved Microsoft sign-in of staff {staff} is no longer valid: run `mailhost login {staff}` again"

@@ -47,11 +47,30 @@ pub fn scope_resource(settings: &Settings) -> String {
     }
 }
 
-/// The delegated scopes: Mail.Send on Graph (Entra returns every consented Graph permission,
-/// including Mail.ReadWrite for large attachments and Mail.Send.Shared) plus OIDC scopes and
-/// `offline_access` for a refresh token.
+/// The delegated scopes: `DelegatedScopes` (default Mail.Send; Entra returns every consented
+/// Graph permission, including Mail.ReadWrite for large attachments and Mail.Send.Shared) on the
+/// Graph resource, plus `offline_access` for a refresh token and the OIDC scopes.
 pub fn delegated_scopes(settings: &Settings) -> String {
-    format!("{}/Mail.Send offline_access openid profile", scope_resource(settings))
+    let resource = scope_resource(settings);
+    let mut scopes: Vec<String> = settings
+        .delegated_scopes
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.to_ascii_lowercase().as_str(),
+                "offline_access" | "openid" | "profile"
+            )
+        })
+        .map(|s| {
+            if s.contains("://") {
+                s.clone()
+            } else {
+                format!("{resource}/{}", s.trim_start_matches('/'))
+            }
+        })
+        .collect();
+    scopes.extend(["offline_access", "openid", "profile"].map(String::from));
+    scopes.join(" ")
 }
 
 /// The app-only scope: `{resource}/.default`.
@@ -93,7 +112,10 @@ impl Account {
                 format!("password:{}:{}", ctx.staff.id, ctx.staff.sign_in_name()),
                 delegated_scopes(settings),
             ),
-            Mode::Interactive => (format!("interactive:{}", ctx.staff.id), delegated_scopes(settings)),
+            Mode::Interactive => (
+                format!("interactive:{}", ctx.staff.id),
+                delegated_scopes(settings),
+            ),
         };
         let key = CacheKey::new(
             &settings.authority_name(),
@@ -118,8 +140,16 @@ impl Auth {
     ///
     /// # Errors
     /// The sign-in failed; the error says what to change.
-    pub async fn token(&self, ctx: &Context<'_>, account: &Account) -> Result<Secret, ProviderError> {
-        if let Some(entry) = self.cache.memory(&account.key).filter(CachedToken::is_fresh) {
+    pub async fn token(
+        &self,
+        ctx: &Context<'_>,
+        account: &Account,
+    ) -> Result<Secret, ProviderError> {
+        if let Some(entry) = self
+            .cache
+            .memory(&account.key)
+            .filter(CachedToken::is_fresh)
+        {
             return Ok(entry.access());
         }
         let flight = self.cache.flight(&account.key);
@@ -149,7 +179,10 @@ impl Auth {
                     match refresh::redeem(ctx, refresh, &account.scopes).await {
                         Ok(token) => return Ok(token),
                         Err(RefreshFailure::Dead(error)) => {
-                            log::info!("graph-email: staff {staff}: signing in with the password again ({})", error.code);
+                            log::info!(
+                                "graph-email: staff {staff}: signing in with the password again ({})",
+                                error.code
+                            );
                         }
                         Err(RefreshFailure::Other(error)) => return Err(error),
                     }
@@ -163,28 +196,40 @@ impl Auth {
                     ))
                     .with_code("NotSignedIn"));
                 };
-                refresh::redeem(ctx, refresh, &account.scopes).await.map_err(|failure| match failure {
-                    RefreshFailure::Dead(error) | RefreshFailure::Other(error) => error,
-                })
+                refresh::redeem(ctx, refresh, &account.scopes)
+                    .await
+                    .map_err(|failure| match failure {
+                        RefreshFailure::Dead(error) | RefreshFailure::Other(error) => error,
+                    })
             }
         }
     }
 
     /// Caches a new token; a refresh token not rotated by the service is kept.
-    fn store(&self, account: &Account, token: TokenResponse, old_refresh: Option<String>) -> CachedToken {
+    fn store(
+        &self,
+        account: &Account,
+        token: TokenResponse,
+        old_refresh: Option<String>,
+    ) -> CachedToken {
         let now = now_secs();
         let entry = CachedToken {
             access_token: token.access_token.expose().to_string(),
             expires_at: now + token.expires_in,
             obtained_at: now,
-            refresh_token: token
-                .refresh_token
-                .map(|t| t.expose().to_string())
-                .or(if account.mode == Mode::AppOnly { None } else { old_refresh }),
+            refresh_token: token.refresh_token.map(|t| t.expose().to_string()).or(
+                if account.mode == Mode::AppOnly {
+                    None
+                } else {
+                    old_refresh
+                },
+            ),
             account: token.account,
         };
         if let Err(error) = self.cache.save(&account.key, &entry) {
-            log::warn!("graph-email: could not save the token cache in the host's secret store ({error}); the sign-in is kept for this process only");
+            log::warn!(
+                "graph-email: could not save the token cache in the host's secret store ({error}); the sign-in is kept for this process only"
+            );
         }
         entry
     }
@@ -239,7 +284,9 @@ impl Auth {
                         ctx.staff.email
                     );
                 }
-                format!("staff {staff} signed in to Microsoft as {who}; emails are now sent without asking again")
+                format!(
+                    "staff {staff} signed in to Microsoft as {who}; emails are now sent without asking again"
+                )
             }
         })
     }
@@ -261,7 +308,11 @@ impl Auth {
         Ok(format!(
             "forgot the Microsoft sign-in of staff {}{}",
             ctx.staff.id,
-            if ctx.settings.app_only() { " (mail is sent app-only while ClientSecret is set)" } else { "" }
+            if ctx.settings.app_only() {
+                " (mail is sent app-only while ClientSecret is set)"
+            } else {
+                ""
+            }
         ))
     }
 }

@@ -22,7 +22,11 @@ pub enum RefreshFailure {
 ///
 /// # Errors
 /// See [`RefreshFailure`].
-pub async fn redeem(ctx: &Context<'_>, refresh_token: Secret, scopes: &str) -> Result<TokenResponse, RefreshFailure> {
+pub async fn redeem(
+    ctx: &Context<'_>,
+    refresh_token: Secret,
+    scopes: &str,
+) -> Result<TokenResponse, RefreshFailure> {
     let form = vec![
         ("grant_type", Secret::new("refresh_token")),
         ("client_id", Secret::new(ctx.settings.client_id.clone())),
@@ -36,8 +40,16 @@ pub async fn redeem(ctx: &Context<'_>, refresh_token: Secret, scopes: &str) -> R
     match endpoint::token_from(&response) {
         Ok(token) => Ok(token),
         Err(TokenError::OAuth(oauth)) if is_dead_refresh_token(&oauth) => {
-            log::debug!("graph-email: the refresh token of staff {} is no longer valid ({})", ctx.staff.id, oauth.code());
-            Err(RefreshFailure::Dead(explain(ctx, Flow::Refresh, TokenError::OAuth(oauth))))
+            log::debug!(
+                "graph-email: the refresh token of staff {} is no longer valid ({})",
+                ctx.staff.id,
+                oauth.code()
+            );
+            Err(RefreshFailure::Dead(explain(
+                ctx,
+                Flow::Refresh,
+                TokenError::OAuth(oauth),
+            )))
         }
         Err(other) => Err(RefreshFailure::Other(explain(ctx, Flow::Refresh, other))),
     }

@@ -43,10 +43,12 @@ impl GraphError {
             if let Some(code) = current.get("code").and_then(|c| c.as_str()) {
                 error.codes.push(code.to_string());
             }
-            if error.message.is_empty() {
-                if let Some(message) = current.get("message").and_then(|m| m.as_str()) {
-                    error.message = message.to_string();
-                }
+            if let Some(message) = current
+                .get("message")
+                .and_then(|m| m.as_str())
+                .filter(|_| error.message.is_empty())
+            {
+                error.message = message.to_string();
             }
             if error.request_id.is_none() {
                 error.request_id = current
@@ -54,7 +56,9 @@ impl GraphError {
                     .and_then(|r| r.as_str())
                     .map(str::to_string);
             }
-            node = current.get("innerError").or_else(|| current.get("innererror"));
+            node = current
+                .get("innerError")
+                .or_else(|| current.get("innererror"));
         }
         error.code = error
             .codes
@@ -65,7 +69,8 @@ impl GraphError {
     }
 
     fn has(&self, code: &str) -> bool {
-        self.codes.iter().any(|c| c.eq_ignore_ascii_case(code)) || self.code.eq_ignore_ascii_case(code)
+        self.codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+            || self.code.eq_ignore_ascii_case(code)
     }
 
     fn said(&self) -> String {
@@ -92,6 +97,8 @@ pub struct Doing<'a> {
     pub from: &'a str,
     /// How the call signed in.
     pub mode: Mode,
+    /// Whether a delegated call acts in another user's mailbox (`/users/{from}`).
+    pub other_mailbox: bool,
 }
 
 /// Turns a Graph error response into a user-facing error.
@@ -101,9 +108,17 @@ pub fn graph_error(ctx: &Context<'_>, doing: Doing<'_>, response: &Response) -> 
     let user = ctx.staff.sign_in_name();
     let from = doing.from;
     let said = error.said();
-    let kind_of_permission = if doing.mode == Mode::AppOnly { "application" } else { "delegated" };
+    let kind_of_permission = if doing.mode == Mode::AppOnly {
+        "application"
+    } else {
+        "delegated"
+    };
     let base = if error.has("ErrorSendAsDenied") {
-        let trustee = if doing.mode == Mode::AppOnly { "the app" } else { user };
+        let trustee = if doing.mode == Mode::AppOnly {
+            "the app"
+        } else {
+            user
+        };
         ProviderError::permission(format!(
             "{trustee} may not send as {from}: an Exchange admin must grant the right in Exchange admin center > Recipients > Mailboxes > {from} > Delegation > Send as (or Send on behalf), or run `Add-RecipientPermission {from} -AccessRights SendAs -Trustee {user}`; sending through /users/{from}/sendMail (AlternateFromMode=users-endpoint) also needs Full Access (`Add-MailboxPermission {from} -User {user} -AccessRights FullAccess`), while AlternateFromMode=from-property needs only Send As or Send on behalf"
         ))
@@ -111,7 +126,10 @@ pub fn graph_error(ctx: &Context<'_>, doing: Doing<'_>, response: &Response) -> 
         ProviderError::recipient(
             "Microsoft Graph refused a recipient: give each recipient as one address (not 'a@x.com;b@x.com') and check that internal addresses exist",
         )
-    } else if error.has("ErrorMessageSizeExceeded") || error.has("RequestEntityTooLarge") || error.status == 413 {
+    } else if error.has("ErrorMessageSizeExceeded")
+        || error.has("RequestEntityTooLarge")
+        || error.status == 413
+    {
         ProviderError::too_large(format!(
             "the email is larger than the mailbox {from} may send (attachments count about a third larger once encoded): send smaller attachments, or have an Exchange admin raise the mailbox's maximum send size (Exchange admin center > Mailboxes > {from} > Mail flow settings > Message size restrictions, up to 150 MB)"
         ))
@@ -120,14 +138,26 @@ pub fn graph_error(ctx: &Context<'_>, doing: Doing<'_>, response: &Response) -> 
             "the app {} has no Microsoft Graph permission in its token: add the {kind_of_permission} permission Mail.Send (and Mail.ReadWrite for large attachments) under App registrations > the app > API permissions and click 'Grant admin consent'",
             ctx.settings.client_id
         ))
-    } else if error.has("ErrorAccessDenied") || error.has("AccessDenied") || error.has("Authorization_RequestDenied") {
+    } else if (error.has("ErrorAccessDenied") || error.has("AccessDenied")) && doing.other_mailbox {
+        ProviderError::permission(format!(
+            "{user} may not use the mailbox {from} through /users/{from} (AlternateFromMode=users-endpoint needs Full Access and Send As): an Exchange admin must grant Full Access (Exchange admin center > Recipients > Mailboxes > {from} > Delegation > Read and manage (Full Access), or `Add-MailboxPermission {from} -User {user} -AccessRights FullAccess`) and Send as (`Add-RecipientPermission {from} -AccessRights SendAs -Trustee {user}`); or set AlternateFromMode=from-property (mailhost config set graph-email AlternateFromMode from-property), which needs only Send As or Send on behalf"
+        ))
+    } else if error.has("ErrorAccessDenied")
+        || error.has("AccessDenied")
+        || error.has("Authorization_RequestDenied")
+    {
         ProviderError::permission(format!(
             "access denied to {} for {from}: the app {} needs the {kind_of_permission} Microsoft Graph permission Mail.Send (Mail.ReadWrite for large attachments{}) with admin consent (App registrations > the app > API permissions; delegated permissions for user sign-in, application permissions for app-only with {CLIENT_SECRET}); for app-only an Exchange Application Access Policy may also exclude this mailbox",
             doing.what,
             ctx.settings.client_id,
-            if doing.mode == Mode::AppOnly { "" } else { "; Mail.Send.Shared for other mailboxes" }
+            if doing.mode == Mode::AppOnly {
+                ""
+            } else {
+                "; Mail.Send.Shared for other mailboxes"
+            }
         ))
-    } else if error.has("MailboxNotEnabledForRESTAPI") || error.has("MailboxNotSupportedForRESTAPI") {
+    } else if error.has("MailboxNotEnabledForRESTAPI") || error.has("MailboxNotSupportedForRESTAPI")
+    {
         ProviderError::configuration(format!(
             "the mailbox {from} cannot be used with Microsoft Graph (no Exchange Online licence, a guest, inactive, soft-deleted or on-premises): assign a licence with Exchange Online in Microsoft 365 admin center > Users > Active users > the user > Licenses and apps"
         ))
@@ -137,9 +167,13 @@ pub fn graph_error(ctx: &Context<'_>, doing: Doing<'_>, response: &Response) -> 
         ))
     } else if error.has("InvalidInternetMessageHeaderCollection") {
         ProviderError::invalid_message(
-            "Microsoft Graph refused the custom headers: at most 5, each named X-something".to_string(),
+            "Microsoft Graph refused the custom headers: at most 5, each named X-something"
+                .to_string(),
         )
-    } else if error.has("ErrorInvalidUser") || error.has("ResourceNotFound") || error.has("ErrorNonExistentMailbox") {
+    } else if error.has("ErrorInvalidUser")
+        || error.has("ResourceNotFound")
+        || error.has("ErrorNonExistentMailbox")
+    {
         ProviderError::configuration(format!(
             "the mailbox {from} was not found in the tenant: check the From address, or the staff member's email (`mailhost staff set {staff} --email ...`)"
         ))
@@ -161,11 +195,18 @@ pub fn graph_error(ctx: &Context<'_>, doing: Doing<'_>, response: &Response) -> 
             ctx.settings.graph_resource()
         ))
     } else if error.status >= 500 {
-        ProviderError::transient(format!("Microsoft Graph failed on {}; the email can be retried later", doing.what))
+        ProviderError::transient(format!(
+            "Microsoft Graph failed on {}; the email can be retried later",
+            doing.what
+        ))
     } else {
-        ProviderError::invalid_message(format!("Microsoft Graph refused {} (HTTP {})", doing.what, error.status))
+        ProviderError::invalid_message(format!(
+            "Microsoft Graph refused {} (HTTP {})",
+            doing.what, error.status
+        ))
     };
-    let mut out = ProviderError::new(base.kind, format!("{}{said}", base.message)).with_code(error.code.clone());
+    let mut out = ProviderError::new(base.kind, format!("{}{said}", base.message))
+        .with_code(error.code.clone());
     if let Some(retry) = response.retry_after() {
         out = out.with_retry_after(retry);
     }
@@ -235,7 +276,11 @@ mod tests {
     use crate::settings::{Settings, Staff};
 
     fn check(status: u16, code: &str, kind: ErrorKind, needle: &str) {
-        let settings = Settings::parse(&[Setting::new("ClientID", "app"), Setting::new("TenantID", "contoso.com")]).unwrap();
+        let settings = Settings::parse(&[
+            Setting::new("ClientID", "app"),
+            Setting::new("TenantID", "contoso.com"),
+        ])
+        .unwrap();
         let staff = Staff {
             id: "s1".into(),
             email: "alex@contoso.com".into(),
@@ -245,15 +290,25 @@ mod tests {
             non_interactive: false,
         };
         let http = Http::default();
-        let ctx = Context { http: &http, settings: &settings, staff: &staff };
+        let ctx = Context {
+            http: &http,
+            settings: &settings,
+            staff: &staff,
+        };
         let mut headers = HeaderMap::new();
         headers.insert("request-id", "rid-1".parse().unwrap());
         let response = Response {
             status: StatusCode::from_u16(status).unwrap(),
             headers,
-            body: format!(r#"{{"error":{{"code":"{code}","message":"msg of {code}"}}}}"#).into_bytes(),
+            body: format!(r#"{{"error":{{"code":"{code}","message":"msg of {code}"}}}}"#)
+                .into_bytes(),
         };
-        let doing = Doing { what: "sendMail", from: "hr@contoso.com", mode: Mode::Interactive };
+        let doing = Doing {
+            what: "sendMail",
+            from: "hr@contoso.com",
+            mode: Mode::Interactive,
+            other_mailbox: false,
+        };
         let error = graph_error(&ctx, doing, &response);
         assert_eq!(error.kind, kind, "{code}: {error}");
         assert_eq!(error.code.as_str(), code);
@@ -263,15 +318,60 @@ mod tests {
 
     #[test]
     fn graph_codes_name_the_fix() {
-        check(403, "ErrorSendAsDenied", ErrorKind::PERMISSION, "Add-RecipientPermission hr@contoso.com -AccessRights SendAs -Trustee alex@contoso.com");
-        check(403, "ErrorSendAsDenied", ErrorKind::PERMISSION, "Delegation > Send as");
-        check(400, "ErrorInvalidRecipients", ErrorKind::RECIPIENT, "one address");
-        check(400, "ErrorMessageSizeExceeded", ErrorKind::TOO_LARGE, "Message size restrictions");
-        check(413, "RequestEntityTooLarge", ErrorKind::TOO_LARGE, "smaller attachments");
-        check(403, "ErrorAccessDenied", ErrorKind::PERMISSION, "delegated Microsoft Graph permission Mail.Send");
-        check(403, "NoPermissionsInAccessToken", ErrorKind::PERMISSION, "Grant admin consent");
-        check(404, "MailboxNotEnabledForRESTAPI", ErrorKind::CONFIGURATION, "licence");
-        check(400, "InvalidInternetMessageHeaderCollection", ErrorKind::INVALID_MESSAGE, "at most 5");
+        check(
+            403,
+            "ErrorSendAsDenied",
+            ErrorKind::PERMISSION,
+            "Add-RecipientPermission hr@contoso.com -AccessRights SendAs -Trustee alex@contoso.com",
+        );
+        check(
+            403,
+            "ErrorSendAsDenied",
+            ErrorKind::PERMISSION,
+            "Delegation > Send as",
+        );
+        check(
+            400,
+            "ErrorInvalidRecipients",
+            ErrorKind::RECIPIENT,
+            "one address",
+        );
+        check(
+            400,
+            "ErrorMessageSizeExceeded",
+            ErrorKind::TOO_LARGE,
+            "Message size restrictions",
+        );
+        check(
+            413,
+            "RequestEntityTooLarge",
+            ErrorKind::TOO_LARGE,
+            "smaller attachments",
+        );
+        check(
+            403,
+            "ErrorAccessDenied",
+            ErrorKind::PERMISSION,
+            "delegated Microsoft Graph permission Mail.Send",
+        );
+        check(
+            403,
+            "NoPermissionsInAccessToken",
+            ErrorKind::PERMISSION,
+            "Grant admin consent",
+        );
+        check(
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            ErrorKind::CONFIGURATION,
+            "licence",
+        );
+        check(
+            400,
+            "InvalidInternetMessageHeaderCollection",
+            ErrorKind::INVALID_MESSAGE,
+            "at most 5",
+        );
         check(500, "generalException", ErrorKind::TRANSIENT, "retried");
     }
 

@@ -30,7 +30,11 @@ pub struct MailboxLimits {
 impl MailboxLimits {
     /// The semaphore of `client_id` + `mailbox`.
     pub fn of(&self, client_id: &str, mailbox: &str) -> Arc<Semaphore> {
-        let key = format!("{}|{}", client_id.to_ascii_lowercase(), mailbox.to_ascii_lowercase());
+        let key = format!(
+            "{}|{}",
+            client_id.to_ascii_lowercase(),
+            mailbox.to_ascii_lowercase()
+        );
         match self.limits.lock() {
             Ok(mut limits) => limits
                 .entry(key)
@@ -66,7 +70,9 @@ impl Graph<'_> {
         if response.status != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        log::debug!("graph-email: Graph answered 401 to {what}; getting a new token and trying once more");
+        log::debug!(
+            "graph-email: Graph answered 401 to {what}; getting a new token and trying once more"
+        );
         self.auth.reject(&self.account, &token);
         let token = self.auth.token(self.ctx, &self.account).await?;
         self.run(request.bearer(&token), what).await

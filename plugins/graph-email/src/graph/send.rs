@@ -14,7 +14,7 @@ use super::errors::{Doing, graph_error};
 use super::upload;
 use crate::auth::Mode;
 use crate::http::{Body, Request, Safety};
-use crate::settings::{ALTERNATE_FROM_MODE, AlternateFromMode};
+use crate::settings::AlternateFromMode;
 
 /// Graph's request body limit (4 MB), less room for rounding.
 pub const MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024 - 1024;
@@ -61,7 +61,9 @@ impl FileAttachment {
     /// # Errors
     /// The file could not be read.
     pub async fn inline_json(&self) -> Result<Value, ProviderError> {
-        let bytes = tokio::fs::read(&self.path).await.map_err(|e| unreadable(self, &e))?;
+        let bytes = tokio::fs::read(&self.path)
+            .await
+            .map_err(|e| unreadable(self, &e))?;
         Ok(self.json(&base64::engine::general_purpose::STANDARD.encode(bytes)))
     }
 }
@@ -98,7 +100,9 @@ pub struct Route {
 /// `invalid-message`, `recipient` or `too-large`, naming what to change.
 pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderError> {
     if message.recipients().next().is_none() {
-        return Err(ProviderError::invalid_message("the email has no recipients: add at least one To, Cc or Bcc address"));
+        return Err(ProviderError::invalid_message(
+            "the email has no recipients: add at least one To, Cc or Bcc address",
+        ));
     }
     for mailbox in message.recipients().chain(message.reply_to.iter()) {
         if !is_plausible_address(&mailbox.address) {
@@ -109,13 +113,21 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
             .with_code("InvalidAddress"));
         }
     }
-    for mailbox in message.recipients().chain(message.reply_to.iter()).chain(std::iter::once(&message.from)) {
+    for mailbox in message
+        .recipients()
+        .chain(message.reply_to.iter())
+        .chain(std::iter::once(&message.from))
+    {
         if mailbox.name.contains(['\r', '\n']) || mailbox.address.contains(['\r', '\n']) {
-            return Err(ProviderError::invalid_message("a display name or address contains a line break"));
+            return Err(ProviderError::invalid_message(
+                "a display name or address contains a line break",
+            ));
         }
     }
     if message.subject.contains(['\r', '\n']) {
-        return Err(ProviderError::invalid_message("the subject contains a line break"));
+        return Err(ProviderError::invalid_message(
+            "the subject contains a line break",
+        ));
     }
     if message.headers.len() > MAX_CUSTOM_HEADERS {
         return Err(ProviderError::invalid_message(format!(
@@ -136,7 +148,9 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
             .with_code("InvalidInternetMessageHeaderCollection"));
         }
         if header.value.contains(['\r', '\n']) {
-            return Err(ProviderError::invalid_message(format!("custom header '{name}' contains a line break")));
+            return Err(ProviderError::invalid_message(format!(
+                "custom header '{name}' contains a line break"
+            )));
         }
     }
     let mut attachments = Vec::with_capacity(message.attachments.len());
@@ -144,7 +158,10 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
     for attachment in message.attachments.iter() {
         let path = PathBuf::from(attachment.path.as_str());
         let name = if attachment.name.is_empty() {
-            path.file_name().map_or_else(|| "attachment".to_string(), |n| n.to_string_lossy().into_owned())
+            path.file_name().map_or_else(
+                || "attachment".to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
         } else {
             attachment.name.to_string()
         };
@@ -158,7 +175,9 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
             },
             size: 0,
         };
-        let metadata = tokio::fs::metadata(&file.path).await.map_err(|e| unreadable(&file, &e))?;
+        let metadata = tokio::fs::metadata(&file.path)
+            .await
+            .map_err(|e| unreadable(&file, &e))?;
         if !metadata.is_file() {
             return Err(ProviderError::invalid_message(format!(
                 "the attachment '{}' ({}) is not a file",
@@ -185,7 +204,11 @@ pub fn route(graph: &Graph<'_>, message: &Message) -> Route {
     let staff = &graph.ctx.staff;
     let requested = message.from.address.trim();
     let alternate = !requested.is_empty() && !staff.owns(requested);
-    let own_address = if staff.email.is_empty() { staff.sign_in_name().to_string() } else { staff.email.clone() };
+    let own_address = if staff.email.is_empty() {
+        staff.sign_in_name().to_string()
+    } else {
+        staff.email.clone()
+    };
     let from = if alternate {
         Mailbox::new(requested, message.from.name.trim())
     } else {
@@ -197,13 +220,25 @@ pub fn route(graph: &Graph<'_>, message: &Message) -> Route {
         Mailbox::new(&own_address, name)
     };
     let users = |address: &str| format!("users/{}", encode_segment(address));
-    let (mailbox_path, acting) = match (graph.account.mode, alternate, graph.ctx.settings.alternate_from) {
-        (Mode::AppOnly, true, AlternateFromMode::FromProperty) => (users(&own_address), own_address.clone()),
+    let (mailbox_path, acting) = match (
+        graph.account.mode,
+        alternate,
+        graph.ctx.settings.alternate_from,
+    ) {
+        (Mode::AppOnly, true, AlternateFromMode::FromProperty) => {
+            (users(&own_address), own_address.clone())
+        }
         (Mode::AppOnly, _, _) => (users(&from.address), from.address.to_string()),
-        (_, true, AlternateFromMode::UsersEndpoint) => (users(&from.address), from.address.to_string()),
+        (_, true, AlternateFromMode::UsersEndpoint) => {
+            (users(&from.address), from.address.to_string())
+        }
         _ => ("me".to_string(), own_address.clone()),
     };
-    Route { mailbox_path, from, acting_mailbox: acting }
+    Route {
+        mailbox_path,
+        from,
+        acting_mailbox: acting,
+    }
 }
 
 /// Percent-encodes one URL path segment (addresses keep their `@`).
@@ -328,16 +363,32 @@ pub async fn send(graph: &Graph<'_>, message: &Message) -> Result<Receipt, Provi
     }
 }
 
-async fn send_mail(graph: &Graph<'_>, route: &Route, message: Value) -> Result<Receipt, ProviderError> {
-    let url = graph.ctx.settings.graph_url(&format!("{}/sendMail", route.mailbox_path));
+async fn send_mail(
+    graph: &Graph<'_>,
+    route: &Route,
+    message: Value,
+) -> Result<Receipt, ProviderError> {
+    let url = graph
+        .ctx
+        .settings
+        .graph_url(&format!("{}/sendMail", route.mailbox_path));
     let body = serde_json::to_vec(&json!({ "message": message }))
         .map_err(|e| ProviderError::internal(format!("the message could not be encoded: {e}")))?;
     let request = Request::new(Method::POST, url, Safety::AtMostOnce).body(Body::Json(body));
     let response = graph.call(request, "sendMail").await?;
     if response.status.is_success() {
-        Ok(receipt(route, response.request_id(), String::new(), "sendMail"))
+        Ok(receipt(
+            route,
+            response.request_id(),
+            String::new(),
+            "sendMail",
+        ))
     } else {
-        Err(graph_error(graph.ctx, doing(graph, route, "sendMail"), &response))
+        Err(graph_error(
+            graph.ctx,
+            doing(graph, route, "sendMail"),
+            &response,
+        ))
     }
 }
 
@@ -347,17 +398,25 @@ pub fn doing<'a>(graph: &Graph<'_>, route: &'a Route, what: &'a str) -> Doing<'a
         what,
         from: route.from.address.as_str(),
         mode: graph.account.mode,
+        other_mailbox: graph.account.mode != Mode::AppOnly
+            && route.mailbox_path != "me"
+            && !graph.ctx.staff.owns(route.from.address.as_str()),
     }
 }
 
 /// The receipt of a sent message.
-pub fn receipt(route: &Route, request_id: Option<String>, message_id: String, how: &str) -> Receipt {
+pub fn receipt(
+    route: &Route,
+    request_id: Option<String>,
+    message_id: String,
+    how: &str,
+) -> Receipt {
     Receipt {
         message_id: message_id.into(),
         request_id: request_id.unwrap_or_default().into(),
         detail: format!(
-            "accepted by Microsoft Graph from {} ({} on /{}; {ALTERNATE_FROM_MODE} applies to other From addresses)",
-            route.from.address, how, route.mailbox_path
+            "accepted by Microsoft Graph from {} ({how} on /{})",
+            route.from.address, route.mailbox_path
         )
         .into(),
     }
@@ -395,7 +454,14 @@ mod tests {
     #[test]
     fn the_request_stays_under_four_megabytes() {
         let two_mb = 2 * 1024 * 1024;
-        let plan = plan(1000, vec![file("a", two_mb), file("b", two_mb), file("c", 10 * 1024 * 1024)]);
+        let plan = plan(
+            1000,
+            vec![
+                file("a", two_mb),
+                file("b", two_mb),
+                file("c", 10 * 1024 * 1024),
+            ],
+        );
         assert_eq!(plan.inline.len(), 1);
         assert_eq!(plan.separate.len(), 1);
         assert_eq!(plan.upload.len(), 1);

@@ -22,22 +22,37 @@ pub const CHUNK_BYTES: u64 = 12 * 320 * 1024;
 ///
 /// # Errors
 /// The structured failure; the draft is deleted unless the send itself may have happened.
-pub async fn send_with_draft(graph: &Graph<'_>, route: &Route, message: Value, plan: Plan) -> Result<Receipt, ProviderError> {
+pub async fn send_with_draft(
+    graph: &Graph<'_>,
+    route: &Route,
+    message: Value,
+    plan: Plan,
+) -> Result<Receipt, ProviderError> {
     let settings = graph.ctx.settings;
     let url = settings.graph_url(&format!("{}/messages", route.mailbox_path));
     let body = serde_json::to_vec(&message)
         .map_err(|e| ProviderError::internal(format!("the message could not be encoded: {e}")))?;
     let response = graph
-        .call(Request::new(Method::POST, url, Safety::Idempotent).body(Body::Json(body)), "create draft")
+        .call(
+            Request::new(Method::POST, url, Safety::Idempotent).body(Body::Json(body)),
+            "create draft",
+        )
         .await?;
     if !response.status.is_success() {
-        return Err(graph_error(graph.ctx, doing(graph, route, "creating the draft for large attachments"), &response));
+        return Err(graph_error(
+            graph.ctx,
+            doing(graph, route, "creating the draft for large attachments"),
+            &response,
+        ));
     }
     let id = response
         .json()
         .and_then(|j| j.get("id").and_then(|v| v.as_str()).map(str::to_string))
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| ProviderError::transient("Microsoft Graph created a draft but returned no id").with_code("BadDraftResponse"))?;
+        .ok_or_else(|| {
+            ProviderError::transient("Microsoft Graph created a draft but returned no id")
+                .with_code("BadDraftResponse")
+        })?;
     log::debug!("graph-email: draft {id} created in /{}", route.mailbox_path);
     let message_path = format!("{}/messages/{}", route.mailbox_path, encode_segment(&id));
 
@@ -48,7 +63,10 @@ pub async fn send_with_draft(graph: &Graph<'_>, route: &Route, message: Value, p
 
     let url = settings.graph_url(&format!("{message_path}/send"));
     let response = graph
-        .call(Request::new(Method::POST, url, Safety::AtMostOnce), "send draft")
+        .call(
+            Request::new(Method::POST, url, Safety::AtMostOnce),
+            "send draft",
+        )
         .await
         .inspect_err(|error| {
             if error.kind != ErrorKind::UNKNOWN_OUTCOME {
@@ -65,14 +83,28 @@ pub async fn send_with_draft(graph: &Graph<'_>, route: &Route, message: Value, p
         }
     };
     if !response.status.is_success() {
-        let error = graph_error(graph.ctx, doing(graph, route, "sending the draft"), &response);
+        let error = graph_error(
+            graph.ctx,
+            doing(graph, route, "sending the draft"),
+            &response,
+        );
         delete_draft(graph, &message_path).await;
         return Err(error);
     }
-    Ok(receipt(route, response.request_id(), id, "draft + upload session"))
+    Ok(receipt(
+        route,
+        response.request_id(),
+        id,
+        "draft + upload session",
+    ))
 }
 
-async fn attach_all(graph: &Graph<'_>, route: &Route, message_path: &str, plan: &Plan) -> Result<(), ProviderError> {
+async fn attach_all(
+    graph: &Graph<'_>,
+    route: &Route,
+    message_path: &str,
+    plan: &Plan,
+) -> Result<(), ProviderError> {
     for attachment in &plan.separate {
         attach_small(graph, route, message_path, attachment).await?;
     }
@@ -82,22 +114,43 @@ async fn attach_all(graph: &Graph<'_>, route: &Route, message_path: &str, plan: 
     Ok(())
 }
 
-async fn attach_small(graph: &Graph<'_>, route: &Route, message_path: &str, attachment: &FileAttachment) -> Result<(), ProviderError> {
-    let url = graph.ctx.settings.graph_url(&format!("{message_path}/attachments"));
+async fn attach_small(
+    graph: &Graph<'_>,
+    route: &Route,
+    message_path: &str,
+    attachment: &FileAttachment,
+) -> Result<(), ProviderError> {
+    let url = graph
+        .ctx
+        .settings
+        .graph_url(&format!("{message_path}/attachments"));
     let json = attachment.inline_json().await?;
-    let body = serde_json::to_vec(&json)
-        .map_err(|e| ProviderError::internal(format!("the attachment could not be encoded: {e}")))?;
+    let body = serde_json::to_vec(&json).map_err(|e| {
+        ProviderError::internal(format!("the attachment could not be encoded: {e}"))
+    })?;
     let response = graph
-        .call(Request::new(Method::POST, url, Safety::Idempotent).body(Body::Json(body)), "add attachment")
+        .call(
+            Request::new(Method::POST, url, Safety::Idempotent).body(Body::Json(body)),
+            "add attachment",
+        )
         .await?;
     if response.status.is_success() {
         Ok(())
     } else {
-        Err(graph_error(graph.ctx, doing(graph, route, "adding an attachment to the draft"), &response))
+        Err(graph_error(
+            graph.ctx,
+            doing(graph, route, "adding an attachment to the draft"),
+            &response,
+        ))
     }
 }
 
-async fn upload_large(graph: &Graph<'_>, route: &Route, message_path: &str, attachment: &FileAttachment) -> Result<(), ProviderError> {
+async fn upload_large(
+    graph: &Graph<'_>,
+    route: &Route,
+    message_path: &str,
+    attachment: &FileAttachment,
+) -> Result<(), ProviderError> {
     let settings = graph.ctx.settings;
     let url = settings.graph_url(&format!("{message_path}/attachments/createUploadSession"));
     let body = json!({
@@ -109,20 +162,43 @@ async fn upload_large(graph: &Graph<'_>, route: &Route, message_path: &str, atta
             "isInline": false,
         }
     });
-    let body = serde_json::to_vec(&body)
-        .map_err(|e| ProviderError::internal(format!("the upload session request could not be encoded: {e}")))?;
+    let body = serde_json::to_vec(&body).map_err(|e| {
+        ProviderError::internal(format!(
+            "the upload session request could not be encoded: {e}"
+        ))
+    })?;
     let response = graph
-        .call(Request::new(Method::POST, url, Safety::Idempotent).body(Body::Json(body)), "createUploadSession")
+        .call(
+            Request::new(Method::POST, url, Safety::Idempotent).body(Body::Json(body)),
+            "createUploadSession",
+        )
         .await?;
     if !response.status.is_success() {
-        return Err(graph_error(graph.ctx, doing(graph, route, "creating an upload session"), &response));
+        return Err(graph_error(
+            graph.ctx,
+            doing(graph, route, "creating an upload session"),
+            &response,
+        ));
     }
     let upload_url = response
         .json()
-        .and_then(|j| j.get("uploadUrl").and_then(|v| v.as_str()).map(str::to_string))
-        .ok_or_else(|| ProviderError::transient("Microsoft Graph created an upload session but returned no uploadUrl").with_code("BadUploadSession"))?;
-    let upload_url = Url::parse(&upload_url)
-        .map_err(|e| ProviderError::transient(format!("Microsoft Graph returned an upload URL that does not parse ({e})")).with_code("BadUploadSession"))?;
+        .and_then(|j| {
+            j.get("uploadUrl")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            ProviderError::transient(
+                "Microsoft Graph created an upload session but returned no uploadUrl",
+            )
+            .with_code("BadUploadSession")
+        })?;
+    let upload_url = Url::parse(&upload_url).map_err(|e| {
+        ProviderError::transient(format!(
+            "Microsoft Graph returned an upload URL that does not parse ({e})"
+        ))
+        .with_code("BadUploadSession")
+    })?;
     // The upload URL carries its own authtoken: the same clear-text rule as bearer tokens.
     check_transport(&upload_url, "GraphEndpoint (upload session URL)")?;
     log::debug!(
@@ -137,13 +213,21 @@ async fn upload_large(graph: &Graph<'_>, route: &Route, message_path: &str, atta
         // Cancel the session; the draft is deleted by the caller.
         let cancel = Request::new(Method::DELETE, upload_url.clone(), Safety::Idempotent);
         if let Err(error) = graph.run(cancel, "cancel upload session").await {
-            log::debug!("graph-email: cancelling the upload session failed: {}", error.message);
+            log::debug!(
+                "graph-email: cancelling the upload session failed: {}",
+                error.message
+            );
         }
     }
     result
 }
 
-async fn put_chunks(graph: &Graph<'_>, route: &Route, upload_url: &Url, attachment: &FileAttachment) -> Result<(), ProviderError> {
+async fn put_chunks(
+    graph: &Graph<'_>,
+    route: &Route,
+    upload_url: &Url,
+    attachment: &FileAttachment,
+) -> Result<(), ProviderError> {
     let total = attachment.size;
     let mut file = tokio::fs::File::open(&attachment.path)
         .await
@@ -169,18 +253,30 @@ async fn put_chunks(graph: &Graph<'_>, route: &Route, upload_url: &Url, attachme
         // time (plus the copy a retry needs).
         let request = Request::new(Method::PUT, upload_url.clone(), Safety::Idempotent)
             .header("Content-Range", format!("bytes {offset}-{end}/{total}"))
-            .body(Body::Bytes(std::mem::take(&mut buffer), "application/octet-stream"));
+            .body(Body::Bytes(
+                std::mem::take(&mut buffer),
+                "application/octet-stream",
+            ));
         let response = graph.run(request, "upload chunk").await?;
         if !response.status.is_success() {
-            return Err(graph_error(graph.ctx, doing(graph, route, "uploading an attachment"), &response));
+            return Err(graph_error(
+                graph.ctx,
+                doing(graph, route, "uploading an attachment"),
+                &response,
+            ));
         }
         if response.status.as_u16() == 201 {
             return Ok(());
         }
-        let next = response.json().and_then(|j| next_expected(&j)).unwrap_or(end + 1);
+        let next = response
+            .json()
+            .and_then(|j| next_expected(&j))
+            .unwrap_or(end + 1);
         if next != end + 1 {
             log::debug!("graph-email: the upload session expects byte {next} next; resuming there");
-            file.seek(std::io::SeekFrom::Start(next)).await.map_err(|e| unreadable(attachment, &e))?;
+            file.seek(std::io::SeekFrom::Start(next))
+                .await
+                .map_err(|e| unreadable(attachment, &e))?;
         }
         offset = next;
     }
@@ -190,14 +286,24 @@ async fn put_chunks(graph: &Graph<'_>, route: &Route, upload_url: &Url, attachme
 
 /// The first start offset in `nextExpectedRanges` (`["2097152-"]` or `["2097152"]`).
 fn next_expected(json: &Value) -> Option<u64> {
-    let first = json.get("nextExpectedRanges")?.as_array()?.first()?.as_str()?;
+    let first = json
+        .get("nextExpectedRanges")?
+        .as_array()?
+        .first()?
+        .as_str()?;
     first.split('-').next()?.trim().parse().ok()
 }
 
 /// Deletes a draft after a failure (best effort).
 async fn delete_draft(graph: &Graph<'_>, message_path: &str) {
     let url = graph.ctx.settings.graph_url(message_path);
-    match graph.call(Request::new(Method::DELETE, url, Safety::Idempotent), "delete draft").await {
+    match graph
+        .call(
+            Request::new(Method::DELETE, url, Safety::Idempotent),
+            "delete draft",
+        )
+        .await
+    {
         Ok(response) if response.status.is_success() || response.status.as_u16() == 404 => {
             log::debug!("graph-email: deleted the unsent draft");
         }
@@ -217,12 +323,18 @@ async fn delete_draft(graph: &Graph<'_>, message_path: &str) {
 mod tests {
     use super::*;
 
-    const _: () = assert!(CHUNK_BYTES % (320 * 1024) == 0 && CHUNK_BYTES <= 4 * 1024 * 1024);
+    const _: () = assert!(CHUNK_BYTES.is_multiple_of(320 * 1024) && CHUNK_BYTES <= 4 * 1024 * 1024);
 
     #[test]
     fn next_ranges_parse() {
-        assert_eq!(next_expected(&json!({"nextExpectedRanges": ["2097152-"]})), Some(2_097_152));
-        assert_eq!(next_expected(&json!({"nextExpectedRanges": ["2097152"]})), Some(2_097_152));
+        assert_eq!(
+            next_expected(&json!({"nextExpectedRanges": ["2097152-"]})),
+            Some(2_097_152)
+        );
+        assert_eq!(
+            next_expected(&json!({"nextExpectedRanges": ["2097152"]})),
+            Some(2_097_152)
+        );
         assert_eq!(next_expected(&json!({})), None);
     }
 }

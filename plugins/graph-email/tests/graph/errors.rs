@@ -11,17 +11,34 @@ use crate::support::*;
 fn wrong_password_names_the_staff_command() {
     let emu = emulator();
     let staff = service_staff("pw-1", seed::USER_UPN, "wrong-password");
-    let error = send(&GraphProvider::new(), &settings(&emu, seed::MAILHOST_CLIENT_ID), &staff, message("x")).unwrap_err();
+    let error = send(
+        &GraphProvider::new(),
+        &settings(&emu, seed::MAILHOST_CLIENT_ID),
+        &staff,
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::AUTHENTICATION);
     assert_eq!(error.code.as_str(), "AADSTS50126");
-    assert!(error.message.contains("mailhost staff set pw-1 --password-stdin"), "{error}");
+    assert!(
+        error
+            .message
+            .contains("mailhost staff set pw-1 --password-stdin"),
+        "{error}"
+    );
 }
 
 #[test]
 fn mfa_on_the_non_interactive_path_offers_the_ways_out() {
     let emu = emulator();
     let staff = service_staff("mfa-1", seed::MFA_USER_UPN, seed::MFA_USER_PASSWORD);
-    let error = send(&GraphProvider::new(), &settings(&emu, seed::MAILHOST_CLIENT_ID), &staff, message("x")).unwrap_err();
+    let error = send(
+        &GraphProvider::new(),
+        &settings(&emu, seed::MAILHOST_CLIENT_ID),
+        &staff,
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::AUTHENTICATION);
     assert_eq!(error.code.as_str(), "AADSTS50076");
     assert!(error.message.contains("mailhost login mfa-1"), "{error}");
@@ -32,16 +49,31 @@ fn mfa_on_the_non_interactive_path_offers_the_ways_out() {
 #[test]
 fn public_client_flows_off_names_the_authentication_blade() {
     let emu = emulator();
-    let error = send(&GraphProvider::new(), &settings(&emu, seed::NO_PUBLIC_CLIENT_ID), &alex("pub-1"), message("x")).unwrap_err();
+    let error = send(
+        &GraphProvider::new(),
+        &settings(&emu, seed::NO_PUBLIC_CLIENT_ID),
+        &alex("pub-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert_eq!(error.code.as_str(), "AADSTS7000218");
-    assert!(error.message.contains("Allow public client flows"), "{error}");
+    assert!(
+        error.message.contains("Allow public client flows"),
+        "{error}"
+    );
 }
 
 #[test]
 fn missing_consent_names_grant_admin_consent() {
     let emu = emulator();
-    let error = send(&GraphProvider::new(), &settings(&emu, seed::NO_CONSENT_CLIENT_ID), &alex("consent-1"), message("x")).unwrap_err();
+    let error = send(
+        &GraphProvider::new(),
+        &settings(&emu, seed::NO_CONSENT_CLIENT_ID),
+        &alex("consent-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::PERMISSION);
     assert_eq!(error.code.as_str(), "AADSTS65001");
     assert!(error.message.contains("Grant admin consent"), "{error}");
@@ -50,17 +82,36 @@ fn missing_consent_names_grant_admin_consent() {
 #[test]
 fn unknown_client_id_names_the_settings() {
     let emu = emulator();
-    let error = send(&GraphProvider::new(), &settings(&emu, "11111111-2222-3333-4444-555555555555"), &alex("client-1"), message("x")).unwrap_err();
+    let error = send(
+        &GraphProvider::new(),
+        &settings(&emu, "11111111-2222-3333-4444-555555555555"),
+        &alex("client-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert_eq!(error.code.as_str(), "AADSTS700016");
-    assert!(error.message.contains("ClientID") && error.message.contains("TenantID"), "{error}");
+    assert!(
+        error.message.contains("ClientID") && error.message.contains("TenantID"),
+        "{error}"
+    );
 }
 
 #[test]
 fn unknown_tenant_names_the_setting() {
     let emu = emulator();
-    let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "TenantID", "fabrikam.onmicrosoft.com");
-    let error = send(&GraphProvider::new(), &settings, &alex("tenant-1"), message("x")).unwrap_err();
+    let settings = with(
+        settings(&emu, seed::MAILHOST_CLIENT_ID),
+        "TenantID",
+        "fabrikam.onmicrosoft.com",
+    );
+    let error = send(
+        &GraphProvider::new(),
+        &settings,
+        &alex("tenant-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert_eq!(error.code.as_str(), "AADSTS90002");
     assert!(error.message.contains("TenantID"), "{error}");
@@ -71,7 +122,13 @@ fn password_sign_in_against_common_is_refused_before_any_request() {
     let emu = emulator();
     for tenant in ["common", "consumers"] {
         let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "TenantID", tenant);
-        let error = send(&GraphProvider::new(), &settings, &alex("common-1"), message("x")).unwrap_err();
+        let error = send(
+            &GraphProvider::new(),
+            &settings,
+            &alex("common-1"),
+            message("x"),
+        )
+        .unwrap_err();
         assert_eq!(error.kind, ErrorKind::CONFIGURATION);
         assert!(error.message.contains("TenantID"), "{error}");
     }
@@ -81,7 +138,28 @@ fn password_sign_in_against_common_is_refused_before_any_request() {
 #[test]
 fn a_token_without_mail_send_is_access_denied() {
     let emu = emulator();
-    let error = send(&GraphProvider::new(), &settings(&emu, seed::READ_ONLY_CLIENT_ID), &alex("reader-1"), message("x")).unwrap_err();
+    // Asking the read-only app for Mail.Send is a consent error ...
+    let error = send(
+        &GraphProvider::new(),
+        &settings(&emu, seed::READ_ONLY_CLIENT_ID),
+        &alex("reader-1"),
+        message("x"),
+    )
+    .unwrap_err();
+    assert_eq!(error.code.as_str(), "AADSTS65001", "{error}");
+    // ... and taking what its registration grants (.default) gets a token Graph refuses.
+    let settings = with(
+        settings(&emu, seed::READ_ONLY_CLIENT_ID),
+        "DelegatedScopes",
+        ".default",
+    );
+    let error = send(
+        &GraphProvider::new(),
+        &settings,
+        &alex("reader-2"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::PERMISSION);
     assert_eq!(error.code.as_str(), "ErrorAccessDenied");
     assert!(error.message.contains("Mail.Send"), "{error}");
@@ -90,8 +168,18 @@ fn a_token_without_mail_send_is_access_denied() {
 #[test]
 fn an_app_without_roles_has_no_permissions() {
     let emu = emulator();
-    let settings = with(settings(&emu, seed::NO_ROLE_DAEMON_CLIENT_ID), "ClientSecret", seed::NO_ROLE_DAEMON_CLIENT_SECRET);
-    let error = send(&GraphProvider::new(), &settings, &alex("norole-1"), message("x")).unwrap_err();
+    let settings = with(
+        settings(&emu, seed::NO_ROLE_DAEMON_CLIENT_ID),
+        "ClientSecret",
+        seed::NO_ROLE_DAEMON_CLIENT_SECRET,
+    );
+    let error = send(
+        &GraphProvider::new(),
+        &settings,
+        &alex("norole-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::PERMISSION);
     assert_eq!(error.code.as_str(), "NoPermissionsInAccessToken");
     assert!(error.message.contains("application"), "{error}");
@@ -100,8 +188,18 @@ fn an_app_without_roles_has_no_permissions() {
 #[test]
 fn a_wrong_client_secret_names_the_setting() {
     let emu = emulator();
-    let settings = with(settings(&emu, seed::DAEMON_CLIENT_ID), "ClientSecret", "not-the-secret");
-    let error = send(&GraphProvider::new(), &settings, &alex("secret-1"), message("x")).unwrap_err();
+    let settings = with(
+        settings(&emu, seed::DAEMON_CLIENT_ID),
+        "ClientSecret",
+        "not-the-secret",
+    );
+    let error = send(
+        &GraphProvider::new(),
+        &settings,
+        &alex("secret-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::CONFIGURATION, "{error}");
     assert!(error.message.contains("ClientSecret"), "{error}");
 }
@@ -111,7 +209,11 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
     let emu = emulator();
     let provider = GraphProvider::new();
     for key in ["Authority", "GraphEndpoint"] {
-        let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), key, "http://login.example.com");
+        let settings = with(
+            settings(&emu, seed::MAILHOST_CLIENT_ID),
+            key,
+            "http://login.example.com",
+        );
         let error = send(&provider, &settings, &alex("http-1"), message("x")).unwrap_err();
         assert_eq!(error.kind, ErrorKind::CONFIGURATION, "{key}: {error}");
         assert!(error.message.contains(key), "{error}");
@@ -125,7 +227,13 @@ fn missing_required_settings_are_named() {
     let emu = emulator();
     let mut settings = settings(&emu, seed::MAILHOST_CLIENT_ID);
     settings.retain(|s| s.key.as_str() != "ClientID");
-    let error = send(&GraphProvider::new(), &settings, &alex("nosetting-1"), message("x")).unwrap_err();
+    let error = send(
+        &GraphProvider::new(),
+        &settings,
+        &alex("nosetting-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert!(error.message.contains("ClientID"), "{error}");
 }

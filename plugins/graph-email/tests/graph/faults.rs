@@ -13,11 +13,21 @@ fn throttling_that_clears_sends_exactly_once() {
     let provider = GraphProvider::new();
     let settings = settings(&emu, seed::MAILHOST_CLIENT_ID);
     emu.fault_throttle(2, 1, Some("/v1.0/"));
-    send(&provider, &settings, &alex("throttle-1"), message("throttled")).expect("sent after the throttling cleared");
+    send(
+        &provider,
+        &settings,
+        &alex("throttle-1"),
+        message("throttled"),
+    )
+    .expect("sent after the throttling cleared");
     let counters = emu.counters();
     assert_eq!(counters.throttled, 2, "{counters:?}");
     assert_eq!(counters.messages_delivered, 1, "{counters:?}");
-    assert_eq!(emu.inbox(seed::RECIPIENT_UPN).len(), 1, "delivered exactly once");
+    assert_eq!(
+        emu.inbox(seed::RECIPIENT_UPN).len(),
+        1,
+        "delivered exactly once"
+    );
 }
 
 #[test]
@@ -26,14 +36,24 @@ fn throttling_that_never_clears_fails_with_retry_after() {
     let provider = GraphProvider::new();
     let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "MaxRetries", "2");
     // Sign in first so only sendMail is throttled.
-    send(&provider, &settings, &alex("throttle-2"), message("warm up")).expect("sent");
+    send(
+        &provider,
+        &settings,
+        &alex("throttle-2"),
+        message("warm up"),
+    )
+    .expect("sent");
     emu.fault_throttle(1000, 1, Some("/v1.0/"));
     let error = send(&provider, &settings, &alex("throttle-2"), message("never")).unwrap_err();
     assert_eq!(error.kind, ErrorKind::THROTTLED, "{error}");
     assert!(error.retry_after().is_some(), "{error:?}");
     assert!(error.message.contains("retried later"), "{error}");
     assert_eq!(emu.counters().throttled, 3, "one try and two retries");
-    assert_eq!(emu.inbox(seed::RECIPIENT_UPN).len(), 1, "only the warm-up arrived");
+    assert_eq!(
+        emu.inbox(seed::RECIPIENT_UPN).len(),
+        1,
+        "only the warm-up arrived"
+    );
 }
 
 #[test]
@@ -41,7 +61,8 @@ fn service_unavailable_is_retried() {
     let emu = emulator();
     let provider = GraphProvider::new();
     let settings = settings(&emu, seed::MAILHOST_CLIENT_ID);
-    emu.fault_unavailable(2, 503, Some(1), Some("/v1.0/")).unwrap();
+    emu.fault_unavailable(2, 503, Some(1), Some("/v1.0/"))
+        .unwrap();
     send(&provider, &settings, &alex("unavailable-1"), message("503")).expect("sent after 503s");
     assert_eq!(emu.inbox(seed::RECIPIENT_UPN).len(), 1);
 }
@@ -51,8 +72,15 @@ fn gateway_timeouts_that_persist_are_transient() {
     let emu = emulator();
     let provider = GraphProvider::new();
     let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "MaxRetries", "1");
-    send(&provider, &settings, &alex("unavailable-2"), message("warm up")).expect("sent");
-    emu.fault_unavailable(1000, 504, None, Some("/v1.0/")).unwrap();
+    send(
+        &provider,
+        &settings,
+        &alex("unavailable-2"),
+        message("warm up"),
+    )
+    .expect("sent");
+    emu.fault_unavailable(1000, 504, None, Some("/v1.0/"))
+        .unwrap();
     let error = send(&provider, &settings, &alex("unavailable-2"), message("504")).unwrap_err();
     assert_eq!(error.kind, ErrorKind::TRANSIENT, "{error}");
 }
@@ -61,15 +89,24 @@ fn gateway_timeouts_that_persist_are_transient() {
 fn a_timeout_after_sending_is_an_unknown_outcome_not_a_resend() {
     let emu = emulator();
     let provider = GraphProvider::new();
-    let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "RequestTimeoutSeconds", "1");
+    let settings = with(
+        settings(&emu, seed::MAILHOST_CLIENT_ID),
+        "RequestTimeoutSeconds",
+        "1",
+    );
     send(&provider, &settings, &alex("timeout-1"), message("warm up")).expect("sent");
+    emu.reset_counters();
     emu.set_latency(2500);
     let error = send(&provider, &settings, &alex("timeout-1"), message("slow")).unwrap_err();
     assert_eq!(error.kind, ErrorKind::UNKNOWN_OUTCOME, "{error}");
     assert!(error.message.contains("Sent Items"), "{error}");
     emu.clear_faults();
     std::thread::sleep(std::time::Duration::from_secs(3));
-    assert_eq!(emu.counters().send_mail, 2, "sendMail was not repeated");
+    assert_eq!(
+        emu.counters().total_requests,
+        1,
+        "sendMail was not repeated"
+    );
 }
 
 #[test]
@@ -86,7 +123,13 @@ fn nothing_listens_is_transient() {
         mailhost_plugin_api::Setting::new("GraphEndpoint", &base),
         mailhost_plugin_api::Setting::new("MaxRetries", "1"),
     ];
-    let error = send(&GraphProvider::new(), &settings, &alex("closed-1"), message("x")).unwrap_err();
+    let error = send(
+        &GraphProvider::new(),
+        &settings,
+        &alex("closed-1"),
+        message("x"),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::TRANSIENT, "{error}");
     assert!(error.message.contains("could not connect"), "{error}");
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod device_code;
 mod errors;
 mod faults;
 mod sending;

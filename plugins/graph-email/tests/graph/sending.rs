@@ -49,8 +49,14 @@ fn html_body_recipients_names_and_custom_headers_arrive() {
     message.bcc = RVec::from(vec![Mailbox::new(seed::MFA_USER_UPN, "")]);
     message.reply_to = RVec::from(vec![Mailbox::new(seed::SHARED_MAILBOX, "Sales Desk")]);
     message.headers = RVec::from(vec![
-        Header { name: "X-Order-Id".into(), value: "42".into() },
-        Header { name: "X-Batch".into(), value: "nightly".into() },
+        Header {
+            name: "X-Order-Id".into(),
+            value: "42".into(),
+        },
+        Header {
+            name: "X-Batch".into(),
+            value: "nightly".into(),
+        },
     ]);
     send(&provider, &settings, &alex("rich-1"), message).expect("sent");
     let inbox = emu.inbox(seed::RECIPIENT_UPN);
@@ -58,13 +64,26 @@ fn html_body_recipients_names_and_custom_headers_arrive() {
     let got = &inbox[0];
     assert_eq!(got.body.content_type, "html");
     assert!(got.body.content.contains("<b>Lynne</b>"));
-    assert_eq!(got.to_recipients[0].email_address.name.as_deref(), Some(seed::RECIPIENT_NAME));
-    assert_eq!(got.cc_recipients[0].email_address.name.as_deref(), Some("Some One"));
+    assert_eq!(
+        got.to_recipients[0].email_address.name.as_deref(),
+        Some(seed::RECIPIENT_NAME)
+    );
+    assert_eq!(
+        got.cc_recipients[0].email_address.name.as_deref(),
+        Some("Some One")
+    );
     assert_eq!(got.reply_to[0].address(), seed::SHARED_MAILBOX);
     assert_eq!(got.header("x-order-id"), Some("42"));
     assert_eq!(got.header("X-Batch"), Some("nightly"));
-    assert!(got.bcc_recipients.is_empty(), "Bcc is hidden from recipients");
-    assert_eq!(emu.inbox(seed::MFA_USER_UPN).len(), 1, "the Bcc recipient got it");
+    assert!(
+        got.bcc_recipients.is_empty(),
+        "Bcc is hidden from recipients"
+    );
+    assert_eq!(
+        emu.inbox(seed::MFA_USER_UPN).len(),
+        1,
+        "the Bcc recipient got it"
+    );
     assert_eq!(emu.external().len(), 1, "the external Cc got it");
     let sent = emu.sent_items(seed::USER_UPN);
     assert_eq!(sent.len(), 1);
@@ -78,25 +97,40 @@ fn alternate_from_with_send_as_uses_the_users_endpoint() {
     let settings = settings(&emu, seed::MAILHOST_CLIENT_ID);
     let mut message = message("send as");
     message.from = Mailbox::new(seed::SHARED_MAILBOX, seed::SHARED_MAILBOX_NAME);
-    let receipt = send(&provider, &settings, &alex("sendas-1"), message).expect("sent as the shared mailbox");
+    let receipt =
+        send(&provider, &settings, &alex("sendas-1"), message).expect("sent as the shared mailbox");
     assert!(receipt.detail.contains("users/"), "{}", receipt.detail);
     let inbox = emu.inbox(seed::RECIPIENT_UPN);
-    assert_eq!(inbox[0].from_address().as_deref(), Some(seed::SHARED_MAILBOX));
+    assert_eq!(
+        inbox[0].from_address().as_deref(),
+        Some(seed::SHARED_MAILBOX)
+    );
     assert!(!inbox[0].is_on_behalf());
-    assert_eq!(emu.sent_items(seed::SHARED_MAILBOX).len(), 1, "the copy is in the shared mailbox's Sent Items");
+    assert_eq!(
+        emu.sent_items(seed::SHARED_MAILBOX).len(),
+        1,
+        "the copy is in the shared mailbox's Sent Items"
+    );
 }
 
 #[test]
 fn alternate_from_with_send_on_behalf_uses_the_from_property() {
     let emu = emulator();
     let provider = GraphProvider::new();
-    let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "AlternateFromMode", "from-property");
+    let settings = with(
+        settings(&emu, seed::MAILHOST_CLIENT_ID),
+        "AlternateFromMode",
+        "from-property",
+    );
     let mut message = message("on behalf");
     message.from = Mailbox::new(seed::ON_BEHALF_MAILBOX, seed::ON_BEHALF_MAILBOX_NAME);
     let receipt = send(&provider, &settings, &alex("behalf-1"), message).expect("sent on behalf");
     assert!(receipt.detail.contains("/me"), "{}", receipt.detail);
     let inbox = emu.inbox(seed::RECIPIENT_UPN);
-    assert_eq!(inbox[0].from_address().as_deref(), Some(seed::ON_BEHALF_MAILBOX));
+    assert_eq!(
+        inbox[0].from_address().as_deref(),
+        Some(seed::ON_BEHALF_MAILBOX)
+    );
     assert_eq!(inbox[0].sender_address().as_deref(), Some(seed::USER_UPN));
     assert!(inbox[0].is_on_behalf());
 }
@@ -105,12 +139,19 @@ fn alternate_from_with_send_on_behalf_uses_the_from_property() {
 fn alternate_from_with_send_as_through_the_from_property() {
     let emu = emulator();
     let provider = GraphProvider::new();
-    let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "AlternateFromMode", "from-property");
+    let settings = with(
+        settings(&emu, seed::MAILHOST_CLIENT_ID),
+        "AlternateFromMode",
+        "from-property",
+    );
     let mut message = message("send as via me");
     message.from = Mailbox::new(seed::SHARED_MAILBOX, "");
     send(&provider, &settings, &alex("sendas-2"), message).expect("sent as");
     let inbox = emu.inbox(seed::RECIPIENT_UPN);
-    assert_eq!(inbox[0].from_address().as_deref(), Some(seed::SHARED_MAILBOX));
+    assert_eq!(
+        inbox[0].from_address().as_deref(),
+        Some(seed::SHARED_MAILBOX)
+    );
     assert!(!inbox[0].is_on_behalf());
 }
 
@@ -118,16 +159,36 @@ fn alternate_from_with_send_as_through_the_from_property() {
 fn alternate_from_without_rights_is_denied_with_the_admin_steps() {
     let emu = emulator();
     let provider = GraphProvider::new();
-    for mode in ["users-endpoint", "from-property"] {
-        let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "AlternateFromMode", mode);
-        let mut message = message("denied");
-        message.from = Mailbox::new(seed::NO_RIGHTS_MAILBOX, "");
-        let error = send(&provider, &settings, &alex("denied-1"), message).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::PERMISSION, "{mode}: {error}");
-        assert_eq!(error.code.as_str(), "ErrorSendAsDenied", "{mode}: {error}");
-        assert!(error.message.contains("Add-RecipientPermission"), "{error}");
-        assert!(error.message.contains("Delegation"), "{error}");
-    }
+    // /users/{from}/sendMail needs Full Access to the mailbox first.
+    let mut denied = message("denied");
+    denied.from = Mailbox::new(seed::NO_RIGHTS_MAILBOX, "");
+    let settings_users = settings(&emu, seed::MAILHOST_CLIENT_ID);
+    let error = send(
+        &provider,
+        &settings_users,
+        &alex("denied-1"),
+        denied.clone(),
+    )
+    .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::PERMISSION, "{error}");
+    assert!(error.message.contains("Add-MailboxPermission"), "{error}");
+    assert!(error.message.contains("from-property"), "{error}");
+    // /me/sendMail with `from` needs Send As or Send on behalf.
+    let settings_me = with(
+        settings(&emu, seed::MAILHOST_CLIENT_ID),
+        "AlternateFromMode",
+        "from-property",
+    );
+    let error = send(&provider, &settings_me, &alex("denied-1"), denied).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::PERMISSION, "{error}");
+    assert_eq!(error.code.as_str(), "ErrorSendAsDenied", "{error}");
+    assert!(error.message.contains("Add-RecipientPermission"), "{error}");
+    assert!(error.message.contains("Delegation > Send as"), "{error}");
+    // Send on behalf alone is not enough for the users endpoint either.
+    let mut behalf = message("behalf via users");
+    behalf.from = Mailbox::new(seed::ON_BEHALF_MAILBOX, "");
+    let error = send(&provider, &settings_users, &alex("denied-1"), behalf).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::PERMISSION, "{error}");
     assert!(emu.inbox(seed::RECIPIENT_UPN).is_empty());
 }
 
@@ -141,8 +202,12 @@ fn a_10_mb_attachment_goes_through_an_upload_session() {
     let (small, small_sha) = file_of(&dir, "small.txt", 1000);
     let mut message = message("large");
     message.attachments = RVec::from(vec![big, small]);
-    let receipt = send(&provider, &settings, &alex("large-1"), message).expect("sent with a large attachment");
-    assert!(!receipt.message_id.is_empty(), "the draft id is the message id");
+    let receipt = send(&provider, &settings, &alex("large-1"), message)
+        .expect("sent with a large attachment");
+    assert!(
+        !receipt.message_id.is_empty(),
+        "the draft id is the message id"
+    );
     let inbox = emu.inbox(seed::RECIPIENT_UPN);
     assert_eq!(inbox.len(), 1);
     let attachments = &inbox[0].attachments;
@@ -153,7 +218,10 @@ fn a_10_mb_attachment_goes_through_an_upload_session() {
     let got_small = attachments.iter().find(|a| a.name == "small.txt").unwrap();
     assert_eq!(got_small.sha256, small_sha);
     let counters = emu.counters();
-    assert_eq!(counters.upload_puts, 3, "10 MiB in 3.75 MiB chunks: {counters:?}");
+    assert_eq!(
+        counters.upload_puts, 3,
+        "10 MiB in 3.75 MiB chunks: {counters:?}"
+    );
     assert_eq!(counters.draft_sends, 1);
     assert_eq!(counters.send_mail, 0);
 }
@@ -175,7 +243,11 @@ fn small_attachments_that_together_pass_4_mb_still_arrive() {
     message.attachments = RVec::from(attachments);
     send(&provider, &settings, &alex("many-1"), message).expect("sent");
     let inbox = emu.inbox(seed::RECIPIENT_UPN);
-    let mut got: Vec<String> = inbox[0].attachments.iter().map(|a| a.sha256.clone()).collect();
+    let mut got: Vec<String> = inbox[0]
+        .attachments
+        .iter()
+        .map(|a| a.sha256.clone())
+        .collect();
     got.sort();
     expected.sort();
     assert_eq!(got, expected);
@@ -205,7 +277,10 @@ fn more_than_5_custom_headers_are_refused_before_sending() {
     let mut message = message("headers");
     message.headers = RVec::from(
         (0..6)
-            .map(|i| Header { name: format!("X-H{i}").into(), value: "v".into() })
+            .map(|i| Header {
+                name: format!("X-H{i}").into(),
+                value: "v".into(),
+            })
             .collect::<Vec<_>>(),
     );
     let error = send(&provider, &settings, &alex("headers-1"), message).unwrap_err();
@@ -248,7 +323,10 @@ fn a_message_over_the_mailbox_limit_is_too_large() {
     let error = send(&provider, &settings, &alex("toobig-1"), message).unwrap_err();
     assert_eq!(error.kind, ErrorKind::TOO_LARGE, "{error}");
     assert_eq!(error.code.as_str(), "ErrorMessageSizeExceeded");
-    assert!(error.message.contains("Message size restrictions"), "{error}");
+    assert!(
+        error.message.contains("Message size restrictions"),
+        "{error}"
+    );
 }
 
 #[test]

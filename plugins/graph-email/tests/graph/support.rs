@@ -10,8 +10,8 @@ use mailhost_emulator::{Emulator, seed};
 use mailhost_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use mailhost_plugin_api::abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use mailhost_plugin_api::{
-    HostServices, HostServices_TO, LogLevel, Mailbox, Message, Provider, ProviderError, Receipt, SendRequest,
-    Setting, SignInRequest, StaffMember,
+    HostServices, HostServices_TO, LogLevel, Mailbox, Message, Provider, ProviderError, Receipt,
+    SendRequest, Setting, SignInRequest, StaffMember,
 };
 
 /// What the provider told the host.
@@ -40,7 +40,12 @@ impl HostServices for Handle {
 
     fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
         match self.0.secrets.lock() {
-            Ok(secrets) => RResult::ROk(secrets.get(key.as_str()).map(|v| RString::from(v.as_str())).into()),
+            Ok(secrets) => RResult::ROk(
+                secrets
+                    .get(key.as_str())
+                    .map(|v| RString::from(v.as_str()))
+                    .into(),
+            ),
             Err(_) => RResult::RErr("poisoned".into()),
         }
     }
@@ -71,7 +76,14 @@ pub fn host() -> &'static TestHost {
     static HOST: OnceLock<&'static TestHost> = OnceLock::new();
     HOST.get_or_init(|| {
         let host: &'static TestHost = Box::leak(Box::default());
-        mailhost_plugin_api::host::install(HostServices_TO::from_value(Handle(host), TD_Opaque), LogLevel::Trace);
+        // `install` routes panics to the log (right for a plugin in a host); tests want
+        // assertion messages on stderr, so the default hook is put back.
+        let default_hook = std::panic::take_hook();
+        mailhost_plugin_api::host::install(
+            HostServices_TO::from_value(Handle(host), TD_Opaque),
+            LogLevel::Trace,
+        );
+        std::panic::set_hook(default_hook);
         host
     })
 }
@@ -84,24 +96,40 @@ impl TestHost {
 
     /// Every secret value stored so far.
     pub fn secret_values(&self) -> Vec<String> {
-        self.secrets.lock().map(|s| s.values().cloned().collect()).unwrap_or_default()
+        self.secrets
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
     }
 
-    /// Waits for a device-code notification naming `staff_id` and returns the user code in it.
-    pub fn wait_for_user_code(&self, staff_id: &str) -> String {
+    /// How many notifications there are so far.
+    pub fn note_count(&self) -> usize {
+        self.notes.lock().map(|n| n.len()).unwrap_or(0)
+    }
+
+    /// Waits for a device-code notification naming `staff_id` after the first `seen` ones and
+    /// returns the user code in it.
+    pub fn wait_for_user_code(&self, staff_id: &str, seen: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         let marker = format!("staff {staff_id};");
         loop {
             let found = self.notes.lock().ok().and_then(|notes| {
-                notes.iter().rev().find(|n| n.contains(&marker)).and_then(|n| {
-                    let after = n.split("enter the code ").nth(1)?;
-                    Some(after.split_whitespace().next()?.to_string())
-                })
+                notes
+                    .iter()
+                    .skip(seen)
+                    .find(|n| n.contains(&marker))
+                    .and_then(|n| {
+                        let after = n.split("enter the code ").nth(1)?;
+                        Some(after.split_whitespace().next()?.to_string())
+                    })
             });
             if let Some(code) = found {
                 return code;
             }
-            assert!(Instant::now() < deadline, "no device-code notification for staff {staff_id}");
+            assert!(
+                Instant::now() < deadline,
+                "no device-code notification for staff {staff_id}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -140,7 +168,11 @@ pub fn with(mut settings: Vec<Setting>, key: &str, value: &str) -> Vec<Setting> 
 
 /// The app-only settings of the daemon app.
 pub fn daemon_settings(emu: &Emulator) -> Vec<Setting> {
-    with(settings(emu, seed::DAEMON_CLIENT_ID), "ClientSecret", seed::DAEMON_CLIENT_SECRET)
+    with(
+        settings(emu, seed::DAEMON_CLIENT_ID),
+        "ClientSecret",
+        seed::DAEMON_CLIENT_SECRET,
+    )
 }
 
 /// A NonInteractive staff member signing in as `upn` with `password`.
@@ -176,7 +208,10 @@ pub fn interactive_staff(id: &str, upn: &str, name: &str) -> StaffMember {
 pub fn message(subject: &str) -> Message {
     Message {
         id: format!("test-{subject}").into(),
-        to: RVec::from(vec![Mailbox::new(seed::RECIPIENT_UPN, seed::RECIPIENT_NAME)]),
+        to: RVec::from(vec![Mailbox::new(
+            seed::RECIPIENT_UPN,
+            seed::RECIPIENT_NAME,
+        )]),
         subject: subject.into(),
         body: "Hello from the graph-email tests.".into(),
         ..Message::default()
@@ -184,7 +219,12 @@ pub fn message(subject: &str) -> Message {
 }
 
 /// Sends `message` as `staff` with `settings`.
-pub fn send(provider: &GraphProvider, settings: &[Setting], staff: &StaffMember, message: Message) -> Result<Receipt, ProviderError> {
+pub fn send(
+    provider: &GraphProvider,
+    settings: &[Setting],
+    staff: &StaffMember,
+    message: Message,
+) -> Result<Receipt, ProviderError> {
     provider.send(&SendRequest {
         settings: RVec::from(settings.to_vec()),
         staff: staff.clone(),
@@ -193,7 +233,11 @@ pub fn send(provider: &GraphProvider, settings: &[Setting], staff: &StaffMember,
 }
 
 /// Signs `staff` in.
-pub fn sign_in(provider: &GraphProvider, settings: &[Setting], staff: &StaffMember) -> Result<String, ProviderError> {
+pub fn sign_in(
+    provider: &GraphProvider,
+    settings: &[Setting],
+    staff: &StaffMember,
+) -> Result<String, ProviderError> {
     provider.sign_in(&SignInRequest {
         settings: RVec::from(settings.to_vec()),
         staff: staff.clone(),
@@ -201,7 +245,11 @@ pub fn sign_in(provider: &GraphProvider, settings: &[Setting], staff: &StaffMemb
 }
 
 /// Signs `staff` out.
-pub fn sign_out(provider: &GraphProvider, settings: &[Setting], staff: &StaffMember) -> Result<String, ProviderError> {
+pub fn sign_out(
+    provider: &GraphProvider,
+    settings: &[Setting],
+    staff: &StaffMember,
+) -> Result<String, ProviderError> {
     provider.sign_out(&SignInRequest {
         settings: RVec::from(settings.to_vec()),
         staff: staff.clone(),
@@ -217,10 +265,14 @@ pub fn device_login(
     staff: &StaffMember,
     upn: &str,
 ) -> Result<String, ProviderError> {
+    let seen = host().note_count();
     std::thread::scope(|scope| {
         let signing_in = scope.spawn(|| sign_in(provider, settings, staff));
-        let code = host().wait_for_user_code(staff.id.as_str());
-        emu.approve_device_code(&code, upn).expect("the emulator approves the code");
-        signing_in.join().expect("the sign-in thread does not panic")
+        let code = host().wait_for_user_code(staff.id.as_str(), seen);
+        emu.approve_device_code(&code, upn)
+            .expect("the emulator approves the code");
+        signing_in
+            .join()
+            .expect("the sign-in thread does not panic")
     })
 }

@@ -37,7 +37,13 @@ fn one_token_request_for_concurrent_sends_from_8_threads() {
             let staff = staff.clone();
             scope.spawn(move || {
                 for i in 0..3 {
-                    send(&provider, &settings, &staff, message(&format!("thread {t} mail {i}"))).expect("sent");
+                    send(
+                        &provider,
+                        &settings,
+                        &staff,
+                        message(&format!("thread {t} mail {i}")),
+                    )
+                    .expect("sent");
                 }
             });
         }
@@ -46,8 +52,49 @@ fn one_token_request_for_concurrent_sends_from_8_threads() {
     assert_eq!(counters.token_requests.password, 1, "{counters:?}");
     assert_eq!(counters.token_requests.refresh_token, 0, "{counters:?}");
     assert_eq!(emu.inbox(seed::RECIPIENT_UPN).len(), 24);
-    let concurrent = counters.max_concurrent_per_mailbox.values().copied().max().unwrap_or(0);
-    assert!(concurrent <= 4, "at most 4 requests at once per mailbox: {counters:?}");
+    let concurrent = counters
+        .max_concurrent_per_mailbox
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    assert!(
+        concurrent <= 4,
+        "at most 4 requests at once per mailbox: {counters:?}"
+    );
+}
+
+#[test]
+fn concurrent_sends_stay_within_the_mailbox_concurrency_limit() {
+    let emu = emulator();
+    emu.set_concurrency_limit(true);
+    emu.set_latency(50);
+    let provider = Arc::new(GraphProvider::new());
+    let settings = settings(&emu, seed::MAILHOST_CLIENT_ID);
+    let staff = alex("limit-1");
+    send(&provider, &settings, &staff, message("warm up")).expect("sent");
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let provider = Arc::clone(&provider);
+            let settings = settings.clone();
+            let staff = staff.clone();
+            scope.spawn(move || {
+                send(
+                    &provider,
+                    &settings,
+                    &staff,
+                    message(&format!("limited {t}")),
+                )
+                .expect("sent")
+            });
+        }
+    });
+    let counters = emu.counters();
+    assert_eq!(
+        counters.throttled, 0,
+        "no request was refused for concurrency: {counters:?}"
+    );
+    assert_eq!(emu.inbox(seed::RECIPIENT_UPN).len(), 9);
 }
 
 #[test]
@@ -60,7 +107,8 @@ fn app_only_concurrent_sends_share_one_token() {
             let provider = Arc::clone(&provider);
             let settings = settings.clone();
             scope.spawn(move || {
-                let staff = interactive_staff(&format!("app-staff-{t}"), seed::USER_UPN, seed::USER_NAME);
+                let staff =
+                    interactive_staff(&format!("app-staff-{t}"), seed::USER_UPN, seed::USER_NAME);
                 send(&provider, &settings, &staff, message(&format!("app {t}"))).expect("sent");
             });
         }
@@ -74,8 +122,13 @@ fn different_staff_and_apps_never_share_a_token() {
     let provider = GraphProvider::new();
     let settings = settings(&emu, seed::MAILHOST_CLIENT_ID);
     send(&provider, &settings, &alex("share-a"), message("a")).expect("sent");
-    send(&provider, &settings, &service_staff("share-b", seed::RECIPIENT_UPN, seed::RECIPIENT_PASSWORD), message("b"))
-        .expect("sent");
+    send(
+        &provider,
+        &settings,
+        &service_staff("share-b", seed::RECIPIENT_UPN, seed::RECIPIENT_PASSWORD),
+        message("b"),
+    )
+    .expect("sent");
     assert_eq!(emu.counters().token_requests.password, 2);
     assert_eq!(emu.inbox(seed::RECIPIENT_UPN).len(), 2);
 }
@@ -108,9 +161,18 @@ fn trace_logs_never_show_passwords_or_tokens() {
     let megan = interactive_staff("logs-2", seed::MFA_USER_UPN, seed::MFA_USER_NAME);
     device_login(&provider, &emu, &settings, &megan, seed::MFA_USER_UPN).expect("signed in");
     send(&provider, &settings, &megan, message("logged 2")).expect("sent");
-    send(&provider, &daemon_settings(&emu), &megan, message("logged 3")).expect("sent");
+    send(
+        &provider,
+        &daemon_settings(&emu),
+        &megan,
+        message("logged 3"),
+    )
+    .expect("sent");
     let logs = host().logs();
-    assert!(logs.iter().any(|l| l.contains("sendMail")), "trace logging reached the host: {logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("sendMail")),
+        "trace logging reached the host: {logs:?}"
+    );
     let mut secrets = vec![
         seed::USER_PASSWORD.to_string(),
         seed::MFA_USER_PASSWORD.to_string(),
@@ -119,7 +181,11 @@ fn trace_logs_never_show_passwords_or_tokens() {
     for stored in host().secret_values() {
         let cached: serde_json::Value = serde_json::from_str(&stored).unwrap();
         for field in ["access_token", "refresh_token"] {
-            if let Some(token) = cached.get(field).and_then(|t| t.as_str()).filter(|t| t.len() > 8) {
+            if let Some(token) = cached
+                .get(field)
+                .and_then(|t| t.as_str())
+                .filter(|t| t.len() > 8)
+            {
                 secrets.push(token.to_string());
             }
         }
@@ -127,10 +193,19 @@ fn trace_logs_never_show_passwords_or_tokens() {
     assert!(secrets.len() > 4, "tokens were cached");
     for line in &logs {
         for secret in &secrets {
-            assert!(!line.contains(secret.as_str()), "a secret reached the log: {line}");
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret reached the log: {line}"
+            );
         }
-        assert!(!line.to_ascii_lowercase().contains("bearer "), "an Authorization header reached the log: {line}");
-        assert!(!line.contains("authtoken="), "an upload URL query reached the log: {line}");
+        assert!(
+            !line.to_ascii_lowercase().contains("bearer "),
+            "an Authorization header reached the log: {line}"
+        );
+        assert!(
+            !line.contains("authtoken="),
+            "an upload URL query reached the log: {line}"
+        );
     }
 }
 
@@ -140,12 +215,32 @@ fn describe_declares_the_contract_names() {
     assert_eq!(info.name.as_str(), "graph-email");
     assert_eq!(info.display_name.as_str(), "Microsoft Graph");
     let keys: Vec<&str> = info.settings.iter().map(|s| s.key.as_str()).collect();
-    for key in ["ClientID", "TenantID", "RedirectURI", "Authority", "GraphEndpoint", "ClientSecret", "AlternateFromMode"] {
+    for key in [
+        "ClientID",
+        "TenantID",
+        "RedirectURI",
+        "Authority",
+        "GraphEndpoint",
+        "ClientSecret",
+        "AlternateFromMode",
+    ] {
         assert!(keys.contains(&key), "{key} in {keys:?}");
     }
-    assert!(info.settings.iter().find(|s| s.key.as_str() == "ClientSecret").unwrap().secret);
+    assert!(
+        info.settings
+            .iter()
+            .find(|s| s.key.as_str() == "ClientSecret")
+            .unwrap()
+            .secret
+    );
     assert_eq!(info.staff_fields[0].key.as_str(), "NonInteractive");
-    for capability in ["sign-in", "html", "attachments", "alternate-from", "custom-headers"] {
+    for capability in [
+        "sign-in",
+        "html",
+        "attachments",
+        "alternate-from",
+        "custom-headers",
+    ] {
         assert!(info.has_capability(capability), "{capability}");
     }
 }
