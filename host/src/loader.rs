@@ -207,7 +207,7 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// It reports a name the registry cannot hold.
-    #[error("{who} reports the name '{name}', which is not a valid plugin name (lower-case letters, digits and '-'); ask its author to fix it")]
+    #[error("{who} reports the name '{name}', which is not a valid plugin name (1 to 64 lower-case letters, digits and '-', starting with a letter); ask its author to fix it")]
     BadName {
         /// Whose.
         who: Who,
@@ -476,7 +476,7 @@ impl Loader {
         }
         let services = PluginServices::unnamed(self.secrets.clone());
         let plugin = open(&self.home, &who, path, &print.sha256, services)?;
-        if !valid_name(plugin.name()) {
+        if !mailhost_plugin_api::is_valid_plugin_name(plugin.name()) {
             return Err(LoadError::BadName {
                 who,
                 name: plugin.name().to_string(),
@@ -488,14 +488,6 @@ impl Loader {
     }
 }
 
-/// Whether `name` can be a registry name: lower-case ASCII letters, digits and `-`.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
 
 /// Opens the library, checks its API version and layout, runs init and describe: all under a
 /// crash marker.
@@ -801,13 +793,5 @@ mod tests {
         let mut e = entry(&lib);
         e.sha256 = "00".repeat(32);
         assert_eq!(loader.load(&e).unwrap_err().state(), "changed");
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(valid_name("graph-email"));
-        assert!(!valid_name("Graph"));
-        assert!(!valid_name("a b"));
-        assert!(!valid_name(""));
     }
 }

@@ -42,27 +42,7 @@ pub enum SecretError {
     },
 }
 
-/// A secret value; its `Debug` form never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for handing to a plugin.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use mailhost_plugin_api::Secret;
 
 #[derive(Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,7 +143,7 @@ impl SecretStore {
     /// The store cannot be read.
     pub fn get(&self, key: &str) -> Result<Option<Secret>, SecretError> {
         let _inner = self.lock();
-        Ok(self.read()?.secrets.remove(key).map(Secret))
+        Ok(self.read()?.secrets.remove(key).map(Secret::new))
     }
 
     /// Whether a secret is stored under `key`.

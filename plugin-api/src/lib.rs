@@ -7,6 +7,7 @@ pub mod error;
 pub mod export;
 pub mod host;
 pub mod module;
+pub mod secret;
 pub mod types;
 pub mod version;
 
@@ -17,9 +18,10 @@ pub use error::{ErrorKind, ProviderError};
 pub use export::Provider;
 pub use host::{HostServices, HostServices_TO, HostServicesBox, LogLevel};
 pub use module::{ProviderModule, ProviderModule_Ref};
+pub use secret::Secret;
 pub use types::{
     Attachment, Header, Mailbox, Message, ProviderInfo, Receipt, SendRequest, Setting,
     SettingKind, SettingSpec, SignInRequest, StaffMember, capability, find_setting,
-    is_plausible_address,
+    is_plausible_address, is_valid_plugin_name,
 };
 pub use version::{API_VERSION, ApiVersion, Incompatibility};

@@ -111,6 +111,17 @@ pub fn is_plausible_address(address: &str) -> bool {
             .any(|c| c.is_control() || c.is_whitespace() || "<>(),;:\"[]\\".contains(c))
 }
 
+/// Whether `name` is a valid provider name for the registry: 1 to 64 characters, lower-case
+/// letters, digits and `-`, starting with a letter (such as `graph-email`). The host refuses to
+/// register a provider whose [`ProviderInfo::name`] breaks this rule.
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 impl fmt::Debug for SettingKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SettingKind({})", self.name())
@@ -181,7 +192,7 @@ impl SettingSpec {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 pub struct ProviderInfo {
-    /// The registry name: lower case letters, digits and `-`, such as `graph-email`.
+    /// The registry name, such as `graph-email`: see [`is_valid_plugin_name`].
     pub name: RString,
     /// The name users pick as Email Provider, such as `Microsoft Graph`.
     pub display_name: RString,
@@ -433,6 +444,17 @@ pub struct Receipt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_names_follow_the_registry_rule() {
+        assert!(is_valid_plugin_name("graph-email"));
+        assert!(is_valid_plugin_name("echo-00"));
+        assert!(!is_valid_plugin_name("Graph"));
+        assert!(!is_valid_plugin_name("1abc"));
+        assert!(!is_valid_plugin_name("a b"));
+        assert!(!is_valid_plugin_name(""));
+        assert!(!is_valid_plugin_name(&"a".repeat(65)));
+    }
 
     #[test]
     fn booleans_normalize() {

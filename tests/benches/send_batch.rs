@@ -21,12 +21,11 @@
 
 #![allow(clippy::unwrap_used)] // bench set-up: a failure should stop loudly
 
-use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use mailhost_emulator::{Emulator, seed};
+use mailhost_tests::bench::{children_cpu, env_or, peak_rss_kib, write_batch};
 use mailhost_tests::{Home, assert_exit, plugin_path};
 
 /// Requests in flight per mailbox (Graph's limit, and send-batch's default).
@@ -65,10 +64,6 @@ fn main() {
     }
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// A home with the Graph plugin (app-only, daemon app) and one staff member per mailbox.
 fn bench_home(emulator: &Emulator, mailboxes: &[&str]) -> Home {
     let home = Home::new();
@@ -103,7 +98,7 @@ fn run_batches(home: &Home, emulator: &Emulator, mailboxes: &[&str], per: u64, t
     let files: Vec<_> = (0..mailboxes.len())
         .map(|i| {
             let path = home.path().join(format!("{tag}-{i}.jsonl"));
-            write_batch(&path, per, &format!("{tag}-{i}"));
+            write_batch(&path, per, seed::EXTERNAL_RECIPIENT, &format!("{tag}-{i}"));
             path
         })
         .collect();
@@ -160,44 +155,4 @@ fn run_batches(home: &Home, emulator: &Emulator, mailboxes: &[&str], per: u64, t
         throttled: counters.throttled,
         max_in_flight: counters.max_concurrent_per_mailbox.values().copied().collect(),
     }
-}
-
-fn write_batch(path: &Path, count: u64, tag: &str) {
-    let mut text = String::with_capacity(count as usize * 120);
-    for i in 0..count {
-        writeln!(
-            text,
-            r#"{{"to": ["{}"], "subject": "bench {tag} {i}", "body": "benchmark email {i}"}}"#,
-            seed::EXTERNAL_RECIPIENT
-        )
-        .unwrap();
-    }
-    std::fs::write(path, text).unwrap();
-}
-
-/// `VmHWM` (peak resident set) of a running process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// User + system CPU time of this process's waited-for children (`cutime` + `cstime`).
-fn children_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields 16 and 17 of stat(5); `after` starts at field 3.
-    let ticks: u64 = fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
-}
-
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failed set-up step should stop the test loudly
 #![allow(unreachable_pub)]
 
+pub mod bench;
 pub mod fixtures;
 pub mod plugins;
 pub mod python;

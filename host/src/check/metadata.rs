@@ -31,18 +31,8 @@ pub fn check(info: &ProviderInfo) -> Vec<CheckResult> {
     ]
 }
 
-/// Whether `name` is a valid registry name: starts with a lower-case letter, then lower-case
-/// letters, digits and `-`, at most 64 characters.
-pub fn valid_name(name: &str) -> bool {
-    name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 fn name(name: &str) -> CheckResult {
-    if valid_name(name) {
+    if mailhost_plugin_api::is_valid_plugin_name(name) {
         CheckResult::pass("name", format!("'{name}'"))
     } else {
         CheckResult::fail(
@@ -278,7 +268,6 @@ mod tests {
         assert_eq!(status(&checks, "name"), Status::Fail);
         assert_eq!(status(&checks, "version"), Status::Fail);
         assert_eq!(status(&checks, "display-name"), Status::Fail);
-        assert!(!valid_name("1abc") && !valid_name("") && !valid_name(&"a".repeat(65)));
     }
 
     #[test]

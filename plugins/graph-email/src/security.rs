@@ -1,33 +1,12 @@
 //! Transport and secrecy rules: no credential or bearer token over plain `http://` to a host
 //! that is not loopback, secrets that never show in `Debug` output, and URLs made safe to log.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use mailhost_plugin_api::ProviderError;
 use url::{Host, Url};
 
-/// A secret value (password, client secret, token) whose `Debug` form is masked.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; only for building a request.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use mailhost_plugin_api::Secret;
 
 /// Whether `url`'s host is loopback: 127.0.0.0/8, ::1 or `localhost`.
 pub fn is_loopback(url: &Url) -> bool {
