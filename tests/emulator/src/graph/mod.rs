@@ -8,9 +8,10 @@ pub(crate) mod mime;
 pub(crate) mod send;
 pub(crate) mod upload;
 
+use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -61,16 +62,39 @@ pub(crate) fn split_target(path: &str) -> Option<(Target, Vec<String>)> {
 
 /// Reads a request body of at most 4 MB; larger → 413.
 async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, GraphError> {
+    /// How much of an oversized body is read and discarded before answering 413, so a client
+    /// that is still writing gets the status instead of a broken pipe.
+    const DRAIN_CAP: usize = 256 * 1024 * 1024;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(GraphError::entity_too_large());
+    let mut too_large = declared.is_some_and(|n| n > limit as u64);
+    let mut body = body;
+    let mut collected = Vec::new();
+    let mut drained = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let Ok(data) = frame.map_err(|_| GraphError::entity_too_large())?.into_data() else {
+            continue;
+        };
+        if too_large {
+            drained += data.len();
+            if drained > DRAIN_CAP {
+                break;
+            }
+        } else if collected.len() + data.len() > limit {
+            too_large = true;
+            drained = collected.len() + data.len();
+            collected = Vec::new();
+        } else {
+            collected.extend_from_slice(&data);
+        }
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| GraphError::entity_too_large())
+    if too_large {
+        Err(GraphError::entity_too_large())
+    } else {
+        Ok(Bytes::from(collected))
+    }
 }
 
 async fn dispatch(
