@@ -5,16 +5,19 @@
 //! route to the staff member's provider) and a compose step that turns a parsed [`Draft`] into a
 //! [`Message`], the same validation `email send` uses (addresses, CR/LF, attachments).
 //!
-//! How it runs: the calling thread streams the file line by line; each line is looked up by its
-//! source key (hash of the canonical path, line number, hash of the line). A line already `sent`
-//! (or `unknown`, or being sent by another running process) is skipped; a `queued` or `failed`
-//! one is sent again; a new one is parsed, composed and *accepted* into the store before it is
-//! queued for the workers through a bounded channel, so memory stays flat however long the file
-//! is. Workers claim each email before calling the provider, so a kill -9 at any moment followed
-//! by a rerun sends every email exactly once, except those flagged `unknown` for the user.
+//! How it runs: the calling thread streams the file line by line (`reader.rs`); each line is
+//! looked up by its source key (hash of the canonical path, line number, hash of the line). A
+//! line already `sent` (or `unknown`, or being sent by another running process) is skipped; a
+//! `queued` or `failed` one is sent again; new ones are parsed, composed and *accepted* into the
+//! store, a group of lines per durable commit, before they are queued for the workers through a
+//! bounded queue (`queue.rs`), so memory stays flat however long the file is. Workers claim each
+//! email before calling the provider, so a kill -9 at any moment followed by a rerun sends every
+//! email exactly once, except those flagged `unknown` for the user.
 
 mod input;
 mod pace;
+mod queue;
+mod reader;
 mod report;
 mod worker;
 
@@ -24,8 +27,8 @@ mod tests;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mailhost_plugin_api::{Message, ProviderError, Receipt};
@@ -33,10 +36,12 @@ use mailhost_plugin_api::{Message, ProviderError, Receipt};
 pub use input::Draft;
 pub use report::{BatchSummary, KEPT_PROBLEMS, LineProblem, Progress};
 
-use crate::outbox::{NewEmail, Outbox, OutboxError, Status};
+use crate::outbox::{Outbox, OutboxError};
 use pace::Pacer;
-use report::{Outcome, Reporter};
-use worker::{Context, Job};
+use queue::JobQueue;
+use reader::Reader;
+use report::Reporter;
+use worker::Context;
 
 /// Sends one message; the host implements it for its dispatch route (staff member → loaded
 /// provider). Called from several threads at once.
@@ -69,9 +74,12 @@ pub struct BatchTarget<'a> {
 pub struct BatchOptions {
     /// Calls in flight per From address (Graph allows 4 concurrent requests per mailbox).
     pub per_mailbox: usize,
-    /// Worker threads in all.
+    /// Worker threads at most. A batch starts `per_mailbox` of them (enough to keep one
+    /// mailbox's lane full without any worker waiting for a slot) and adds `per_mailbox` more
+    /// for each further From address it meets, up to this many.
     pub workers: usize,
-    /// Accepted emails waiting for a worker (the bound on read-ahead).
+    /// Emails read ahead of the workers (the bound on read-ahead, and on memory). The reader
+    /// accepts up to half of it (at most 64 lines) in one commit.
     pub queue: usize,
     /// How many times one email is retried after `THROTTLED`.
     pub throttle_retries: u32,
@@ -93,7 +101,7 @@ impl Default for BatchOptions {
         Self {
             per_mailbox: 4,
             workers: 8,
-            queue: 16,
+            queue: 64,
             throttle_retries: 10,
             transient_retries: 3,
             backoff: Duration::from_secs(1),
@@ -181,48 +189,26 @@ where
         path_hash: input::short_hash(canonical.as_os_str().as_encoded_bytes()),
         reporter: &reporter,
     };
+    let queue = JobQueue::new(options.queue);
+    let live = AtomicUsize::new(0);
     let read_result = std::thread::scope(|scope| {
-        let (sender, receiver) = sync_channel::<Job>(options.queue.max(1));
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..options.workers.max(1) {
-            let receiver = Arc::clone(&receiver);
-            let (cx, fatal) = (&cx, &fatal);
-            scope.spawn(move || work(cx, &receiver, fatal));
-        }
-        drop(receiver);
-        let mut lines = BufReader::new(file);
-        let mut buf = Vec::new();
-        let mut number = 0u64;
-        let result = loop {
-            if pacer.is_stopped() {
-                break Ok(());
-            }
-            buf.clear();
-            match lines.read_until(b'\n', &mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(_) => number += 1,
-                Err(source) => {
-                    break Err(BatchError::Read {
-                        path: path.to_path_buf(),
-                        line: number + 1,
-                        source,
-                    });
-                }
-            }
-            match reader.line(number, trim_newline(&buf), &mut compose) {
-                Ok(Some(job)) => {
-                    if sender.send(job).is_err() {
-                        break Ok(());
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => break Err(BatchError::Store(error)),
+        let mut crew = Crew::new(options);
+        let mut grow = |jobs: &[worker::Job]| {
+            let wanted = crew.wanted(jobs);
+            while crew.hired < wanted {
+                crew.hired += 1;
+                live.fetch_add(1, Ordering::SeqCst);
+                let (cx, queue, fatal, live) = (&cx, &queue, &fatal, &live);
+                scope.spawn(move || work(cx, queue, fatal, live));
             }
         };
+        grow(&[]);
+        let result = reader.read_all(file, path, &queue, &pacer, &mut compose, &mut grow);
+        queue.close();
         if result.is_err() {
             pacer.stop();
+            queue.stop();
         }
-        drop(sender);
         result
     });
     let fatal = fatal
@@ -235,127 +221,80 @@ where
     }
 }
 
-/// A worker: takes jobs until the channel closes or the batch stops.
-fn work(cx: &Context<'_>, receiver: &Mutex<Receiver<Job>>, fatal: &Mutex<Option<OutboxError>>) {
-    loop {
-        let job = {
-            let receiver = receiver
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            receiver.recv()
-        };
-        let Ok(job) = job else { return };
+/// A worker: takes jobs until the queue is closed and empty, or the batch stops.
+fn work(
+    cx: &Context<'_>,
+    queue: &JobQueue,
+    fatal: &Mutex<Option<OutboxError>>,
+    live: &AtomicUsize,
+) {
+    let _leaving = Leaving { queue, live };
+    while let Some(job) = queue.pop() {
         if let Err(error) = worker::deliver(cx, &job) {
             let mut fatal = fatal
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             fatal.get_or_insert(error);
             cx.pacer.stop();
+            queue.stop();
             return;
         }
         if cx.pacer.is_stopped() {
+            queue.stop();
             return;
         }
     }
 }
 
-/// The reading side: turns a line into a job, or records why there is none.
-struct Reader<'a> {
-    outbox: &'a Outbox,
-    target: BatchTarget<'a>,
-    base: PathBuf,
-    path_hash: String,
-    reporter: &'a Reporter,
+/// How many workers a batch wants: `per_mailbox` per From address seen, up to the maximum.
+/// One mailbox (the usual batch) gets exactly enough workers to fill its lane, so no worker
+/// ever holds a job while waiting for a slot (each such wait is a sleep and a wake-up per
+/// email); a batch sending from several addresses grows so each lane can still fill.
+struct Crew {
+    per_mailbox: usize,
+    most: usize,
+    mailboxes: Vec<String>,
+    hired: usize,
 }
 
-impl Reader<'_> {
-    fn line<C>(&self, number: u64, raw: &[u8], compose: &mut C) -> Result<Option<Job>, OutboxError>
-    where
-        C: FnMut(Draft) -> Result<Message, String>,
-    {
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            self.reporter.record(Outcome::Blank);
-            return Ok(None);
+impl Crew {
+    fn new(options: &BatchOptions) -> Self {
+        let per_mailbox = options.per_mailbox.max(1);
+        Self {
+            per_mailbox,
+            most: options.workers.max(1),
+            mailboxes: Vec::new(),
+            hired: 0,
         }
-        let key = input::source_key(&self.path_hash, number, raw);
-        if let Some(record) = self.outbox.find_by_source(&key)? {
-            return Ok(self.existing(number, &record));
-        }
-        let invalid = |message: String| {
-            self.reporter.record(Outcome::Invalid(LineProblem {
-                line: number,
-                id: None,
-                message,
-            }));
-            Ok(None)
-        };
-        let Ok(text) = std::str::from_utf8(raw) else {
-            return invalid("the line is not UTF-8 text".into());
-        };
-        let draft = match input::parse(text, &self.base) {
-            Ok(draft) => draft,
-            Err(message) => return invalid(message),
-        };
-        let mut message = match compose(draft) {
-            Ok(message) => message,
-            Err(message) => return invalid(message),
-        };
-        if message.id.is_empty() {
-            message.id = uuid::Uuid::new_v4().to_string().into();
-        }
-        let email = NewEmail {
-            staff_id: self.target.staff_id.to_string(),
-            provider: self.target.provider.to_string(),
-            message,
-            source_key: Some(key),
-        };
-        match self.outbox.accept(&email) {
-            Ok(record) => Ok(Some(job(number, &record))),
-            // Another process accepted the same line a moment ago.
-            Err(OutboxError::DuplicateSource { existing }) => {
-                let record = self.outbox.get(&existing)?;
-                Ok(self.existing(number, &record))
+    }
+
+    /// The workers wanted once `jobs` are queued too (with none: for the first mailbox).
+    fn wanted(&mut self, jobs: &[worker::Job]) -> usize {
+        for job in jobs {
+            if self.mailboxes.len() * self.per_mailbox >= self.most {
+                break;
             }
-            Err(error) => Err(error),
+            if !self.mailboxes.contains(&job.mailbox) {
+                self.mailboxes.push(job.mailbox.clone());
+            }
+        }
+        (self.mailboxes.len().max(1) * self.per_mailbox).min(self.most)
+    }
+}
+
+/// Counts a worker out however it leaves (panics included); the last one stops the queue, so
+/// the reader never waits for room that nobody will make.
+struct Leaving<'a> {
+    queue: &'a JobQueue,
+    live: &'a AtomicUsize,
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.queue.stop();
         }
     }
-
-    /// A line whose email is already stored: skip it, or send it again if it is retryable.
-    fn existing(&self, number: u64, record: &crate::outbox::EmailRecord) -> Option<Job> {
-        let problem = |message: String| LineProblem {
-            line: number,
-            id: Some(record.id.clone()),
-            message,
-        };
-        let outcome = match record.status {
-            Status::Queued | Status::Failed => return Some(job(number, record)),
-            Status::Sent => Outcome::SkippedSent,
-            Status::Unknown => Outcome::SkippedUnknown(problem(format!(
-                "email {} may already have been sent (outcome unknown), so it is not sent again: \
-                 check, then `mailhost email retry {} --force` if it did not arrive",
-                record.id, record.id
-            ))),
-            Status::Sending => Outcome::InProgress(problem(format!(
-                "email {} is being sent by another mailhost process; skipped",
-                record.id
-            ))),
-        };
-        self.reporter.record(outcome);
-        None
-    }
-}
-
-fn job(line: u64, record: &crate::outbox::EmailRecord) -> Job {
-    Job {
-        line,
-        id: record.id.clone(),
-        mailbox: record.from.address.to_ascii_lowercase(),
-    }
-}
-
-fn trim_newline(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Counts the lines of the file (for the progress bar), streaming.

@@ -4,20 +4,33 @@
 //!
 //! It also carries the batch's stop flag, so waiting workers wake up at once when the batch
 //! must stop.
+//!
+//! Wake-ups: each lane has its own condition, signalled once per freed slot (`notify_one`), so a
+//! finished call wakes at most the one worker that can use its slot, and never workers waiting
+//! on other mailboxes. That is safe from lost wake-ups because the lane counts its waiters and
+//! is not removed while any wait, every freed slot signals once, and a woken worker that finds
+//! the slot taken (by a worker that had not been waiting) waits again for that worker's release.
+//! Throttle pauses ([`Pacer::wait_turn`]) wait with a timeout on the deadline they saw, then
+//! re-check it, so a pause pushed further back is honoured without waking anyone. Stopping wakes
+//! everyone.
 
-use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
 struct Lane {
     in_flight: usize,
+    /// Workers blocked in [`Pacer::acquire`] on this lane (or woken and not yet running).
+    waiting: usize,
     not_before: Option<Instant>,
+    /// Signalled once per freed slot, and by [`Pacer::stop`].
+    slot_freed: Arc<Condvar>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    lanes: HashMap<String, Lane>,
+    /// The lanes by mailbox: only those with calls in flight, waiters or a pause.
+    lanes: Vec<(String, Lane)>,
     stopped: bool,
 }
 
@@ -25,7 +38,8 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Pacer {
     state: Mutex<State>,
-    changed: Condvar,
+    /// For timed waits (throttle pauses, backoff sleeps): signalled only by [`Pacer::stop`].
+    stopping: Condvar,
     per_mailbox: usize,
 }
 
@@ -33,7 +47,7 @@ pub(crate) struct Pacer {
 #[derive(Debug)]
 pub(crate) struct Permit<'a> {
     pacer: &'a Pacer,
-    mailbox: String,
+    mailbox: &'a str,
 }
 
 impl Pacer {
@@ -41,7 +55,7 @@ impl Pacer {
     pub(crate) fn new(per_mailbox: usize) -> Self {
         Self {
             state: Mutex::default(),
-            changed: Condvar::new(),
+            stopping: Condvar::new(),
             per_mailbox: per_mailbox.max(1),
         }
     }
@@ -53,24 +67,30 @@ impl Pacer {
     }
 
     /// Waits for a free slot in `mailbox`'s lane; `None` when the batch stopped.
-    pub(crate) fn acquire(&self, mailbox: &str) -> Option<Permit<'_>> {
+    pub(crate) fn acquire<'a>(&'a self, mailbox: &'a str) -> Option<Permit<'a>> {
         let mut state = self.lock();
         loop {
             if state.stopped {
                 return None;
             }
-            let lane = state.lanes.entry(mailbox.to_string()).or_default();
-            if lane.in_flight < self.per_mailbox {
-                lane.in_flight += 1;
-                return Some(Permit {
-                    pacer: self,
-                    mailbox: mailbox.to_string(),
-                });
-            }
-            state = self
-                .changed
+            let slot_freed = {
+                let lane = lane(&mut state.lanes, mailbox);
+                if lane.in_flight < self.per_mailbox {
+                    lane.in_flight += 1;
+                    return Some(Permit {
+                        pacer: self,
+                        mailbox,
+                    });
+                }
+                lane.waiting += 1;
+                Arc::clone(&lane.slot_freed)
+            };
+            state = slot_freed
                 .wait(state)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // A lane is kept while it has waiters, so this is the lane waited on.
+            let lane = lane(&mut state.lanes, mailbox);
+            lane.waiting = lane.waiting.saturating_sub(1);
         }
     }
 
@@ -82,11 +102,15 @@ impl Pacer {
                 return false;
             }
             let now = Instant::now();
-            let until = state.lanes.get(mailbox).and_then(|lane| lane.not_before);
+            let until = state
+                .lanes
+                .iter()
+                .find(|(name, _)| name == mailbox)
+                .and_then(|(_, lane)| lane.not_before);
             match until {
                 Some(until) if until > now => {
                     state = self
-                        .changed
+                        .stopping
                         .wait_timeout(state, until - now)
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .0;
@@ -97,10 +121,12 @@ impl Pacer {
     }
 
     /// Holds every call from `mailbox` back for `wait` from now (or longer, if already held).
+    /// Nobody needs waking: workers already pausing wake at the deadline they saw, re-check
+    /// and pause again.
     pub(crate) fn hold_off(&self, mailbox: &str, wait: Duration) {
         let until = Instant::now() + wait;
         let mut state = self.lock();
-        let lane = state.lanes.entry(mailbox.to_string()).or_default();
+        let lane = lane(&mut state.lanes, mailbox);
         lane.not_before = Some(lane.not_before.map_or(until, |t| t.max(until)));
     }
 
@@ -117,7 +143,7 @@ impl Pacer {
                 return true;
             }
             state = self
-                .changed
+                .stopping
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
@@ -126,8 +152,19 @@ impl Pacer {
 
     /// Stops the batch: every waiting worker returns.
     pub(crate) fn stop(&self) {
-        self.lock().stopped = true;
-        self.changed.notify_all();
+        let lanes: Vec<Arc<Condvar>> = {
+            let mut state = self.lock();
+            state.stopped = true;
+            state
+                .lanes
+                .iter()
+                .map(|(_, lane)| Arc::clone(&lane.slot_freed))
+                .collect()
+        };
+        self.stopping.notify_all();
+        for lane in lanes {
+            lane.notify_all();
+        }
     }
 
     /// Whether the batch stopped.
@@ -136,18 +173,41 @@ impl Pacer {
     }
 }
 
+/// The lane of `mailbox`, created idle if it has none (allocating only then). Lanes are few:
+/// an idle one is removed when its last slot is released.
+fn lane<'s>(lanes: &'s mut Vec<(String, Lane)>, mailbox: &str) -> &'s mut Lane {
+    let index = match lanes.iter().position(|(name, _)| name == mailbox) {
+        Some(index) => index,
+        None => {
+            lanes.push((mailbox.to_string(), Lane::default()));
+            lanes.len() - 1
+        }
+    };
+    &mut lanes[index].1
+}
+
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let mut state = self.pacer.lock();
-        if let Some(lane) = state.lanes.get_mut(&self.mailbox) {
-            lane.in_flight = lane.in_flight.saturating_sub(1);
-            let idle = lane.in_flight == 0 && lane.not_before.is_none_or(|t| t <= Instant::now());
-            if idle {
-                state.lanes.remove(&self.mailbox);
-            }
+        let Some(index) = state
+            .lanes
+            .iter()
+            .position(|(name, _)| name == self.mailbox)
+        else {
+            return;
+        };
+        let lane = &mut state.lanes[index].1;
+        lane.in_flight = lane.in_flight.saturating_sub(1);
+        if lane.waiting > 0 {
+            let slot_freed = Arc::clone(&lane.slot_freed);
+            drop(state);
+            slot_freed.notify_one();
+            return;
         }
-        drop(state);
-        self.pacer.changed.notify_all();
+        let idle = lane.in_flight == 0 && lane.not_before.is_none_or(|t| t <= Instant::now());
+        if idle {
+            state.lanes.swap_remove(index);
+        }
     }
 }
 
@@ -186,5 +246,68 @@ mod tests {
             assert!(!waiter.join().expect("thread"));
         });
         assert!(pacer.acquire("a").is_none());
+    }
+
+    /// Many workers on few slots, across lanes, with limit 1 (where a release empties the lane
+    /// while others wait) and more: every acquire is served, none sleeps forever, and a lane
+    /// never has more than its limit in flight.
+    #[test]
+    fn no_wake_up_is_lost_and_the_limit_holds() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for (workers, limit) in [(8, 1), (8, 4), (16, 3), (3, 4)] {
+            let pacer = Pacer::new(limit);
+            let lanes = ["a", "b"];
+            let in_flight = [AtomicUsize::new(0), AtomicUsize::new(0)];
+            let peak = [AtomicUsize::new(0), AtomicUsize::new(0)];
+            let done = AtomicUsize::new(0);
+            let rounds = 300;
+            std::thread::scope(|scope| {
+                for w in 0..workers {
+                    let (pacer, in_flight, peak, done) = (&pacer, &in_flight, &peak, &done);
+                    scope.spawn(move || {
+                        for round in 0..rounds {
+                            let lane = (w + round) % 3 % 2;
+                            let permit = pacer.acquire(lanes[lane]).expect("not stopped");
+                            let now = in_flight[lane].fetch_add(1, Ordering::SeqCst) + 1;
+                            peak[lane].fetch_max(now, Ordering::SeqCst);
+                            if round % 7 == 0 {
+                                std::thread::sleep(Duration::from_micros(50));
+                            } else {
+                                std::thread::yield_now();
+                            }
+                            in_flight[lane].fetch_sub(1, Ordering::SeqCst);
+                            drop(permit);
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                    });
+                }
+            });
+            assert_eq!(done.load(Ordering::SeqCst), workers * rounds);
+            for lane in &peak {
+                let peak = lane.load(Ordering::SeqCst);
+                assert!(peak <= limit, "{peak} in flight with limit {limit}");
+            }
+            assert!(pacer.lock().lanes.is_empty(), "idle lanes are removed");
+        }
+    }
+
+    #[test]
+    fn stop_wakes_workers_waiting_for_a_slot() {
+        let pacer = Pacer::new(1);
+        let held = pacer.acquire("a").expect("slot");
+        std::thread::scope(|scope| {
+            let waiters: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| pacer.acquire("a").is_none()))
+                .collect();
+            std::thread::sleep(Duration::from_millis(20));
+            pacer.stop();
+            for waiter in waiters {
+                assert!(
+                    waiter.join().expect("thread"),
+                    "a stopped pacer gives no slot"
+                );
+            }
+        });
+        drop(held);
     }
 }

@@ -403,17 +403,34 @@ fn reading_stays_a_bounded_distance_ahead_of_sending() {
 /// Set in the child process of the crash test.
 const CRASH_ENV: &str = "MAILHOST_TEST_BATCH_CRASH";
 
+/// Set in the child process of the group-commit crash test.
+const GROUP_CRASH_ENV: &str = "MAILHOST_TEST_BATCH_GROUP_CRASH";
+
 /// A transport that logs each delivery to a file, and in the child aborts the process (as
-/// kill -9 would) in the middle of its 7th call, after delivering it.
+/// kill -9 would) in the middle of its 7th call, after delivering it; or, with
+/// `crash_before_delivery`, at the start of its first call, before delivering anything.
 struct Logging {
     log: PathBuf,
     crash_at: Option<u64>,
     calls: AtomicU64,
 }
 
+impl Logging {
+    fn new(log: PathBuf, crash_at: Option<u64>) -> Self {
+        Self {
+            log,
+            crash_at,
+            calls: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Transport for Logging {
     fn send(&self, message: &Message) -> Result<Receipt, ProviderError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.crash_at == Some(0) {
+            std::process::abort();
+        }
         std::thread::sleep(Duration::from_millis(3));
         let mut log = std::fs::OpenOptions::new()
             .create(true)
@@ -434,11 +451,7 @@ fn a_crash_then_a_rerun_sends_every_email_once_except_unknown_ones() {
         // The child: run until the transport aborts the process.
         let dir = PathBuf::from(dir);
         let outbox = Outbox::open(dir.join("mail.db")).expect("child store");
-        let transport = Logging {
-            log: dir.join("delivered.log"),
-            crash_at: Some(7),
-            calls: AtomicU64::new(0),
-        };
+        let transport = Logging::new(dir.join("delivered.log"), Some(7));
         let path = dir.join("batch.jsonl");
         let _ = send_batch(&outbox, &transport, TARGET, &path, &options(), compose);
         return;
@@ -467,11 +480,7 @@ fn a_crash_then_a_rerun_sends_every_email_once_except_unknown_ones() {
         !unknown.is_empty(),
         "the email in flight at the crash is flagged"
     );
-    let transport = Logging {
-        log: dir.path().join("delivered.log"),
-        crash_at: None,
-        calls: AtomicU64::new(0),
-    };
+    let transport = Logging::new(dir.path().join("delivered.log"), None);
     let summary =
         send_batch(&outbox, &transport, TARGET, &path, &options(), compose).expect("rerun");
     assert_eq!(
@@ -494,4 +503,100 @@ fn a_crash_then_a_rerun_sends_every_email_once_except_unknown_ones() {
             other => panic!("{} ended {other}", record.subject),
         }
     }
+}
+
+#[test]
+fn a_crash_right_after_a_group_commit_loses_nothing_and_sends_each_email_once() {
+    if let Ok(dir) = std::env::var(GROUP_CRASH_ENV) {
+        // The child: the first provider call aborts the process, before delivering anything,
+        // so the first group is committed and nothing of it was sent.
+        let dir = PathBuf::from(dir);
+        let outbox = Outbox::open(dir.join("mail.db")).expect("child store");
+        let transport = Logging::new(dir.join("delivered.log"), Some(0));
+        let path = dir.join("batch.jsonl");
+        let _ = send_batch(&outbox, &transport, TARGET, &path, &options(), compose);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let count = reader::GROUP_MAX + 10;
+    let lines: Vec<String> = (0..count)
+        .map(|i| line(&format!("m{i:03}"), "a@contoso.com"))
+        .collect();
+    let path = write_file(dir.path(), &lines);
+    let exe = std::env::current_exe().expect("test binary");
+    let status = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "batch::tests::a_crash_right_after_a_group_commit_loses_nothing_and_sends_each_email_once",
+            "--test-threads=1",
+        ])
+        .env(GROUP_CRASH_ENV, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run child");
+    assert!(!status.success(), "the child should have crashed");
+    assert!(
+        !dir.path().join("delivered.log").exists(),
+        "nothing was delivered"
+    );
+    let outbox = Outbox::open(dir.path().join("mail.db")).expect("store");
+    let stored = outbox.list(None, None).expect("list");
+    let group = options().queue.min(reader::GROUP_MAX);
+    assert_eq!(
+        stored.len(),
+        group,
+        "the first group was committed, and only it"
+    );
+    // The email (or emails) whose call had started is unknown; the rest of the group queued.
+    let unknown = outbox.recover_interrupted().expect("recover");
+    assert!(!unknown.is_empty() && unknown.len() <= options().per_mailbox);
+    let queued = outbox.list(Some(Status::Queued), None).expect("queued");
+    assert_eq!(queued.len() + unknown.len(), group);
+    let transport = Logging::new(dir.path().join("delivered.log"), None);
+    let summary =
+        send_batch(&outbox, &transport, TARGET, &path, &options(), compose).expect("rerun");
+    assert_eq!(
+        (summary.sent as usize, summary.skipped_unknown as usize),
+        (count - unknown.len(), unknown.len()),
+        "{summary:?}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("delivered.log")).expect("log");
+    for record in outbox.list(None, None).expect("list") {
+        let deliveries = log.lines().filter(|l| *l == record.subject).count();
+        let expected = usize::from(record.status == Status::Sent);
+        assert_eq!(
+            deliveries, expected,
+            "{} ({})",
+            record.subject, record.status
+        );
+    }
+}
+
+#[test]
+fn workers_are_added_per_from_address_up_to_the_maximum() {
+    let job = |mailbox: &str| worker::Job {
+        line: 1,
+        id: "e".into(),
+        mailbox: mailbox.into(),
+    };
+    let mut crew = Crew::new(&BatchOptions {
+        per_mailbox: 4,
+        workers: 10,
+        ..options()
+    });
+    assert_eq!(
+        crew.wanted(&[]),
+        4,
+        "one mailbox: just enough to fill its lane"
+    );
+    assert_eq!(crew.wanted(&[job("a"), job("a")]), 4);
+    assert_eq!(crew.wanted(&[job("b")]), 8);
+    assert_eq!(crew.wanted(&[job("a"), job("c"), job("d")]), 10, "capped");
+    let mut single = Crew::new(&BatchOptions {
+        per_mailbox: 4,
+        workers: 2,
+        ..options()
+    });
+    assert_eq!(single.wanted(&[job("a")]), 2);
 }

@@ -1,4 +1,5 @@
-//! The send protocol's writes: accept, claim, finish. Each is one durable transaction.
+//! The send protocol's writes: accept, claim, finish. Each is one transaction; accept and claim
+//! are fsync'd before they return, finish is not (see `durability.rs` for why that is safe).
 
 use mailhost_plugin_api::{ErrorKind, Message, ProviderError, Receipt};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -30,12 +31,25 @@ impl Outbox {
     /// [`OutboxError::DuplicateId`] when the id is taken, [`OutboxError::DuplicateSource`] when
     /// the batch line was already accepted, or a database error.
     pub fn accept(&self, email: &NewEmail) -> Result<EmailRecord, OutboxError> {
-        let message = &email.message;
-        let id = message.id.as_str();
+        let id = email.message.id.as_str();
         let mut conn = self.conn();
+        self.ensure_durable(&conn)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
+        self.insert_new(&tx, email)?;
+        let stored = fetch(&tx, id).map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        stored
+            .ok_or_else(|| OutboxError::NotFound { id: id.into() })?
+            .into_record()
+    }
+
+    /// Inserts `email` as `queued` inside the caller's transaction, refusing a taken id or an
+    /// already accepted batch line. Nothing is written when it refuses.
+    pub(super) fn insert_new(&self, tx: &Connection, email: &NewEmail) -> Result<(), OutboxError> {
+        let message = &email.message;
+        let id = message.id.as_str();
         let taken: bool = tx
             .prepare_cached("SELECT 1 FROM emails WHERE id = ?1")
             .and_then(|mut st| st.query_row([id], |_| Ok(true)))
@@ -99,11 +113,7 @@ impl Outbox {
             ])
         })
         .map_err(|e| self.sql(e))?;
-        let stored = fetch(&tx, id).map_err(|e| self.sql(e))?;
-        tx.commit().map_err(|e| self.sql(e))?;
-        stored
-            .ok_or_else(|| OutboxError::NotFound { id: id.into() })?
-            .into_record()
+        Ok(())
     }
 
     /// Claims a `queued` or `failed` email for sending: atomically makes it `sending`, counts
@@ -130,6 +140,7 @@ impl Outbox {
 
     fn claim_with(&self, id: &str, force: bool) -> Result<Claim, OutboxError> {
         let mut conn = self.conn();
+        self.ensure_durable(&conn)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
@@ -179,16 +190,18 @@ impl Outbox {
     }
 
     /// Records that the provider accepted the email: `sent`, with its receipt. The error of an
-    /// earlier attempt is cleared.
+    /// earlier attempt is cleared. The commit survives kill -9 but is not fsync'd on its own: a
+    /// power cut may undo it, leaving the email `sending`, which recovery makes `unknown` (see
+    /// `durability.rs`).
     ///
     /// # Errors
     /// [`OutboxError::NotFound`] or a database error.
     pub fn finish_sent(&self, id: &str, receipt: &Receipt) -> Result<(), OutboxError> {
         let receipt = ReceiptRecord::from(receipt);
         let now = Timestamp::now().millis();
-        let changed = self
-            .conn()
-            .prepare_cached(
+        let conn = self.conn();
+        let changed = self.relaxed(&conn, |conn| {
+            conn.prepare_cached(
                 "UPDATE emails SET status = 'sent', claim_owner = NULL, receipt_message_id = ?2, \
                  receipt_request_id = ?3, receipt_detail = ?4, error_kind = NULL, \
                  error_code = NULL, error_message = NULL, error_retry_after_ms = NULL, \
@@ -203,7 +216,7 @@ impl Outbox {
                     now
                 ])
             })
-            .map_err(|e| self.sql(e))?;
+        })?;
         if changed == 0 {
             return Err(OutboxError::NotFound { id: id.into() });
         }
@@ -213,7 +226,8 @@ impl Outbox {
     /// Records that the send failed, keeping the error's kind, code, message and retry-after.
     /// The email becomes `failed` (retryable), or `unknown` when the provider reported
     /// [`ErrorKind::UNKNOWN_OUTCOME`]. An email already `sent` (by another attempt) stays sent.
-    /// Returns the status the email now has.
+    /// Returns the status the email now has. Like [`Outbox::finish_sent`], the commit is not
+    /// fsync'd on its own.
     ///
     /// # Errors
     /// [`OutboxError::NotFound`] or a database error.
@@ -235,8 +249,8 @@ impl Outbox {
     ) -> Result<Status, OutboxError> {
         let conn = self.conn();
         let retry_after = error.retry_after_ms.and_then(|ms| i64::try_from(ms).ok());
-        let changed = conn
-            .prepare_cached(
+        let changed = self.relaxed(&conn, |conn| {
+            conn.prepare_cached(
                 "UPDATE emails SET status = ?2, claim_owner = NULL, error_kind = ?3, \
                  error_code = ?4, error_message = ?5, error_retry_after_ms = ?6, updated_at = ?7 \
                  WHERE id = ?1 AND status <> 'sent'",
@@ -252,7 +266,7 @@ impl Outbox {
                     Timestamp::now().millis()
                 ])
             })
-            .map_err(|e| self.sql(e))?;
+        })?;
         if changed == 1 {
             return Ok(status);
         }

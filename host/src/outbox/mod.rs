@@ -2,13 +2,16 @@
 //! stays `queued`, `failed` (with its error) or `unknown` (flagged for the user).
 //!
 //! [`Outbox`] is the one type that owns the SQLite connection. It opens the file in WAL mode
-//! with `synchronous=FULL`, so every commit (accept, claim, finish) survives kill -9 and power
-//! loss; it applies the numbered migrations in `migrations/` at open; and it refuses, without
+//! with `synchronous=FULL`, so every commit survives kill -9, and accepts and claims survive a
+//! power cut too; the outcome of a send (finish) is not fsync'd on its own, which is safe for the
+//! reasons given in `durability.rs` (a finish lost to a power cut makes the email `unknown`,
+//! never resent silently). It applies the numbered migrations in `migrations/` at open; and it refuses, without
 //! writing a byte, a file that is not a mailhost database, one from a newer mailhost, or one that
 //! fails SQLite's integrity check.
 //!
 //! The send protocol, which makes a crash at any moment safe:
-//! 1. [`Outbox::accept`] commits the email as `queued` before any provider call.
+//! 1. [`Outbox::accept`] commits the email as `queued` before any provider call
+//!    ([`Outbox::accept_group`]: many emails in one commit, for send-batch).
 //! 2. [`Outbox::claim`] atomically (`BEGIN IMMEDIATE`) moves it to `sending`, counts the
 //!    attempt and records which process holds it; a second process cannot claim it too.
 //! 3. The caller hands [`EmailRecord::to_message`] to the provider.
@@ -18,7 +21,9 @@
 //! [`Outbox::recover_interrupted`] turns it into `unknown` (it may have reached the service),
 //! unless the process holding it is still running (see `owner.rs`).
 
+mod durability;
 mod error;
+mod group;
 mod lifecycle;
 mod owner;
 mod query;
@@ -30,12 +35,14 @@ mod schema;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::Connection;
 
 pub use error::OutboxError;
+pub use group::GroupOutcome;
 pub use lifecycle::Claim;
 pub use record::{
     Address, AttachmentRecord, EmailRecord, HeaderRecord, LastError, NewEmail, ReceiptRecord,
@@ -55,6 +62,9 @@ pub struct Outbox {
     /// The database file; `None` for an in-memory store.
     path: Option<PathBuf>,
     owner: Owner,
+    /// Set while a relaxed (`synchronous=NORMAL`) commit may have left the connection below
+    /// FULL; see `durability.rs`. Only read and written with the connection's lock held.
+    relaxed_left: AtomicBool,
 }
 
 impl Outbox {
@@ -103,6 +113,7 @@ impl Outbox {
             conn: Mutex::new(conn),
             path: Some(path.to_path_buf()),
             owner,
+            relaxed_left: AtomicBool::new(false),
         })
     }
 
@@ -119,6 +130,7 @@ impl Outbox {
             conn: Mutex::new(conn),
             path: None,
             owner: Owner::in_memory(),
+            relaxed_left: AtomicBool::new(false),
         })
     }
 

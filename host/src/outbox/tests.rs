@@ -34,7 +34,7 @@ fn message(id: &str) -> Message {
     }
 }
 
-fn new_email(id: &str) -> NewEmail {
+pub(super) fn new_email(id: &str) -> NewEmail {
     NewEmail {
         staff_id: "adele".into(),
         provider: "graph-email".into(),
@@ -398,4 +398,48 @@ fn two_processes_never_claim_the_same_email() {
             .sum::<usize>()
     });
     assert_eq!(claimed, ids.len());
+}
+
+#[test]
+fn a_group_is_accepted_in_one_commit_leaving_out_lines_already_stored() {
+    let (_dir, path) = temp_db();
+    let outbox = Outbox::open(&path).expect("open");
+    let keyed = |id: &str, key: &str| NewEmail {
+        source_key: Some(key.into()),
+        ..new_email(id)
+    };
+    outbox.accept(&keyed("old", "batch:k0")).expect("accept");
+    let group = [
+        keyed("g1", "batch:k1"),
+        keyed("g2", "batch:k0"),
+        keyed("old", "batch:k3"),
+        keyed("g4", "batch:k1"),
+        keyed("g5", "batch:k5"),
+    ];
+    let outcomes = outbox.accept_group(&group).expect("group");
+    assert_eq!(
+        outcomes,
+        [
+            GroupOutcome::Accepted,
+            GroupOutcome::AlreadyAccepted {
+                existing: "old".into()
+            },
+            GroupOutcome::DuplicateId,
+            GroupOutcome::AlreadyAccepted {
+                existing: "g1".into()
+            },
+            GroupOutcome::Accepted,
+        ]
+    );
+    assert!(outbox.accept_group(&[]).expect("empty group").is_empty());
+    drop(outbox);
+    // Committed: another connection (as after a crash) sees them queued, with their content.
+    let reopened = Outbox::open(&path).expect("reopen");
+    for id in ["g1", "g5"] {
+        let record = reopened.get(id).expect("stored");
+        assert_eq!(record.status, Status::Queued);
+        assert_eq!(record.to_message(), message(id));
+    }
+    assert!(reopened.get("g2").is_err() && reopened.get("g4").is_err());
+    assert_eq!(reopened.list(None, None).expect("list").len(), 3);
 }
