@@ -351,10 +351,14 @@ mod tests {
 
     #[test]
     fn home_is_accepted_anywhere() {
-        let cli = Cli::try_parse_from(["mailhost", "plugin", "list", "--home", "/h", "--json"]).expect("parse");
-        assert_eq!(cli.home, Some(PathBuf::from("/h")));
-        let cli = Cli::try_parse_from(["mailhost", "--home", "/h", "email", "send", "--staff", "a", "--to", "x@y.com", "z@y.com"])
+        let cli = Cli::try_parse_from(["mailhost", "plugin", "list", "--home", "/h", "--json"])
             .expect("parse");
+        assert_eq!(cli.home, Some(PathBuf::from("/h")));
+        let cli = Cli::try_parse_from([
+            "mailhost", "--home", "/h", "email", "send", "--staff", "a", "--to", "x@y.com",
+            "z@y.com",
+        ])
+        .expect("parse");
         let Command::Email(EmailCommand::Send(args)) = cli.command else {
             panic!("not a send");
         };

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ComposeError {
     /// A recipient or sender address.
-    #[error("{field} address '{value}' is not valid: use user@example.com or \"Name <user@example.com>\"")]
+    #[error(
+        "{field} address '{value}' is not valid: use user@example.com or \"Name <user@example.com>\""
+    )]
     Address {
         /// to, cc, bcc, reply-to, from.
         field: &'static str,
@@ -268,10 +270,19 @@ pub fn content_type_for(name: &str) -> &'static str {
         ("zip", "application/zip"),
         ("gz", "application/gzip"),
         ("doc", "application/msword"),
-        ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (
+            "docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
         ("xls", "application/vnd.ms-excel"),
-        ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        ("pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+        (
+            "xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        (
+            "pptx",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ),
         ("ics", "text/calendar"),
         ("eml", "message/rfc822"),
     ];
@@ -309,7 +320,10 @@ mod tests {
     fn builds_a_message_from_the_staff_member() {
         let message = compose(&draft(), &sender(), "id-1").expect("compose");
         assert_eq!(message.id.as_str(), "id-1");
-        assert_eq!(message.from, Mailbox::new("adele@contoso.com", "Adele Vance"));
+        assert_eq!(
+            message.from,
+            Mailbox::new("adele@contoso.com", "Adele Vance")
+        );
         assert_eq!(message.to[0].address.as_str(), "alex@contoso.com");
         assert_eq!(message.body.as_str(), "Hi");
     }
@@ -335,7 +349,10 @@ mod tests {
         );
         let mut d = draft();
         d.to = vec!["Evil\n <a@x.com>".into()];
-        assert!(matches!(compose(&d, &sender(), "i"), Err(ComposeError::LineBreak(_))));
+        assert!(matches!(
+            compose(&d, &sender(), "i"),
+            Err(ComposeError::LineBreak(_))
+        ));
         let mut s = sender();
         s.name = "A\nB".into();
         assert!(compose(&draft(), &s, "i").is_err());
@@ -348,12 +365,21 @@ mod tests {
             parse_mailbox("to", "\"Alex W\" <alex@contoso.com>").expect("named"),
             Mailbox::new("alex@contoso.com", "Alex W")
         );
-        for bad in ["alex", "alex@contoso", "a@x.com;b@x.com", "<>", "a <b@x.com"] {
+        for bad in [
+            "alex",
+            "alex@contoso",
+            "a@x.com;b@x.com",
+            "<>",
+            "a <b@x.com",
+        ] {
             assert!(parse_mailbox("to", bad).is_err(), "{bad}");
         }
         let mut d = draft();
         d.to.clear();
-        assert_eq!(compose(&d, &sender(), "i").unwrap_err(), ComposeError::NoRecipients);
+        assert_eq!(
+            compose(&d, &sender(), "i").unwrap_err(),
+            ComposeError::NoRecipients
+        );
         d.bcc = vec!["x@y.com".into()];
         assert!(compose(&d, &sender(), "i").is_ok());
     }
@@ -362,7 +388,10 @@ mod tests {
     fn headers_must_be_custom() {
         assert_eq!(
             parse_header("X-Order-Id: 42").expect("ok"),
-            Header { name: "X-Order-Id".into(), value: "42".into() }
+            Header {
+                name: "X-Order-Id".into(),
+                value: "42".into()
+            }
         );
         assert!(parse_header("Subject: x").is_err());
         assert!(parse_header("X-: x").is_err());
@@ -379,11 +408,20 @@ mod tests {
         d.attach = vec![pdf.clone()];
         let message = compose(&d, &sender(), "i").expect("compose");
         let a = &message.attachments[0];
-        assert_eq!((a.name.as_str(), a.content_type.as_str(), a.size), ("Report.PDF", "application/pdf", 8));
+        assert_eq!(
+            (a.name.as_str(), a.content_type.as_str(), a.size),
+            ("Report.PDF", "application/pdf", 8)
+        );
         d.attach = vec![dir.path().join("missing.bin")];
-        assert!(matches!(compose(&d, &sender(), "i"), Err(ComposeError::Attachment { .. })));
+        assert!(matches!(
+            compose(&d, &sender(), "i"),
+            Err(ComposeError::Attachment { .. })
+        ));
         d.attach = vec![dir.path().to_path_buf()];
-        assert!(matches!(compose(&d, &sender(), "i"), Err(ComposeError::Attachment { .. })));
+        assert!(matches!(
+            compose(&d, &sender(), "i"),
+            Err(ComposeError::Attachment { .. })
+        ));
         assert_eq!(content_type_for("x.unknown"), "application/octet-stream");
         assert_eq!(content_type_for("noext"), "application/octet-stream");
     }
@@ -396,9 +434,15 @@ mod tests {
         let mut d = draft();
         d.body = None;
         d.body_file = Some(file);
-        assert_eq!(compose(&d, &sender(), "i").expect("compose").body.as_str(), "<p>hi</p>");
+        assert_eq!(
+            compose(&d, &sender(), "i").expect("compose").body.as_str(),
+            "<p>hi</p>"
+        );
         d.body = Some("x".into());
-        assert_eq!(compose(&d, &sender(), "i").unwrap_err(), ComposeError::TwoBodies);
+        assert_eq!(
+            compose(&d, &sender(), "i").unwrap_err(),
+            ComposeError::TwoBodies
+        );
     }
 
     #[test]

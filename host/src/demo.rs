@@ -59,14 +59,26 @@ pub fn run(args: &DemoArgs) -> Result<u8, Error> {
     let emulator = EmulatorProcess::start(&emulator_bin)?;
     let home = Home::open(dir.path())?;
     print("mailhost demo: the mission's testing step, against a local Microsoft 365 emulator")?;
-    print(&format!("  emulator: {} ({})", emulator.base_url(), emulator_bin.display()))?;
-    let kept = if args.keep { "kept after the demo" } else { "deleted after the demo; --keep keeps it" };
+    print(&format!(
+        "  emulator: {} ({})",
+        emulator.base_url(),
+        emulator_bin.display()
+    ))?;
+    let kept = if args.keep {
+        "kept after the demo"
+    } else {
+        "deleted after the demo; --keep keeps it"
+    };
     print(&format!("  home:     {} ({kept})", home.path().display()))?;
     let result = steps(&home, &emulator, &plugin_lib);
     drop(emulator);
     if args.keep {
         let path = dir.keep();
-        print(&format!("the demo's home is kept at {}: try `mailhost --home {} email list`", path.display(), path.display()))?;
+        print(&format!(
+            "the demo's home is kept at {}: try `mailhost --home {} email list`",
+            path.display(),
+            path.display()
+        ))?;
     }
     result
 }
@@ -77,7 +89,11 @@ fn locate() -> Result<(PathBuf, PathBuf), Error> {
         .map_err(|e| Error::Usage(format!("cannot tell where the mailhost executable is: {e}")))?;
     let dir = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
     let emulator = dir.join(format!("mailhost-emulator{}", std::env::consts::EXE_SUFFIX));
-    let plugin = dir.join(format!("{}graph_email{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    let plugin = dir.join(format!(
+        "{}graph_email{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
     for path in [&emulator, &plugin] {
         if !path.is_file() {
             return Err(Error::Usage(format!(
@@ -99,23 +115,50 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
     cli(home, &["plugin", "add", &lib, "--enable"])?;
 
     heading("2. System Configuration: the app registration, and the emulator as Microsoft 365")?;
-    for (key, value) in [("ClientID", client_id.as_str()), ("TenantID", tenant_id.as_str()), ("Authority", base), ("GraphEndpoint", base)] {
+    for (key, value) in [
+        ("ClientID", client_id.as_str()),
+        ("TenantID", tenant_id.as_str()),
+        ("Authority", base),
+        ("GraphEndpoint", base),
+    ] {
         cli(home, &["config", "set", PLUGIN, key, value])?;
     }
 
     heading("3. Staff Maintenance: a NonInteractive staff member (username and password sign-in)")?;
-    cli(home, &[
-        "staff", "add", STAFF_ID, "--provider", PLUGIN, "--email", SENDER, "--name", &name,
-        "--username", SENDER, "--field", "NonInteractive=true",
-    ])?;
+    cli(
+        home,
+        &[
+            "staff",
+            "add",
+            STAFF_ID,
+            "--provider",
+            PLUGIN,
+            "--email",
+            SENDER,
+            "--name",
+            &name,
+            "--username",
+            SENDER,
+            "--field",
+            "NonInteractive=true",
+        ],
+    )?;
     SecretStore::open(home)?.put(&secrets::staff_password_key(STAFF_ID), &password)?;
-    print(&format!("$ mailhost staff set {STAFF_ID} --password-stdin   # the seeded password, kept in the secret store"))?;
+    print(&format!(
+        "$ mailhost staff set {STAFF_ID} --password-stdin   # the seeded password, kept in the secret store"
+    ))?;
 
     heading("4. Email Maintenance: a new email with an attachment, status Sent, saved")?;
     let attachment = home.path().join("Invoice-1001.txt");
-    let content = "Contoso invoice 1001\nAmount due: 1,250.00 EUR\nDue date: 30 days from receipt\n".repeat(20);
-    std::fs::write(&attachment, content)
-        .map_err(|e| Error::Failed(format!("cannot write the demo attachment {}: {e}", attachment.display())))?;
+    let content =
+        "Contoso invoice 1001\nAmount due: 1,250.00 EUR\nDue date: 30 days from receipt\n"
+            .repeat(20);
+    std::fs::write(&attachment, content).map_err(|e| {
+        Error::Failed(format!(
+            "cannot write the demo attachment {}: {e}",
+            attachment.display()
+        ))
+    })?;
     let outbox = email::open_store(home)?;
     let draft = Draft {
         to: vec![RECIPIENT.to_string()],
@@ -127,10 +170,22 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
     let first = save(home, &outbox, &draft)?;
 
     heading("5. What arrived")?;
-    show_arrival(base, &format!("Inbox of {RECIPIENT}"), &mailbox_path(RECIPIENT, "inbox"), &draft.subject)?;
-    show_arrival(base, &format!("Sent Items of {SENDER}"), &mailbox_path(SENDER, "sent"), &draft.subject)?;
+    show_arrival(
+        base,
+        &format!("Inbox of {RECIPIENT}"),
+        &mailbox_path(RECIPIENT, "inbox"),
+        &draft.subject,
+    )?;
+    show_arrival(
+        base,
+        &format!("Sent Items of {SENDER}"),
+        &mailbox_path(SENDER, "sent"),
+        &draft.subject,
+    )?;
 
-    heading(&format!("6. Alternate From: the same staff member sends as the shared mailbox {SEND_AS} (Send As)"))?;
+    heading(&format!(
+        "6. Alternate From: the same staff member sends as the shared mailbox {SEND_AS} (Send As)"
+    ))?;
     let send_as = Draft {
         from: Some(SEND_AS.to_string()),
         subject: "Your order has shipped".to_string(),
@@ -139,17 +194,37 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
         ..draft.clone()
     };
     let second = save(home, &outbox, &send_as)?;
-    show_arrival(base, &format!("Inbox of {RECIPIENT}"), &mailbox_path(RECIPIENT, "inbox"), &send_as.subject)?;
+    show_arrival(
+        base,
+        &format!("Inbox of {RECIPIENT}"),
+        &mailbox_path(RECIPIENT, "inbox"),
+        &send_as.subject,
+    )?;
     // Send As through /users/{from}/sendMail keeps the copy in the shared mailbox; through the
     // `from` property it stays in the sender's own Sent Items.
-    if show_arrival(base, &format!("Sent Items of {SEND_AS}"), &mailbox_path(SEND_AS, "sent"), &send_as.subject).is_err() {
-        show_arrival(base, &format!("Sent Items of {SENDER}"), &mailbox_path(SENDER, "sent"), &send_as.subject)?;
+    if show_arrival(
+        base,
+        &format!("Sent Items of {SEND_AS}"),
+        &mailbox_path(SEND_AS, "sent"),
+        &send_as.subject,
+    )
+    .is_err()
+    {
+        show_arrival(
+            base,
+            &format!("Sent Items of {SENDER}"),
+            &mailbox_path(SENDER, "sent"),
+            &send_as.subject,
+        )?;
     }
 
     heading("7. The email records (mail.db)")?;
     for record in [&first, &second] {
         let now = outbox.get(&record.id)?;
-        print(&format!("  {}  {}  attempts {}  \"{}\"", now.id, now.status, now.attempts, now.subject))?;
+        print(&format!(
+            "  {}  {}  attempts {}  \"{}\"",
+            now.id, now.status, now.attempts, now.subject
+        ))?;
     }
     print("\ndemo passed: both emails were sent with no error and arrived")?;
     Ok(EXIT_OK)
@@ -158,7 +233,11 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
 /// The seed values the demo needs: client id, tenant id, the sender's password and name.
 fn seed_values(seed: &Value) -> Result<(String, String, String, String), Error> {
     let text = |v: &Value| v.as_str().map(str::to_string);
-    let missing = |what: &str| Error::Failed(format!("the emulator's seed has no {what}; is the emulator up to date? rebuild with `cargo build --release`"));
+    let missing = |what: &str| {
+        Error::Failed(format!(
+            "the emulator's seed has no {what}; is the emulator up to date? rebuild with `cargo build --release`"
+        ))
+    };
     let client_id = seed["apps"]
         .as_array()
         .and_then(|apps| apps.iter().find(|a| a["name"] == APP_NAME))
@@ -167,7 +246,13 @@ fn seed_values(seed: &Value) -> Result<(String, String, String, String), Error> 
     let tenant_id = text(&seed["tenant"]["id"]).ok_or_else(|| missing("tenant id"))?;
     let sender = seed["mailboxes"]
         .as_array()
-        .and_then(|m| m.iter().find(|m| m["upn"].as_str().is_some_and(|u| u.eq_ignore_ascii_case(SENDER))))
+        .and_then(|m| {
+            m.iter().find(|m| {
+                m["upn"]
+                    .as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(SENDER))
+            })
+        })
         .ok_or_else(|| missing(SENDER))?;
     let password = text(&sender["password"]).ok_or_else(|| missing("password for the sender"))?;
     let name = text(&sender["name"]).unwrap_or_default();
@@ -176,7 +261,10 @@ fn seed_values(seed: &Value) -> Result<(String, String, String, String), Error> 
 
 /// Saves (and so sends) `draft` as the demo's staff member, and prints the record.
 fn save(home: &Home, outbox: &crate::outbox::Outbox, draft: &Draft) -> Result<EmailRecord, Error> {
-    print(&format!("  from:       {}", draft.from.as_deref().unwrap_or(SENDER)))?;
+    print(&format!(
+        "  from:       {}",
+        draft.from.as_deref().unwrap_or(SENDER)
+    ))?;
     print(&format!("  to:         {}", draft.to.join(", ")))?;
     print(&format!("  subject:    {}", draft.subject))?;
     for path in &draft.attach {
@@ -185,9 +273,15 @@ fn save(home: &Home, outbox: &crate::outbox::Outbox, draft: &Draft) -> Result<Em
     }
     print("  status:     Sent → save")?;
     let record = email::submit(home, outbox, STAFF_ID, draft)?;
-    print(&format!("  → email {}: {} (attempts {})", record.id, record.status, record.attempts))?;
+    print(&format!(
+        "  → email {}: {} (attempts {})",
+        record.id, record.status, record.attempts
+    ))?;
     if record.status != Status::Sent {
-        let why = record.error.as_ref().map_or_else(String::new, ToString::to_string);
+        let why = record
+            .error
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
         return Err(Error::Failed(format!(
             "the demo email {} was not sent ({why}); see `mailhost --home {} email show {}`",
             record.id,
@@ -212,14 +306,22 @@ fn show_arrival(base: &str, label: &str, path: &str, subject: &str) -> Result<()
     print(&format!("  {label}:"))?;
     let from = mailbox(&found["from"]);
     let sender = mailbox(&found["sender"]);
-    if !sender.is_empty() && found["sender"]["emailAddress"]["address"] != found["from"]["emailAddress"]["address"] {
+    if !sender.is_empty()
+        && found["sender"]["emailAddress"]["address"] != found["from"]["emailAddress"]["address"]
+    {
         print(&format!("    from:       {sender} on behalf of {from}"))?;
     } else {
         print(&format!("    from:       {from}"))?;
     }
-    let to: Vec<String> = found["toRecipients"].as_array().map(|l| l.iter().map(mailbox).collect()).unwrap_or_default();
+    let to: Vec<String> = found["toRecipients"]
+        .as_array()
+        .map(|l| l.iter().map(mailbox).collect())
+        .unwrap_or_default();
     print(&format!("    to:         {}", to.join(", ")))?;
-    print(&format!("    subject:    {}", found["subject"].as_str().unwrap_or_default()))?;
+    print(&format!(
+        "    subject:    {}",
+        found["subject"].as_str().unwrap_or_default()
+    ))?;
     for a in found["attachments"].as_array().into_iter().flatten() {
         print(&format!(
             "    attachment: {} ({} bytes, {})",
@@ -233,8 +335,13 @@ fn show_arrival(base: &str, label: &str, path: &str, subject: &str) -> Result<()
 
 /// `Name <address>` of a Graph recipient object.
 fn mailbox(value: &Value) -> String {
-    let address = value["emailAddress"]["address"].as_str().unwrap_or_default();
-    match value["emailAddress"]["name"].as_str().filter(|n| !n.is_empty() && *n != address) {
+    let address = value["emailAddress"]["address"]
+        .as_str()
+        .unwrap_or_default();
+    match value["emailAddress"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty() && *n != address)
+    {
         Some(name) => format!("{name} <{address}>"),
         None => address.to_string(),
     }
@@ -248,14 +355,26 @@ fn heading(text: &str) -> Result<(), Error> {
 fn cli(home: &Home, args: &[&str]) -> Result<(), Error> {
     let shown: Vec<String> = args
         .iter()
-        .map(|a| if a.contains(' ') { format!("\"{a}\"") } else { (*a).to_string() })
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                (*a).to_string()
+            }
+        })
         .collect();
     print(&format!("$ mailhost {}", shown.join(" ")))?;
     let home_arg = home.path().to_string_lossy().into_owned();
-    let argv = ["mailhost", "--home", home_arg.as_str()].into_iter().chain(args.iter().copied());
-    let parsed = <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| Error::Usage(e.to_string()))?;
+    let argv = ["mailhost", "--home", home_arg.as_str()]
+        .into_iter()
+        .chain(args.iter().copied());
+    let parsed =
+        <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| Error::Usage(e.to_string()))?;
     match crate::commands::run(parsed)? {
         EXIT_OK => Ok(()),
-        code => Err(Error::Failed(format!("`mailhost {}` exited with status {code}", shown.join(" ")))),
+        code => Err(Error::Failed(format!(
+            "`mailhost {}` exited with status {code}",
+            shown.join(" ")
+        ))),
     }
 }

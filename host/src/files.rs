@@ -116,7 +116,10 @@ impl Drop for FileLock {
 
 /// The lock file guarding `path`: `path` with `.lock` appended.
 pub fn lock_path_for(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".lock");
     path.with_file_name(name)
 }
@@ -124,7 +127,11 @@ pub fn lock_path_for(path: &Path) -> PathBuf {
 /// The 1-based line holding byte `offset` of `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The SHA-256 of the file at `path`, in lower-case hex, read in chunks.

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mailhost_plugin_api::{ProviderError, ProviderInfo, ProviderModule_Ref, Receipt, SendRequest, SignInRequest, capability};
+use mailhost_plugin_api::{
+    ProviderError, ProviderInfo, ProviderModule_Ref, Receipt, SendRequest, SignInRequest,
+    capability,
+};
 
 /// A provider library that passed every load check and described itself.
 pub struct LoadedPlugin {
@@ -27,7 +30,12 @@ impl fmt::Debug for LoadedPlugin {
 
 impl LoadedPlugin {
     /// Wraps a checked, initialised module.
-    pub(crate) fn new(path: &Path, api_version: &str, info: ProviderInfo, module: ProviderModule_Ref) -> Self {
+    pub(crate) fn new(
+        path: &Path,
+        api_version: &str,
+        info: ProviderInfo,
+        module: ProviderModule_Ref,
+    ) -> Self {
         Self {
             name: info.name.to_string(),
             path: path.to_path_buf(),
@@ -73,7 +81,10 @@ impl LoadedPlugin {
 
     /// Which optional API 1.1 functions the library has: (`sign_in`, `sign_out`).
     pub fn sign_in_functions(&self) -> (bool, bool) {
-        (self.module.sign_in().is_some(), self.module.sign_out().is_some())
+        (
+            self.module.sign_in().is_some(),
+            self.module.sign_out().is_some(),
+        )
     }
 
     /// Interactive sign-in; returns the line to show the user.

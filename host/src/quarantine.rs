@@ -62,7 +62,10 @@ impl LoadingMarker {
 impl Drop for LoadingMarker {
     fn drop(&mut self) {
         if let Err(e) = fs::remove_file(&self.path) {
-            log::warn!("cannot remove the loading marker {}: {e}", self.path.display());
+            log::warn!(
+                "cannot remove the loading marker {}: {e}",
+                self.path.display()
+            );
         }
     }
 }
@@ -213,7 +216,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = Home::open(dir.path()).expect("home");
         {
-            let _marker = LoadingMarker::arm(&home, "a", Path::new("/p/liba.so"), "aa").expect("arm");
+            let _marker =
+                LoadingMarker::arm(&home, "a", Path::new("/p/liba.so"), "aa").expect("arm");
             assert_eq!(fs::read_dir(home.path()).expect("list").count(), 1);
         }
         assert_eq!(fs::read_dir(home.path()).expect("list").count(), 0);
@@ -230,7 +234,11 @@ mod tests {
         })
         .expect("registry");
         // A marker from a process that no longer exists (pid 0 is never a user process).
-        fs::write(home.path().join("loading.marker"), "name = \"b\"\nsha256 = \"aa\"\n").expect("marker");
+        fs::write(
+            home.path().join("loading.marker"),
+            "name = \"b\"\nsha256 = \"aa\"\n",
+        )
+        .expect("marker");
         let warnings = recover(&home).expect("recover");
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("plugin 'b'"), "{warnings:?}");

@@ -415,10 +415,17 @@ mod tests {
         .to_toml()
         .expect("serialise");
         text = text.replace("enabled = true", "enabled = true\nbogus = 1");
-        let line = text.lines().position(|l| l.starts_with("bogus")).expect("line") + 1;
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("bogus"))
+            .expect("line")
+            + 1;
         let error = Registry::parse(&text, Path::new("/h/plugins.toml")).unwrap_err();
         let shown = error.to_string();
-        assert!(shown.starts_with(&format!("/h/plugins.toml:{line}:")), "{shown}");
+        assert!(
+            shown.starts_with(&format!("/h/plugins.toml:{line}:")),
+            "{shown}"
+        );
         assert!(shown.contains("bogus"), "{shown}");
     }
 
@@ -452,7 +459,10 @@ mod tests {
             .expect("two names");
         let error = Registry::parse(&text, Path::new("plugins.toml")).unwrap_err();
         let shown = error.to_string();
-        assert!(shown.starts_with(&format!("plugins.toml:{second}:")), "{shown}");
+        assert!(
+            shown.starts_with(&format!("plugins.toml:{second}:")),
+            "{shown}"
+        );
         assert!(shown.contains("registered twice"), "{shown}");
     }
 
@@ -483,11 +493,15 @@ mod tests {
             plugins: vec![entry("a"), graph],
         };
         assert_eq!(
-            registry.find_provider("microsoft graph").map(|p| p.name.as_str()),
+            registry
+                .find_provider("microsoft graph")
+                .map(|p| p.name.as_str()),
             Some("graph-email")
         );
         assert_eq!(
-            registry.find_provider("GRAPH-EMAIL").map(|p| p.name.as_str()),
+            registry
+                .find_provider("GRAPH-EMAIL")
+                .map(|p| p.name.as_str()),
             Some("graph-email")
         );
         assert!(registry.find_provider("smtp").is_none());

@@ -59,7 +59,9 @@ pub struct SecretStore {
 
 impl fmt::Debug for SecretStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SecretStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,7 +111,9 @@ impl SecretStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
-        self.guard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.guard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn read(&self) -> Result<SecretsFile, SecretError> {
@@ -123,7 +127,10 @@ impl SecretStore {
         }
     }
 
-    fn modify(&self, change: impl FnOnce(&mut BTreeMap<String, String>) -> bool) -> Result<(), SecretError> {
+    fn modify(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> bool,
+    ) -> Result<(), SecretError> {
         let _inner = self.lock();
         let _file = FileLock::acquire(&files::lock_path_for(&self.path))?;
         let mut file = self.read()?;
@@ -160,7 +167,10 @@ impl SecretStore {
     /// The store cannot be read or written.
     pub fn put(&self, key: &str, value: &str) -> Result<(), SecretError> {
         self.modify(|secrets| {
-            secrets.insert(key.to_string(), value.to_string()).as_deref() != Some(value)
+            secrets
+                .insert(key.to_string(), value.to_string())
+                .as_deref()
+                != Some(value)
         })
     }
 
@@ -217,7 +227,10 @@ mod tests {
         store.put("staff.a.password", "hunter2").expect("put");
         store.put("plugin.x.token", "tok").expect("put");
         assert_eq!(
-            store.get("staff.a.password").expect("get").map(|s| s.expose().to_string()),
+            store
+                .get("staff.a.password")
+                .expect("get")
+                .map(|s| s.expose().to_string()),
             Some("hunter2".into())
         );
         store.delete("staff.a.password").expect("delete");

@@ -54,9 +54,15 @@ impl PluginServices {
         self.name.get().map_or("unnamed", String::as_str)
     }
 
-    fn secret_call<T>(&self, key: RStr<'_>, f: impl FnOnce(&SecretStore, &str) -> Result<T, String>) -> RResult<T, RString> {
+    fn secret_call<T>(
+        &self,
+        key: RStr<'_>,
+        f: impl FnOnce(&SecretStore, &str) -> Result<T, String>,
+    ) -> RResult<T, RString> {
         let Some(name) = self.name.get() else {
-            return RResult::RErr("the secret store is not available while the plugin is being inspected".into());
+            return RResult::RErr(
+                "the secret store is not available while the plugin is being inspected".into(),
+            );
         };
         let full = secrets::plugin_key(name, key.as_str());
         match catch_unwind(AssertUnwindSafe(|| f(&self.secrets, &full))) {
@@ -79,7 +85,10 @@ impl HostServices for PluginServices {
         }
         let target = format!("plugin::{}::{}", self.plugin(), target.as_str());
         let logger = log::logger();
-        let metadata = log::Metadata::builder().level(level).target(&target).build();
+        let metadata = log::Metadata::builder()
+            .level(level)
+            .target(&target)
+            .build();
         if logger.enabled(&metadata) {
             logger.log(
                 &log::Record::builder()
@@ -112,7 +121,9 @@ impl HostServices for PluginServices {
     }
 
     fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
-        self.secret_call(key, |store, full| store.delete(full).map_err(|e| e.to_string()))
+        self.secret_call(key, |store, full| {
+            store.delete(full).map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -126,11 +137,22 @@ mod tests {
         let store = Arc::new(SecretStore::at(&dir.path().join("s.toml")).expect("store"));
         let services = PluginServices::named("graph-email", store.clone()).into_box();
         assert!(services.secret_put("token".into(), "abc".into()).is_ok());
-        assert!(store.contains("plugin.graph-email.token").expect("contains"));
-        let got = services.secret_get("token".into()).into_result().expect("get");
+        assert!(
+            store
+                .contains("plugin.graph-email.token")
+                .expect("contains")
+        );
+        let got = services
+            .secret_get("token".into())
+            .into_result()
+            .expect("get");
         assert_eq!(got.into_option().map(|s| s.to_string()), Some("abc".into()));
         assert!(services.secret_delete("token".into()).is_ok());
-        assert!(!store.contains("plugin.graph-email.token").expect("contains"));
+        assert!(
+            !store
+                .contains("plugin.graph-email.token")
+                .expect("contains")
+        );
         services.log(LogLevel::Info, "x".into(), "hello".into());
     }
 

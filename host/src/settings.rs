@@ -35,7 +35,10 @@ pub enum SettingsError {
         message: String,
     },
     /// The plugin declares no such key.
-    #[error("plugin '{plugin}' has no setting '{key}'; {}", valid_keys(plugin, valid))]
+    #[error(
+        "plugin '{plugin}' has no setting '{key}'; {}",
+        valid_keys(plugin, valid)
+    )]
     UnknownKey {
         /// The plugin.
         plugin: String,
@@ -109,7 +112,10 @@ impl Settings {
         let mut plugins = BTreeMap::new();
         for (plugin, table) in raw {
             let toml::Value::Table(table) = table else {
-                return Err(invalid(1, format!("'{plugin}' must be a table: [{plugin}]")));
+                return Err(invalid(
+                    1,
+                    format!("'{plugin}' must be a table: [{plugin}]"),
+                ));
             };
             let mut values = BTreeMap::new();
             for (key, value) in table {
@@ -133,7 +139,9 @@ impl Settings {
 
     /// The file's text.
     pub fn to_toml(&self) -> String {
-        let mut out = String::from("# mailhost system configuration: `mailhost config set PLUGIN KEY VALUE`.\n");
+        let mut out = String::from(
+            "# mailhost system configuration: `mailhost config set PLUGIN KEY VALUE`.\n",
+        );
         for (plugin, values) in &self.plugins {
             if values.is_empty() {
                 continue;
@@ -181,7 +189,11 @@ pub fn update(home: &Home, change: impl FnOnce(&mut Settings)) -> Result<(), Set
 ///
 /// # Errors
 /// No such key: the error lists the valid ones.
-pub fn find_decl<'a>(plugin: &str, decls: &'a [SettingDecl], key: &str) -> Result<&'a SettingDecl, SettingsError> {
+pub fn find_decl<'a>(
+    plugin: &str,
+    decls: &'a [SettingDecl],
+    key: &str,
+) -> Result<&'a SettingDecl, SettingsError> {
     decls
         .iter()
         .find(|d| d.key == key)
@@ -197,7 +209,12 @@ pub fn find_decl<'a>(plugin: &str, decls: &'a [SettingDecl], key: &str) -> Resul
 ///
 /// # Errors
 /// The value does not fit: the error names the key, type and value.
-pub fn normalize(what: &'static str, plugin: &str, decl: &SettingDecl, value: &str) -> Result<String, SettingsError> {
+pub fn normalize(
+    what: &'static str,
+    plugin: &str,
+    decl: &SettingDecl,
+    value: &str,
+) -> Result<String, SettingsError> {
     if value.contains(['\r', '\n']) {
         return Err(SettingsError::BadValue {
             what,
@@ -262,7 +279,11 @@ impl SettingRow {
 ///
 /// # Errors
 /// The secret store cannot be read.
-pub fn rows(entry: &PluginEntry, settings: &Settings, secrets: &SecretStore) -> Result<Vec<SettingRow>, SettingsError> {
+pub fn rows(
+    entry: &PluginEntry,
+    settings: &Settings,
+    secrets: &SecretStore,
+) -> Result<Vec<SettingRow>, SettingsError> {
     entry
         .settings
         .iter()
@@ -290,7 +311,10 @@ pub fn rows(entry: &PluginEntry, settings: &Settings, secrets: &SecretStore) -> 
 
 fn default_or_unset(decl: &SettingDecl, secret: bool) -> (Option<String>, Source) {
     match &decl.default {
-        Some(d) if secret => (Some("***".into()).filter(|_| !d.is_empty()), Source::Default),
+        Some(d) if secret => (
+            Some("***".into()).filter(|_| !d.is_empty()),
+            Source::Default,
+        ),
         Some(d) => (Some(d.clone()), Source::Default),
         None => (None, Source::Unset),
     }
@@ -302,7 +326,11 @@ fn default_or_unset(decl: &SettingDecl, secret: bool) -> (Option<String>, Source
 /// # Errors
 /// A required setting has no value (the error gives the `config set` fix), or the secret
 /// store cannot be read.
-pub fn resolve(entry: &PluginEntry, settings: &Settings, secrets: &SecretStore) -> Result<Vec<Setting>, SettingsError> {
+pub fn resolve(
+    entry: &PluginEntry,
+    settings: &Settings,
+    secrets: &SecretStore,
+) -> Result<Vec<Setting>, SettingsError> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for decl in &entry.settings {
@@ -325,7 +353,10 @@ pub fn resolve(entry: &PluginEntry, settings: &Settings, secrets: &SecretStore) 
         }
     }
     if let Some(values) = settings.plugins.get(&entry.name) {
-        for key in values.keys().filter(|k| !entry.settings.iter().any(|d| &d.key == *k)) {
+        for key in values
+            .keys()
+            .filter(|k| !entry.settings.iter().any(|d| &d.key == *k))
+        {
             log::warn!(
                 "settings.toml: [{}] {key} is not a setting of the plugin; ignored (run `mailhost config unset {} {key}`)",
                 entry.name,
@@ -387,21 +418,39 @@ mod tests {
     #[test]
     fn unknown_keys_list_valid_ones() {
         let e = entry();
-        let error = find_decl(&e.name, &e.settings, "Nope").unwrap_err().to_string();
+        let error = find_decl(&e.name, &e.settings, "Nope")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("'Nope'"), "{error}");
         assert!(error.contains("ClientID, GraphEndpoint"), "{error}");
-        assert!(error.contains("mailhost config set graph-email KEY VALUE"), "{error}");
-        assert_eq!(find_decl(&e.name, &e.settings, "clientid").expect("found").key, "ClientID");
+        assert!(
+            error.contains("mailhost config set graph-email KEY VALUE"),
+            "{error}"
+        );
+        assert_eq!(
+            find_decl(&e.name, &e.settings, "clientid")
+                .expect("found")
+                .key,
+            "ClientID"
+        );
     }
 
     #[test]
     fn wrong_types_name_key_type_and_value() {
         let e = entry();
         let d = find_decl(&e.name, &e.settings, "GraphEndpoint").expect("decl");
-        let error = normalize("setting", &e.name, d, "graph").unwrap_err().to_string();
-        assert!(error.contains("GraphEndpoint") && error.contains("url") && error.contains("'graph'"), "{error}");
+        let error = normalize("setting", &e.name, d, "graph")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("GraphEndpoint") && error.contains("url") && error.contains("'graph'"),
+            "{error}"
+        );
         let b = find_decl(&e.name, &e.settings, "Verbose").expect("decl");
-        assert_eq!(normalize("setting", &e.name, b, "YES").expect("bool"), "true");
+        assert_eq!(
+            normalize("setting", &e.name, b, "YES").expect("bool"),
+            "true"
+        );
         assert!(normalize("setting", &e.name, b, "a\nb").is_err());
     }
 
@@ -412,16 +461,27 @@ mod tests {
         let e = entry();
         let mut settings = Settings::default();
         let error = resolve(&e, &settings, &secrets).unwrap_err().to_string();
-        assert!(error.contains("mailhost config set graph-email ClientID VALUE"), "{error}");
+        assert!(
+            error.contains("mailhost config set graph-email ClientID VALUE"),
+            "{error}"
+        );
         settings
             .plugins
             .entry("graph-email".into())
             .or_default()
             .insert("ClientID".into(), "abc".into());
-        secrets.put(&secrets::setting_key("graph-email", "ClientSecret"), "s3cret").expect("put");
+        secrets
+            .put(
+                &secrets::setting_key("graph-email", "ClientSecret"),
+                "s3cret",
+            )
+            .expect("put");
         let resolved = resolve(&e, &settings, &secrets).expect("resolve");
         let find = |k: &str| resolved.iter().find(|s| s.key.as_str() == k).cloned();
-        assert_eq!(find("ClientID").map(|s| s.value.to_string()), Some("abc".into()));
+        assert_eq!(
+            find("ClientID").map(|s| s.value.to_string()),
+            Some("abc".into())
+        );
         assert_eq!(
             find("GraphEndpoint").map(|s| s.value.to_string()),
             Some("https://graph.microsoft.com".into())
@@ -431,9 +491,16 @@ mod tests {
         assert!(find("Verbose").is_none());
 
         let rows = rows(&e, &settings, &secrets).expect("rows");
-        let shown: Vec<_> = rows.iter().map(|r| (r.decl.key.as_str(), r.shown.clone(), r.source)).collect();
+        let shown: Vec<_> = rows
+            .iter()
+            .map(|r| (r.decl.key.as_str(), r.shown.clone(), r.source))
+            .collect();
         assert!(shown.contains(&("ClientSecret", Some("***".into()), Source::Set)));
-        assert!(shown.contains(&("GraphEndpoint", Some("https://graph.microsoft.com".into()), Source::Default)));
+        assert!(shown.contains(&(
+            "GraphEndpoint",
+            Some("https://graph.microsoft.com".into()),
+            Source::Default
+        )));
         assert!(shown.contains(&("Verbose", None, Source::Unset)));
     }
 

@@ -38,7 +38,9 @@ pub enum StaffError {
         known: Vec<String>,
     },
     /// The ID is taken.
-    #[error("staff member '{0}' already exists: change it with `mailhost staff set {0} ...` or remove it first")]
+    #[error(
+        "staff member '{0}' already exists: change it with `mailhost staff set {0} ...` or remove it first"
+    )]
     Exists(String),
     /// The ID has characters that are not allowed.
     #[error("staff ID '{0}' is not valid: use letters, digits, '.', '_', '-' and '@' (at most 64)")]
@@ -53,7 +55,8 @@ pub enum StaffError {
 
 fn known_ids(known: &[String]) -> String {
     if known.is_empty() {
-        "; none exist yet: add one with `mailhost staff add ID --provider PLUGIN --email ADDR`".into()
+        "; none exist yet: add one with `mailhost staff add ID --provider PLUGIN --email ADDR`"
+            .into()
     } else {
         format!("; staff members: {}", known.join(", "))
     }
@@ -106,7 +109,9 @@ impl StaffFile {
     /// The file's text.
     pub fn to_toml(&self) -> String {
         let body = toml::to_string(self).unwrap_or_default();
-        format!("# mailhost staff: `mailhost staff add|set|remove`. Passwords are kept in secrets.toml.\n\n{body}")
+        format!(
+            "# mailhost staff: `mailhost staff add|set|remove`. Passwords are kept in secrets.toml.\n\n{body}"
+        )
     }
 
     /// The staff member `id`, or an error listing the known IDs.
@@ -138,7 +143,10 @@ pub fn load(home: &Home) -> Result<StaffFile, StaffError> {
 ///
 /// # Errors
 /// The file cannot be read, parsed or written, or `change` failed.
-pub fn update<T, E>(home: &Home, change: impl FnOnce(&mut StaffFile) -> Result<T, E>) -> Result<T, E>
+pub fn update<T, E>(
+    home: &Home,
+    change: impl FnOnce(&mut StaffFile) -> Result<T, E>,
+) -> Result<T, E>
 where
     E: From<StaffError>,
 {
@@ -157,8 +165,14 @@ where
 pub fn validate_id(id: &str) -> Result<(), StaffError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
-    if ok { Ok(()) } else { Err(StaffError::BadId(id.to_string())) }
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(StaffError::BadId(id.to_string()))
+    }
 }
 
 /// Checks an email address.
@@ -196,7 +210,10 @@ pub fn validate_text(what: &str, text: &str) -> Result<String, StaffError> {
 ///
 /// # Errors
 /// No `=`, an unknown key (the error lists the valid ones), or a value of the wrong type.
-pub fn parse_field(provider: &PluginEntry, text: &str) -> Result<(String, Option<String>), StaffError> {
+pub fn parse_field(
+    provider: &PluginEntry,
+    text: &str,
+) -> Result<(String, Option<String>), StaffError> {
     let Some((key, value)) = text.split_once('=') else {
         return Err(StaffError::BadValue(format!(
             "--field '{text}' must be KEY=VALUE"
@@ -266,7 +283,10 @@ mod tests {
         assert_eq!(validate_email(" a@x.com ").expect("ok"), "a@x.com");
         assert!(validate_email("a@x").is_err());
         assert!(validate_text("display name", "Adele\r\nBcc: x@y.com").is_err());
-        assert_eq!(validate_text("display name", "Adele V").expect("ok"), "Adele V");
+        assert_eq!(
+            validate_text("display name", "Adele V").expect("ok"),
+            "Adele V"
+        );
     }
 
     #[test]
@@ -276,11 +296,22 @@ mod tests {
             parse_field(&p, "noninteractive=Yes").expect("field"),
             ("NonInteractive".into(), Some("true".into()))
         );
-        assert_eq!(parse_field(&p, "NonInteractive=").expect("clear"), ("NonInteractive".into(), None));
+        assert_eq!(
+            parse_field(&p, "NonInteractive=").expect("clear"),
+            ("NonInteractive".into(), None)
+        );
         let unknown = parse_field(&p, "Color=red").unwrap_err().to_string();
-        assert!(unknown.contains("'Color'") && unknown.contains("NonInteractive"), "{unknown}");
-        let bad = parse_field(&p, "NonInteractive=maybe").unwrap_err().to_string();
-        assert!(bad.contains("NonInteractive") && bad.contains("bool") && bad.contains("maybe"), "{bad}");
+        assert!(
+            unknown.contains("'Color'") && unknown.contains("NonInteractive"),
+            "{unknown}"
+        );
+        let bad = parse_field(&p, "NonInteractive=maybe")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("NonInteractive") && bad.contains("bool") && bad.contains("maybe"),
+            "{bad}"
+        );
         assert!(parse_field(&p, "novalue").is_err());
     }
 
@@ -305,7 +336,10 @@ mod tests {
         let file = load(&home).expect("load");
         assert_eq!(file.require("adele").expect("adele").name, "Adele");
         let error = file.require("bob").unwrap_err().to_string();
-        assert!(error.contains("'bob'") && error.contains("adele"), "{error}");
+        assert!(
+            error.contains("'bob'") && error.contains("adele"),
+            "{error}"
+        );
         let text = std::fs::read_to_string(home.staff_path()).expect("read");
         assert!(!text.contains("password ="), "{text}");
     }

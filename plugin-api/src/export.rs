@@ -72,7 +72,10 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Runs `f`, turning a panic into an internal error that names what panicked.
-pub fn contain<T>(what: &str, f: impl FnOnce() -> Result<T, ProviderError>) -> Result<T, ProviderError> {
+pub fn contain<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(payload) => {
@@ -99,7 +102,10 @@ fn provider() -> Result<&'static dyn Provider, ProviderError> {
     }
 }
 
-extern "C" fn init_shim(host_services: HostServicesBox, max_level: LogLevel) -> RResult<(), ProviderError> {
+extern "C" fn init_shim(
+    host_services: HostServicesBox,
+    max_level: LogLevel,
+) -> RResult<(), ProviderError> {
     contain("init", || {
         host::install(host_services, max_level);
         provider().map(|_| ())
@@ -116,11 +122,17 @@ extern "C" fn send_shim(request: &SendRequest) -> RResult<Receipt, ProviderError
 }
 
 extern "C" fn sign_in_shim(request: &SignInRequest) -> RResult<RString, ProviderError> {
-    contain("sign_in", || provider()?.sign_in(request).map(RString::from)).into()
+    contain("sign_in", || {
+        provider()?.sign_in(request).map(RString::from)
+    })
+    .into()
 }
 
 extern "C" fn sign_out_shim(request: &SignInRequest) -> RResult<RString, ProviderError> {
-    contain("sign_out", || provider()?.sign_out(request).map(RString::from)).into()
+    contain("sign_out", || {
+        provider()?.sign_out(request).map(RString::from)
+    })
+    .into()
 }
 
 /// Builds the root module for a provider made by `constructor`. Used by
@@ -187,7 +199,7 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_internal_error() {
         let result: Result<(), ProviderError> = contain("send", || panic!("boom"));
-        let error = result.unwrap_err();
+        let error = result.expect_err("the panic is an error");
         assert_eq!(error.kind, crate::ErrorKind::INTERNAL);
         assert!(error.message.contains("boom"), "{error}");
         assert_eq!(error.code.as_str(), "panic");
@@ -195,13 +207,16 @@ mod tests {
 
     #[test]
     fn the_exported_symbol_is_abi_stables_loader_name() {
-        assert_eq!(ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+        assert_eq!(
+            ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
     }
 
     #[test]
     fn errors_pass_through() {
         let result: Result<(), ProviderError> =
             contain("send", || Err(ProviderError::recipient("bad")));
-        assert_eq!(result.unwrap_err().kind, crate::ErrorKind::RECIPIENT);
+        assert_eq!(result.expect_err("an error").kind, crate::ErrorKind::RECIPIENT);
     }
 }

@@ -20,8 +20,8 @@ pub use host::{HostServices, HostServices_TO, HostServicesBox, LogLevel};
 pub use module::{ProviderModule, ProviderModule_Ref};
 pub use secret::Secret;
 pub use types::{
-    Attachment, Header, Mailbox, Message, ProviderInfo, Receipt, SendRequest, Setting,
-    SettingKind, SettingSpec, SignInRequest, StaffMember, capability, find_setting,
-    is_plausible_address, is_valid_plugin_name,
+    Attachment, Header, Mailbox, Message, ProviderInfo, Receipt, SendRequest, Setting, SettingKind,
+    SettingSpec, SignInRequest, StaffMember, capability, find_setting, is_plausible_address,
+    is_valid_plugin_name,
 };
 pub use version::{API_VERSION, ApiVersion, Incompatibility};

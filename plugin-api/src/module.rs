@@ -29,7 +29,8 @@ use crate::types::{ProviderInfo, Receipt, SendRequest, SignInRequest};
 #[sabi(missing_field(option))]
 pub struct ProviderModule {
     /// Called once, right after loading: hands over the host's services and its log level.
-    pub init: extern "C" fn(host: HostServicesBox, max_level: LogLevel) -> RResult<(), ProviderError>,
+    pub init:
+        extern "C" fn(host: HostServicesBox, max_level: LogLevel) -> RResult<(), ProviderError>,
 
     /// The provider's self-description.
     pub describe: extern "C" fn() -> RResult<ProviderInfo, ProviderError>,

@@ -254,7 +254,11 @@ impl Setting {
 
 impl fmt::Debug for Setting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = if self.secret { "***" } else { self.value.as_str() };
+        let value = if self.secret {
+            "***"
+        } else {
+            self.value.as_str()
+        };
         write!(f, "{}={:?}", self.key, value)
     }
 }
@@ -466,7 +470,9 @@ mod tests {
     #[test]
     fn urls_need_scheme_and_host() {
         assert_eq!(
-            SettingKind::URL.normalize("https://graph.microsoft.com/").as_deref(),
+            SettingKind::URL
+                .normalize("https://graph.microsoft.com/")
+                .as_deref(),
             Ok("https://graph.microsoft.com")
         );
         assert!(SettingKind::URL.normalize("graph.microsoft.com").is_err());

@@ -52,19 +52,32 @@ const ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
 fn main() {
     let emails = env_or("MAILHOST_BENCH_EMAILS", 1_000);
     let tls = tempfile::tempdir().unwrap();
-    let emulator = Emulator::start_with(Config { tls_dir: Some(tls.path().to_path_buf()), ..Config::default() }).unwrap();
+    let emulator = Emulator::start_with(Config {
+        tls_dir: Some(tls.path().to_path_buf()),
+        ..Config::default()
+    })
+    .unwrap();
     let ca = emulator.ca_pem_path().unwrap().to_path_buf();
     let python = mailhost_tests::python::venv_python(&["msal", "requests"]);
     let script = mailhost_tests::workspace_root().join("tests/emulator/python/msal_send_loop.py");
-    let clients = Clients { emulator: &emulator, ca: &ca, python: &python, script: &script };
+    let clients = Clients {
+        emulator: &emulator,
+        ca: &ca,
+        python: &python,
+        script: &script,
+    };
 
-    println!("command: cargo bench -p mailhost-tests --bench graph_send   (MAILHOST_BENCH_EMAILS={emails})");
+    println!(
+        "command: cargo bench -p mailhost-tests --bench graph_send   (MAILHOST_BENCH_EMAILS={emails})"
+    );
     println!(
         "graph_send: {emails} emails from one mailbox ({}), ROPC sign-in, emulator over HTTPS at {}",
         seed::USER_UPN,
         emulator.base_url()
     );
-    println!("mailhost = release `mailhost email send-batch FILE --staff {STAFF}` (graph_email plugin, 4 in flight, fresh home)");
+    println!(
+        "mailhost = release `mailhost email send-batch FILE --staff {STAFF}` (graph_email plugin, 4 in flight, fresh home)"
+    );
     println!("script   = msal_send_loop.py (MSAL username/password + requests, one at a time)\n");
 
     // Warm-up, not measured: page cache for the binary, plugin and interpreter, .pyc files.
@@ -102,7 +115,12 @@ impl Row {
     }
     fn token_requests(&self) -> u64 {
         let t = &self.counters.token_requests;
-        t.password + t.device_code + t.refresh_token + t.authorization_code + t.client_credentials + t.other
+        t.password
+            + t.device_code
+            + t.refresh_token
+            + t.authorization_code
+            + t.client_credentials
+            + t.other
     }
 }
 
@@ -129,8 +147,18 @@ impl Clients<'_> {
         }
         let output = home.run_with_stdin(
             &[
-                "staff", "add", STAFF, "--provider", "graph-email", "--email", seed::USER_UPN,
-                "--username", seed::USER_UPN, "--field", "NonInteractive=true", "--password-stdin",
+                "staff",
+                "add",
+                STAFF,
+                "--provider",
+                "graph-email",
+                "--email",
+                seed::USER_UPN,
+                "--username",
+                seed::USER_UPN,
+                "--field",
+                "NonInteractive=true",
+                "--password-stdin",
             ],
             &format!("{}\n", seed::USER_PASSWORD),
         );
@@ -158,11 +186,24 @@ impl Clients<'_> {
         let file = home.path().join(format!("{tag}.jsonl"));
         write_batch(&file, emails, seed::RECIPIENT_UPN, tag);
         self.fresh_server(latency_ms);
-        let command = self.mailhost(&home, &["email", "send-batch", file.to_str().unwrap(), "--staff", STAFF, "--json"]);
+        let command = self.mailhost(
+            &home,
+            &[
+                "email",
+                "send-batch",
+                file.to_str().unwrap(),
+                "--staff",
+                STAFF,
+                "--json",
+            ],
+        );
         let run = run_measured(command);
         run.check(&format!("mailhost email send-batch ({tag})"));
         let counters = self.emulator.counters();
-        assert_eq!(counters.messages_delivered, emails, "mailhost ({tag}) delivered every email once");
+        assert_eq!(
+            counters.messages_delivered, emails,
+            "mailhost ({tag}) delivered every email once"
+        );
         Row {
             client: "mailhost send-batch",
             latency_ms,
@@ -181,7 +222,11 @@ impl Clients<'_> {
         command
             .arg(self.script)
             .arg(format!("{}/{}", self.emulator.authority(), seed::TENANT_ID))
-            .args([seed::MAILHOST_CLIENT_ID, seed::USER_UPN, seed::USER_PASSWORD])
+            .args([
+                seed::MAILHOST_CLIENT_ID,
+                seed::USER_UPN,
+                seed::USER_PASSWORD,
+            ])
             .arg(self.emulator.graph_endpoint())
             .arg(seed::RECIPIENT_UPN)
             .arg(emails.to_string())
@@ -193,7 +238,10 @@ impl Clients<'_> {
             .unwrap_or_else(|e| panic!("msal_send_loop.py printed {:?}: {e}", run.stdout));
         assert_eq!(report["failures"], 0, "msal_send_loop.py: {report}");
         let counters = self.emulator.counters();
-        assert_eq!(counters.messages_delivered, emails, "the script delivered every email once");
+        assert_eq!(
+            counters.messages_delivered, emails,
+            "the script delivered every email once"
+        );
         Row {
             client: "msal_send_loop.py",
             latency_ms,
@@ -219,8 +267,19 @@ impl Clients<'_> {
         let command = self.mailhost(
             &home,
             &[
-                "email", "send", "--staff", STAFF, "--to", seed::RECIPIENT_UPN, "--subject", subject,
-                "--body", "One large attachment.", "--attach", file.to_str().unwrap(), "--json",
+                "email",
+                "send",
+                "--staff",
+                STAFF,
+                "--to",
+                seed::RECIPIENT_UPN,
+                "--subject",
+                subject,
+                "--body",
+                "One large attachment.",
+                "--attach",
+                file.to_str().unwrap(),
+                "--json",
             ],
         );
         let run = run_measured(command);
@@ -245,7 +304,14 @@ impl Clients<'_> {
 
 /// Removes proxy settings so a child talks to the loopback emulator directly.
 fn direct(command: &mut Command) {
-    for key in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+    for key in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
         command.env_remove(key);
     }
     command.env("NO_PROXY", "127.0.0.1,localhost");
@@ -290,7 +356,10 @@ impl Run {
 /// and its own CPU time and peak RSS from `wait4` (not `RUSAGE_CHILDREN`, which would mix in
 /// every earlier child of this benchmark).
 fn run_measured(mut command: Command) -> Run {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = command.spawn().unwrap();
     let stdout = drain(child.stdout.take().unwrap());
@@ -309,7 +378,9 @@ fn run_measured(mut command: Command) -> Run {
     let wall = started.elapsed();
     // Reaped by wait4 above; `Child` neither waits nor kills on drop.
     drop(child);
-    let timeval = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let timeval = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     Run {
         wall,
         usage: Usage {
@@ -348,7 +419,11 @@ fn try_wait4(pid: u32) -> Option<(ExitStatus, libc::rusage)> {
         None
     } else {
         let error = std::io::Error::last_os_error();
-        assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "wait4({pid}): {error}");
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::Interrupted,
+            "wait4({pid}): {error}"
+        );
         None
     }
 }
@@ -384,7 +459,11 @@ fn sha256_hex(python: &Path, path: &Path) -> String {
         .arg(path)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
@@ -405,12 +484,30 @@ fn mib(kib: u64) -> f64 {
 fn print_table(rows: &[Row], emails: u64) {
     println!(
         "{:<7} {:<20} {:>7} {:>8} {:>9} {:>8} {:>6} {:>10} {:>9} {:>6} {:>7}",
-        "latency", "client", "emails", "wall s", "emails/s", "%ceil", "tokens", "CPU ms/em", "RSS MiB", "429s", "in-flt"
+        "latency",
+        "client",
+        "emails",
+        "wall s",
+        "emails/s",
+        "%ceil",
+        "tokens",
+        "CPU ms/em",
+        "RSS MiB",
+        "429s",
+        "in-flt"
     );
     for row in rows {
         let ceiling = (row.latency_ms > 0).then(|| IN_FLIGHT * 1000.0 / row.latency_ms as f64);
-        let percent = ceiling.map_or("-".to_string(), |c| format!("{:.1}%", 100.0 * row.rate() / c));
-        let in_flight = row.counters.max_concurrent_per_mailbox.values().max().copied().unwrap_or(0);
+        let percent = ceiling.map_or("-".to_string(), |c| {
+            format!("{:.1}%", 100.0 * row.rate() / c)
+        });
+        let in_flight = row
+            .counters
+            .max_concurrent_per_mailbox
+            .values()
+            .max()
+            .copied()
+            .unwrap_or(0);
         println!(
             "{:<7} {:<20} {:>7} {:>8.2} {:>9.1} {:>8} {:>6} {:>10.3} {:>9.1} {:>6} {:>7}",
             format!("{} ms", row.latency_ms),
@@ -430,13 +527,23 @@ fn print_table(rows: &[Row], emails: u64) {
         "  (%ceil: of 4 in flight / latency = {:.0} emails/s at 50 ms; tokens: token-endpoint requests the emulator counted;",
         IN_FLIGHT * 1000.0 / 50.0
     );
-    println!("   CPU: user+sys of that one process / emails; script wall = its own loop timing, process wall:");
+    println!(
+        "   CPU: user+sys of that one process / emails; script wall = its own loop timing, process wall:"
+    );
     for row in rows.iter().filter(|r| r.client != "mailhost send-batch") {
-        print!(" {} ms {:.2} s;", row.latency_ms, row.process_wall.as_secs_f64());
+        print!(
+            " {} ms {:.2} s;",
+            row.latency_ms,
+            row.process_wall.as_secs_f64()
+        );
     }
     println!(")\n");
     for latency in LATENCIES {
-        let find = |client: &str| rows.iter().find(|r| r.latency_ms == latency && r.client == client).unwrap();
+        let find = |client: &str| {
+            rows.iter()
+                .find(|r| r.latency_ms == latency && r.client == client)
+                .unwrap()
+        };
         let (host, script) = (find("mailhost send-batch"), find("msal_send_loop.py"));
         let ratio = host.rate() / script.rate();
         let host_cpu_ms = host.usage.cpu.as_secs_f64() * 1000.0 / emails as f64;
@@ -465,7 +572,9 @@ fn print_table(rows: &[Row], emails: u64) {
 fn print_attachment(large: &Large) {
     let usage = large.run.usage;
     let intact = large.arrived_size == ATTACHMENT_BYTES && large.arrived_sha256 == large.sha256;
-    println!("100 MiB attachment: `mailhost email send --staff {STAFF} --attach <{ATTACHMENT_BYTES} bytes> --json` (0 ms latency)");
+    println!(
+        "100 MiB attachment: `mailhost email send --staff {STAFF} --attach <{ATTACHMENT_BYTES} bytes> --json` (0 ms latency)"
+    );
     println!(
         "  peak RSS {:.1} MiB (wait4 ru_maxrss; VmHWM polled {:.1} MiB) [target < 64 MiB: {}]",
         mib(usage.max_rss_kib),
@@ -485,10 +594,17 @@ fn print_attachment(large: &Large) {
         "  emulator: arrived {} bytes, sha256 {} [{}]",
         large.arrived_size,
         large.arrived_sha256,
-        if intact { "same size and sha256 as sent" } else { "DIFFERENT from what was sent" }
+        if intact {
+            "same size and sha256 as sent"
+        } else {
+            "DIFFERENT from what was sent"
+        }
     );
     if !intact {
-        println!("  sent:    {ATTACHMENT_BYTES} bytes, sha256 {}", large.sha256);
+        println!(
+            "  sent:    {ATTACHMENT_BYTES} bytes, sha256 {}",
+            large.sha256
+        );
     }
 }
 

@@ -30,7 +30,10 @@ const LIST_RUNS: usize = 40;
 const CALLS: u32 = 1_000_000;
 
 fn main() {
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     if wants("plugin_list") {
         bench_plugin_list();
@@ -61,7 +64,10 @@ fn bench_plugin_list() {
     let bin = mailhost_bin();
     let run = |json: bool| {
         let mut command = Command::new(&bin);
-        command.arg("--home").arg(home.path()).args(["plugin", "list"]);
+        command
+            .arg("--home")
+            .arg(home.path())
+            .args(["plugin", "list"]);
         if json {
             command.arg("--json");
         }
@@ -150,7 +156,10 @@ fn bench_boundary() {
     let module = load(&library);
     let host = HostServices_TO::from_value(QuietHost, TD_Opaque);
     let init = module.init();
-    assert!(init(host, LogLevel::Off).is_ok(), "null fixture init failed");
+    assert!(
+        init(host, LogLevel::Off).is_ok(),
+        "null fixture init failed"
+    );
     let send = module.send();
     let request = request();
 

@@ -37,22 +37,47 @@ fn main() {
     let emails: u64 = env_or("MAILHOST_BENCH_EMAILS", 10_000);
     let latency: u64 = env_or("MAILHOST_BENCH_LATENCY_MS", 50);
     let emulator = Emulator::start().unwrap();
-    let mailboxes = [seed::USER_UPN, seed::MFA_USER_UPN, seed::RECIPIENT_UPN, seed::SHARED_MAILBOX];
+    let mailboxes = [
+        seed::USER_UPN,
+        seed::MFA_USER_UPN,
+        seed::RECIPIENT_UPN,
+        seed::SHARED_MAILBOX,
+    ];
     let home = bench_home(&emulator, &mailboxes);
-    println!("send-batch benchmark: {emails} emails, {latency} ms added latency, release mailhost + graph_email");
-    println!("command: cargo bench -p mailhost-tests --bench send_batch  (MAILHOST_BENCH_EMAILS={emails})\n");
+    println!(
+        "send-batch benchmark: {emails} emails, {latency} ms added latency, release mailhost + graph_email"
+    );
+    println!(
+        "command: cargo bench -p mailhost-tests --bench send_batch  (MAILHOST_BENCH_EMAILS={emails})\n"
+    );
     // Warm up: the first token request and plugin load, outside the measurement.
     run_batches(&home, &emulator, &mailboxes[..1], 8, "warmup");
     emulator.set_latency(latency);
     for count in [1usize, 4] {
         let per = emails / count as u64;
-        let result = run_batches(&home, &emulator, &mailboxes[..count], per, &format!("m{count}"));
+        let result = run_batches(
+            &home,
+            &emulator,
+            &mailboxes[..count],
+            per,
+            &format!("m{count}"),
+        );
         let total = per * count as u64;
         let rate = total as f64 / result.wall.as_secs_f64();
         let ceiling = count as f64 * IN_FLIGHT * 1000.0 / latency as f64;
-        println!("{count} mailbox(es), {total} emails ({per} per mailbox, {count} send-batch process(es)):");
-        println!("  wall {:.1} s, {rate:.1} emails/s, ceiling {ceiling:.0} emails/s: {:.1}% of the ceiling", result.wall.as_secs_f64(), 100.0 * rate / ceiling);
-        println!("  host CPU {:.3} s user+sys in all, {:.3} ms per email", result.cpu.as_secs_f64(), result.cpu.as_secs_f64() * 1000.0 / total as f64);
+        println!(
+            "{count} mailbox(es), {total} emails ({per} per mailbox, {count} send-batch process(es)):"
+        );
+        println!(
+            "  wall {:.1} s, {rate:.1} emails/s, ceiling {ceiling:.0} emails/s: {:.1}% of the ceiling",
+            result.wall.as_secs_f64(),
+            100.0 * rate / ceiling
+        );
+        println!(
+            "  host CPU {:.3} s user+sys in all, {:.3} ms per email",
+            result.cpu.as_secs_f64(),
+            result.cpu.as_secs_f64() * 1000.0 / total as f64
+        );
         println!(
             "  peak RSS per process: {} KiB after {} emails, {} KiB at the end ({} emails)",
             result.rss_early_kib,
@@ -60,7 +85,10 @@ fn main() {
             result.rss_end_kib,
             per
         );
-        println!("  emulator: {} throttled, most in flight per mailbox {:?}\n", result.throttled, result.max_in_flight);
+        println!(
+            "  emulator: {} throttled, most in flight per mailbox {:?}\n",
+            result.throttled, result.max_in_flight
+        );
     }
 }
 
@@ -78,7 +106,15 @@ fn bench_home(emulator: &Emulator, mailboxes: &[&str]) -> Home {
         home.ok(&["config", "set", "graph-email", key, value]);
     }
     for (i, mailbox) in mailboxes.iter().enumerate() {
-        home.ok(&["staff", "add", &format!("s{i}"), "--provider", "graph-email", "--email", mailbox]);
+        home.ok(&[
+            "staff",
+            "add",
+            &format!("s{i}"),
+            "--provider",
+            "graph-email",
+            "--email",
+            mailbox,
+        ]);
     }
     home
 }
@@ -94,7 +130,13 @@ struct BatchResult {
 }
 
 /// Runs one send-batch process per mailbox at once, `per` emails each, and measures them.
-fn run_batches(home: &Home, emulator: &Emulator, mailboxes: &[&str], per: u64, tag: &str) -> BatchResult {
+fn run_batches(
+    home: &Home,
+    emulator: &Emulator,
+    mailboxes: &[&str],
+    per: u64,
+    tag: &str,
+) -> BatchResult {
     let files: Vec<_> = (0..mailboxes.len())
         .map(|i| {
             let path = home.path().join(format!("{tag}-{i}.jsonl"));
@@ -109,11 +151,18 @@ fn run_batches(home: &Home, emulator: &Emulator, mailboxes: &[&str], per: u64, t
         .iter()
         .enumerate()
         .map(|(i, file)| {
-            home.command(["email", "send-batch", file.to_str().unwrap(), "--staff", &format!("s{i}"), "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            home.command([
+                "email",
+                "send-batch",
+                file.to_str().unwrap(),
+                "--staff",
+                &format!("s{i}"),
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
@@ -146,13 +195,21 @@ fn run_batches(home: &Home, emulator: &Emulator, mailboxes: &[&str], per: u64, t
     }
     let cpu = children_cpu().saturating_sub(cpu_before);
     let counters = emulator.counters();
-    assert_eq!(counters.messages_delivered, per * mailboxes.len() as u64, "every email is delivered once");
+    assert_eq!(
+        counters.messages_delivered,
+        per * mailboxes.len() as u64,
+        "every email is delivered once"
+    );
     BatchResult {
         wall,
         cpu,
         rss_early_kib: early.into_iter().max().unwrap_or(0),
         rss_end_kib: end.into_iter().max().unwrap_or(0),
         throttled: counters.throttled,
-        max_in_flight: counters.max_concurrent_per_mailbox.values().copied().collect(),
+        max_in_flight: counters
+            .max_concurrent_per_mailbox
+            .values()
+            .copied()
+            .collect(),
     }
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 /// The value of the environment variable `name` as a number, else `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Writes a `send-batch` file of `count` lines to `recipient`, subject `bench {tag} {i}`.

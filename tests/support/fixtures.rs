@@ -74,7 +74,10 @@ pub fn renamed_echo(dir: &Path, index: u32) -> PathBuf {
             i += 1;
         }
     }
-    assert!(replaced > 0, "the echo fixture does not contain its name {ECHO_NAME}");
+    assert!(
+        replaced > 0,
+        "the echo fixture does not contain its name {ECHO_NAME}"
+    );
     fs::create_dir_all(dir).unwrap();
     set_mode(dir, 0o755);
     let path = dir.join(format!(
@@ -172,7 +175,11 @@ pub fn api_fixture(which: ApiFixture) -> PathBuf {
         slug.replace('-', "_"),
         std::env::consts::DLL_SUFFIX
     ));
-    assert!(lib.exists(), "the {slug} fixture was built but {} is missing", lib.display());
+    assert!(
+        lib.exists(),
+        "the {slug} fixture was built but {} is missing",
+        lib.display()
+    );
     drop(lock_file);
     cache.insert(which, lib.clone());
     lib
@@ -259,10 +266,16 @@ fn write_api_copy(dir: &Path, version: &str, strip_1_1: bool) {
         package.insert("version".into(), toml::Value::String(version.into()));
         package.remove("publish");
     }
-    if let Some(deps) = manifest.get_mut("dependencies").and_then(|d| d.as_table_mut()) {
+    if let Some(deps) = manifest
+        .get_mut("dependencies")
+        .and_then(|d| d.as_table_mut())
+    {
         resolve_inherited(deps, &ws_deps, true);
     }
-    write_if_changed(&dir.join("Cargo.toml"), &toml::to_string(&manifest).unwrap());
+    write_if_changed(
+        &dir.join("Cargo.toml"),
+        &toml::to_string(&manifest).unwrap(),
+    );
 
     copy_tree(&api, dir, &api, strip_1_1);
 }

@@ -34,7 +34,11 @@ pub fn target_dir() -> PathBuf {
 
 /// `debug` or `release`, whichever profile built this test.
 pub fn profile() -> &'static str {
-    if cfg!(debug_assertions) { "debug" } else { "release" }
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
 }
 
 /// The directory holding the built binaries and libraries of this test's profile.
@@ -69,17 +73,26 @@ pub fn build_artifacts() {
     BUILT.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
-        command.current_dir(workspace_root()).arg("build").arg("--quiet");
+        command
+            .current_dir(workspace_root())
+            .arg("build")
+            .arg("--quiet");
         if profile() == "release" {
             command.arg("--release");
         }
         for package in ARTIFACT_PACKAGES {
             // Only packages present in this checkout's workspace are built.
-            if workspace_root().join(package_dir(package)).join("Cargo.toml").exists() {
+            if workspace_root()
+                .join(package_dir(package))
+                .join("Cargo.toml")
+                .exists()
+            {
                 command.args(["-p", package]);
             }
         }
-        let status = command.status().expect("run cargo build for the test artifacts");
+        let status = command
+            .status()
+            .expect("run cargo build for the test artifacts");
         assert!(status.success(), "building the test artifacts failed");
     });
 }

@@ -28,7 +28,12 @@ impl Home {
     /// Copies a built library into [`Home::libs`] and registers it, enabled.
     pub fn add_enabled(&self, source: &std::path::Path) -> PathBuf {
         let path = self.install(source);
-        self.ok(&["plugin", "add", path.to_str().expect("utf-8 path"), "--enable"]);
+        self.ok(&[
+            "plugin",
+            "add",
+            path.to_str().expect("utf-8 path"),
+            "--enable",
+        ]);
         path
     }
 

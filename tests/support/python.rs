@@ -29,13 +29,19 @@ pub fn venv_python(packages: &[&str]) -> PathBuf {
             .arg(&venv)
             .status()
             .unwrap_or_else(|e| panic!("run {system} -m venv: {e}"));
-        assert!(status.success(), "creating the test virtual environment failed");
+        assert!(
+            status.success(),
+            "creating the test virtual environment failed"
+        );
     }
     let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|package| {
-            let name = package.split(['=', '<', '>', '~', '[']).next().unwrap_or(package);
+            let name = package
+                .split(['=', '<', '>', '~', '['])
+                .next()
+                .unwrap_or(package);
             !Command::new(&python)
                 .args(["-m", "pip", "show", "--quiet", name])
                 .status()
@@ -44,7 +50,13 @@ pub fn venv_python(packages: &[&str]) -> PathBuf {
         .collect();
     if !missing.is_empty() {
         let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(&missing)
             .status()
             .expect("run pip install");

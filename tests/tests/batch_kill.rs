@@ -31,11 +31,23 @@ fn a_killed_batch_resumes_and_sends_nothing_twice() {
         .unwrap();
     }
     std::fs::write(&file, text).unwrap();
-    let args = ["email", "send-batch", file.to_str().unwrap(), "--staff", STAFF, "--json"];
+    let args = [
+        "email",
+        "send-batch",
+        file.to_str().unwrap(),
+        "--staff",
+        STAFF,
+        "--json",
+    ];
 
     // Slow the service down a little so the kill lands mid-batch.
     emulator.set_latency(10);
-    let mut child = home.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = home
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     loop {
         if emulator.counters().messages_delivered >= (EMAILS / 2) as u64 {
@@ -44,24 +56,41 @@ fn a_killed_batch_resumes_and_sends_nothing_twice() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the batch ended ({status}) before it could be killed");
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "the batch is too slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the batch is too slow"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let at_kill = emulator.counters().messages_delivered;
-    assert!(at_kill < EMAILS as u64, "the batch finished before the kill");
+    assert!(
+        at_kill < EMAILS as u64,
+        "the batch finished before the kill"
+    );
     emulator.set_latency(0);
 
     let output = home.run(&args);
     let summary = stdout_json(&output);
-    let unknown = summary["skipped_unknown"].as_u64().unwrap() + summary["unknown"].as_u64().unwrap();
-    assert_eq!(output.status.code(), Some(if unknown > 0 { 1 } else { 0 }), "{summary:#}");
+    let unknown =
+        summary["skipped_unknown"].as_u64().unwrap() + summary["unknown"].as_u64().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(if unknown > 0 { 1 } else { 0 }),
+        "{summary:#}"
+    );
     assert_eq!(summary["failed"], 0, "{summary:#}");
-    assert!(unknown <= 8, "at most the emails in flight at the kill are unknown: {summary:#}");
+    assert!(
+        unknown <= 8,
+        "at most the emails in flight at the kill are unknown: {summary:#}"
+    );
     if unknown > 0 {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("mailhost email show"), "recovery must warn: {stderr}");
+        assert!(
+            stderr.contains("mailhost email show"),
+            "recovery must warn: {stderr}"
+        );
     }
 
     // Count at the service: each subject delivered exactly once (unknown ones at most once).
@@ -87,6 +116,9 @@ fn a_killed_batch_resumes_and_sends_nothing_twice() {
         }
     }
     assert_eq!(unknown_seen as u64, unknown);
-    assert!(delivered.values().all(|&n| n == 1), "an email was delivered twice");
+    assert!(
+        delivered.values().all(|&n| n == 1),
+        "an email was delivered twice"
+    );
     assert!(delivered.len() >= EMAILS - unknown as usize);
 }

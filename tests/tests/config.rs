@@ -26,13 +26,19 @@ fn set_get_list_unset_round_trip() {
     assert_eq!(home.ok(&["config", "get", PLUGIN, "Retries"]).trim(), "5");
     let list = home.ok(&["config", "list", PLUGIN]);
     assert!(list.contains("Retries") && list.contains('5'), "{list}");
-    assert!(list.contains("OutFile"), "declared but unset settings are listed too: {list}");
+    assert!(
+        list.contains("OutFile"),
+        "declared but unset settings are listed too: {list}"
+    );
     let json = home.json(&["config", "list", PLUGIN, "--json"]).to_string();
     assert!(json.contains("Retries") && json.contains('5'), "{json}");
 
     // Booleans are stored in canonical form.
     home.ok(&["config", "set", PLUGIN, "Verbose", "yes"]);
-    assert_eq!(home.ok(&["config", "get", PLUGIN, "Verbose"]).trim(), "true");
+    assert_eq!(
+        home.ok(&["config", "get", PLUGIN, "Verbose"]).trim(),
+        "true"
+    );
 
     home.ok(&["config", "unset", PLUGIN, "Retries"]);
     let after = home.ok(&["config", "get", PLUGIN, "Retries"]);
@@ -45,10 +51,16 @@ fn unknown_keys_and_plugins_are_refused() {
     let home = echo_home();
     let stderr = home.fails(&["config", "set", PLUGIN, "Colour", "blue"], 2);
     assert!(stderr.contains("Colour"), "{stderr}");
-    assert!(stderr.contains("OutFile"), "should list the declared keys: {stderr}");
+    assert!(
+        stderr.contains("OutFile"),
+        "should list the declared keys: {stderr}"
+    );
     let stderr = home.fails(&["config", "set", "no-such-plugin", "Key", "v"], 2);
     assert!(stderr.contains("no-such-plugin"), "{stderr}");
-    assert!(!home.path().join("settings.toml").exists() || !home.read("settings.toml").contains("Colour"));
+    assert!(
+        !home.path().join("settings.toml").exists()
+            || !home.read("settings.toml").contains("Colour")
+    );
 }
 
 #[test]
@@ -64,8 +76,20 @@ fn wrong_types_are_refused_naming_the_key() {
         assert!(stderr.contains(key), "{key}: {stderr}");
         assert!(stderr.contains(value), "{key}: {stderr}");
     }
-    home.ok(&["config", "set", PLUGIN, "Endpoint", "https://example.com/api"]);
-    home.ok(&["config", "set", PLUGIN, "ReplyAddress", "replies@contoso.com"]);
+    home.ok(&[
+        "config",
+        "set",
+        PLUGIN,
+        "Endpoint",
+        "https://example.com/api",
+    ]);
+    home.ok(&[
+        "config",
+        "set",
+        PLUGIN,
+        "ReplyAddress",
+        "replies@contoso.com",
+    ]);
 }
 
 #[test]
@@ -82,7 +106,8 @@ fn secrets_are_masked_everywhere_but_reach_the_plugin() {
         &["plugin", "info", PLUGIN][..],
     ] {
         let output = home.run(args);
-        let all = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+        let all = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
         assert!(!all.contains(SECRET), "{args:?} printed the secret: {all}");
     }
     let list = home.ok(&["config", "list", PLUGIN]);
@@ -93,11 +118,30 @@ fn secrets_are_masked_everywhere_but_reach_the_plugin() {
         }
     }
 
-    home.ok(&["staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com"]);
-    let sent = home.json(&["email", "send", "--staff", "adele", "--to", "megan@contoso.com", "--json"]);
+    home.ok(&[
+        "staff",
+        "add",
+        "adele",
+        "--provider",
+        PLUGIN,
+        "--email",
+        "adele@contoso.com",
+    ]);
+    let sent = home.json(&[
+        "email",
+        "send",
+        "--staff",
+        "adele",
+        "--to",
+        "megan@contoso.com",
+        "--json",
+    ]);
     assert_eq!(sent["status"], "sent", "{sent:#}");
     let recorded = std::fs::read_to_string(out_file(&home)).unwrap();
-    assert!(recorded.contains(&format!("setting.ApiKey={SECRET}")), "{recorded}");
+    assert!(
+        recorded.contains(&format!("setting.ApiKey={SECRET}")),
+        "{recorded}"
+    );
     // Defaults are applied for unset settings.
     assert!(recorded.contains("setting.Retries=3"), "{recorded}");
 }
@@ -105,8 +149,23 @@ fn secrets_are_masked_everywhere_but_reach_the_plugin() {
 #[test]
 fn a_missing_required_setting_fails_the_send_naming_it() {
     let home = echo_home();
-    home.ok(&["staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com"]);
-    let args = ["email", "send", "--staff", "adele", "--to", "megan@contoso.com"];
+    home.ok(&[
+        "staff",
+        "add",
+        "adele",
+        "--provider",
+        PLUGIN,
+        "--email",
+        "adele@contoso.com",
+    ]);
+    let args = [
+        "email",
+        "send",
+        "--staff",
+        "adele",
+        "--to",
+        "megan@contoso.com",
+    ];
     let output = home.run(&args);
     assert_failed(&output, &args);
     let stderr = String::from_utf8_lossy(&output.stderr);

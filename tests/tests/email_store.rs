@@ -12,7 +12,18 @@ use std::time::{Duration, Instant};
 use email_support::{eml_count, pickup_home, records, stdout_json};
 use mailhost_tests::{Home, assert_exit};
 
-const SEND: &[&str] = &["email", "send", "--staff", "adele", "--to", "megan@contoso.com", "--subject", "Hello", "--body", "Hi"];
+const SEND: &[&str] = &[
+    "email",
+    "send",
+    "--staff",
+    "adele",
+    "--to",
+    "megan@contoso.com",
+    "--subject",
+    "Hello",
+    "--body",
+    "Hi",
+];
 
 /// The basic send with `extra` arguments.
 fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -36,22 +47,40 @@ fn a_send_is_recorded_and_listed_shown_and_retried() {
     assert_eq!(list[0]["status"], "sent");
     assert_eq!(list[0]["attempts"], 1);
     let table = home.ok(&["email", "list"]);
-    assert!(table.contains(&id[..8]) && table.contains("sent") && table.contains("megan@contoso.com"), "{table}");
-    assert!(home.ok(&["email", "list", "--status", "failed"]).contains("no emails"));
-    assert!(home.fails(&["email", "list", "--status", "done"], 2).contains("queued"));
+    assert!(
+        table.contains(&id[..8]) && table.contains("sent") && table.contains("megan@contoso.com"),
+        "{table}"
+    );
+    assert!(
+        home.ok(&["email", "list", "--status", "failed"])
+            .contains("no emails")
+    );
+    assert!(
+        home.fails(&["email", "list", "--status", "done"], 2)
+            .contains("queued")
+    );
 
     // Show by a unique prefix, in both forms.
     let shown = home.ok(&["email", "show", &id[..8]]);
-    assert!(shown.contains(&id) && shown.contains("status:      sent") && shown.contains("report.txt"), "{shown}");
+    assert!(
+        shown.contains(&id) && shown.contains("status:      sent") && shown.contains("report.txt"),
+        "{shown}"
+    );
     let shown = home.json(&["email", "show", &id, "--json"]);
     assert_eq!(shown["status"], "sent");
     assert!(shown["receipt"].is_object(), "{shown:#}");
     assert_eq!(shown["attachments"][0]["name"], "report.txt");
-    assert!(home.fails(&["email", "show", "ffffffff"], 2).contains("email list"));
+    assert!(
+        home.fails(&["email", "show", "ffffffff"], 2)
+            .contains("email list")
+    );
 
     // Retrying a sent email needs --force, and says so.
     let refusal = home.fails(&["email", "retry", &id], 2);
-    assert!(refusal.contains("already sent") && refusal.contains("--force"), "{refusal}");
+    assert!(
+        refusal.contains("already sent") && refusal.contains("--force"),
+        "{refusal}"
+    );
     assert_eq!(eml_count(&pickup), 1);
     let again = home.json(&["email", "retry", &id, "--force", "--json"]);
     assert_eq!(again["status"], "sent");
@@ -64,13 +93,84 @@ fn bad_input_is_refused_and_nothing_is_recorded() {
     let (home, pickup) = pickup_home();
     let missing = home.path().join("no-such-file.pdf");
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["email", "send", "--staff", "adele", "--to", "not-an-address"], "not valid"),
-        (vec!["email", "send", "--staff", "adele", "--to", "a@b.com", "--subject", "Hi\r\nBcc: x@evil.com"], "line break"),
-        (vec!["email", "send", "--staff", "adele", "--to", "a@b.com", "--subject", "Hi\nthere"], "line break"),
-        (vec!["email", "send", "--staff", "adele", "--to", "Evil\r\nBcc: x@evil.com <a@b.com>"], ""),
-        (vec!["email", "send", "--staff", "adele", "--to", "a@b.com", "--from", "Sales\n <sales@contoso.com>"], ""),
-        (vec!["email", "send", "--staff", "adele", "--to", "a@b.com", "--attach", missing.to_str().unwrap()], "no-such-file.pdf"),
-        (vec!["email", "send", "--staff", "nobody", "--to", "a@b.com"], "nobody"),
+        (
+            vec![
+                "email",
+                "send",
+                "--staff",
+                "adele",
+                "--to",
+                "not-an-address",
+            ],
+            "not valid",
+        ),
+        (
+            vec![
+                "email",
+                "send",
+                "--staff",
+                "adele",
+                "--to",
+                "a@b.com",
+                "--subject",
+                "Hi\r\nBcc: x@evil.com",
+            ],
+            "line break",
+        ),
+        (
+            vec![
+                "email",
+                "send",
+                "--staff",
+                "adele",
+                "--to",
+                "a@b.com",
+                "--subject",
+                "Hi\nthere",
+            ],
+            "line break",
+        ),
+        (
+            vec![
+                "email",
+                "send",
+                "--staff",
+                "adele",
+                "--to",
+                "Evil\r\nBcc: x@evil.com <a@b.com>",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "email",
+                "send",
+                "--staff",
+                "adele",
+                "--to",
+                "a@b.com",
+                "--from",
+                "Sales\n <sales@contoso.com>",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "email",
+                "send",
+                "--staff",
+                "adele",
+                "--to",
+                "a@b.com",
+                "--attach",
+                missing.to_str().unwrap(),
+            ],
+            "no-such-file.pdf",
+        ),
+        (
+            vec!["email", "send", "--staff", "nobody", "--to", "a@b.com"],
+            "nobody",
+        ),
         (vec!["email", "send", "--staff", "adele"], "recipient"),
     ];
     for (args, expected) in &cases {
@@ -118,17 +218,31 @@ fn kept_then_retried(break_it: &[&str], fix: &dyn Fn(&Home), expected: &str) {
 
 #[test]
 fn a_disabled_provider_keeps_the_email_for_a_retry() {
-    kept_then_retried(&["plugin", "disable", "pickup-dir"], &|home| {
-        home.ok(&["plugin", "enable", "pickup-dir"]);
-    }, "pickup-dir");
+    kept_then_retried(
+        &["plugin", "disable", "pickup-dir"],
+        &|home| {
+            home.ok(&["plugin", "enable", "pickup-dir"]);
+        },
+        "pickup-dir",
+    );
 }
 
 #[test]
 fn a_misconfigured_provider_keeps_the_email_for_a_retry() {
-    kept_then_retried(&["config", "unset", "pickup-dir", "Directory"], &|home| {
-        let dir = home.path().join("pickup");
-        home.ok(&["config", "set", "pickup-dir", "Directory", dir.to_str().unwrap()]);
-    }, "Directory");
+    kept_then_retried(
+        &["config", "unset", "pickup-dir", "Directory"],
+        &|home| {
+            let dir = home.path().join("pickup");
+            home.ok(&[
+                "config",
+                "set",
+                "pickup-dir",
+                "Directory",
+                dir.to_str().unwrap(),
+            ]);
+        },
+        "Directory",
+    );
 }
 
 #[test]
@@ -138,7 +252,13 @@ fn an_unregistered_provider_keeps_the_email_and_retry_failed_sends_it() {
     for _ in 0..2 {
         home.fails(&with(&[]), 1);
     }
-    assert_eq!(records(&home).iter().filter(|r| r["status"] == "failed").count(), 2);
+    assert_eq!(
+        records(&home)
+            .iter()
+            .filter(|r| r["status"] == "failed")
+            .count(),
+        2
+    );
     let lib = home.libs().join(format!(
         "{}pickup_dir{}",
         std::env::consts::DLL_PREFIX,
@@ -149,7 +269,10 @@ fn an_unregistered_provider_keeps_the_email_and_retry_failed_sends_it() {
     assert!(out.contains("sent 2"), "{out}");
     assert_eq!(eml_count(&pickup), 2);
     assert!(records(&home).iter().all(|r| r["status"] == "sent"));
-    assert!(home.ok(&["email", "retry", "--failed"]).contains("no failed emails"));
+    assert!(
+        home.ok(&["email", "retry", "--failed"])
+            .contains("no failed emails")
+    );
 }
 
 #[test]
@@ -164,7 +287,10 @@ fn a_locked_mail_db_is_reported_without_hanging() {
     let elapsed = started.elapsed();
     assert_exit(&output, 1, SEND);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("mail.db") && stderr.contains("locked"), "{stderr}");
+    assert!(
+        stderr.contains("mail.db") && stderr.contains("locked"),
+        "{stderr}"
+    );
     assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
     conn.execute_batch("ROLLBACK").unwrap();
     drop(conn);
@@ -179,7 +305,10 @@ fn a_corrupted_mail_db_is_refused_and_left_untouched() {
     std::fs::write(&db, &garbage).unwrap();
     for args in [vec!["email", "list"], with(&[])] {
         let stderr = home.fails(&args, 2);
-        assert!(stderr.contains("mail.db") && stderr.contains("untouched"), "{stderr}");
+        assert!(
+            stderr.contains("mail.db") && stderr.contains("untouched"),
+            "{stderr}"
+        );
     }
     assert_eq!(std::fs::read(&db).unwrap(), garbage);
     assert_eq!(eml_count(&pickup), 0, "nothing is sent without a store");

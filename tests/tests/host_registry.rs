@@ -1,6 +1,8 @@
 //! The host's registry under concurrency and hand edits: parallel `plugin disable` commands
 //! lose no entry, and a broken plugins.toml is reported with its line and left untouched.
 
+#![allow(clippy::unwrap_used)] // a test: a failed set-up step should stop it loudly
+
 use std::process::Stdio;
 
 use mailhost_tests::fixtures::fixture_path;
@@ -33,11 +35,16 @@ fn concurrent_commands_lose_no_entry() {
 fn a_broken_registry_names_the_line_and_is_not_overwritten() {
     let home = Home::new();
     home.add_enabled(&fixture_path("null"));
-    let text = home.read("plugins.toml").replace("enabled = true", "enabled = true\ncolour = \"red\"");
+    let text = home
+        .read("plugins.toml")
+        .replace("enabled = true", "enabled = true\ncolour = \"red\"");
     std::fs::write(home.path().join("plugins.toml"), &text).unwrap();
     let line = text.lines().position(|l| l.starts_with("colour")).unwrap() + 1;
     let stderr = home.fails(&["plugin", "enable", "null"], 2);
-    assert!(stderr.contains(&format!("plugins.toml:{line}:")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("plugins.toml:{line}:")),
+        "{stderr}"
+    );
     assert!(stderr.contains("colour"), "{stderr}");
     assert_eq!(home.read("plugins.toml"), text);
 }
@@ -47,7 +54,16 @@ fn secrets_never_leave_the_secret_store() {
     let home = Home::new();
     home.add_enabled(&plugin_path("pickup_dir"));
     let output = home.run_with_stdin(
-        &["staff", "add", "adele", "--provider", "pickup-dir", "--email", "adele@contoso.com", "--password-stdin"],
+        &[
+            "staff",
+            "add",
+            "adele",
+            "--provider",
+            "pickup-dir",
+            "--email",
+            "adele@contoso.com",
+            "--password-stdin",
+        ],
         "hunter2\n",
     );
     assert!(output.status.success(), "{output:?}");
@@ -55,11 +71,17 @@ fn secrets_never_leave_the_secret_store() {
         assert!(!home.read(file).contains("hunter2"), "{file}");
     }
     let shown = home.ok(&["staff", "show", "adele"]) + &home.ok(&["staff", "list", "--json"]);
-    assert!(!shown.contains("hunter2") && shown.contains("set"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("set"),
+        "{shown}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(home.path().join("secrets.toml")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(home.path().join("secrets.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

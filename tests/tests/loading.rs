@@ -20,18 +20,38 @@ fn add_refused(home: &Home, path: &std::path::Path) -> String {
         !line.contains("AbiInstability") && !line.contains("expected:") && line.len() < 400,
         "abi_stable's layout report leaked to the user: {line}"
     );
-    assert!(home.plugin_list().is_empty(), "a refused plugin was registered");
+    assert!(
+        home.plugin_list().is_empty(),
+        "a refused plugin was registered"
+    );
     line
 }
 
 fn add_staff(home: &Home, id: &str, provider: &str) {
-    home.ok(&["staff", "add", id, "--provider", provider, "--email", "adele@contoso.com"]);
+    home.ok(&[
+        "staff",
+        "add",
+        id,
+        "--provider",
+        provider,
+        "--email",
+        "adele@contoso.com",
+    ]);
 }
 
 fn send_args(staff: &str) -> Vec<&str> {
     vec![
-        "email", "send", "--staff", staff, "--to", "megan@contoso.com", "--subject", "Hi",
-        "--body", "Hello", "--json",
+        "email",
+        "send",
+        "--staff",
+        staff,
+        "--to",
+        "megan@contoso.com",
+        "--subject",
+        "Hi",
+        "--body",
+        "Hello",
+        "--json",
     ]
 }
 
@@ -51,7 +71,10 @@ fn a_registered_file_that_disappears_is_reported_not_fatal() {
     // Listing still works and says what is wrong with the entry.
     let entry = home.plugin_entry("null");
     let state = state_text(&entry);
-    assert!(!state.contains("\"loaded\"") && state != "loaded", "{entry:#}");
+    assert!(
+        !state.contains("\"loaded\"") && state != "loaded",
+        "{entry:#}"
+    );
     assert!(
         state.contains("missing") || state.contains("not found") || state.contains("no such"),
         "{entry:#}"
@@ -69,7 +92,10 @@ fn a_text_file_named_like_a_library_is_refused() {
     set_mode(&fake, 0o755);
     let line = add_refused(&home, &fake);
     assert!(line.contains("libfake.so"), "{line}");
-    assert!(line.contains("librar"), "should say it is not a library: {line}");
+    assert!(
+        line.contains("librar"),
+        "should say it is not a library: {line}"
+    );
 }
 
 #[test]
@@ -78,7 +104,10 @@ fn a_library_without_a_root_module_is_refused() {
     let path = home.install(&fixture_path("not-a-plugin"));
     let line = add_refused(&home, &path);
     assert!(line.contains("fixture_not_a_plugin"), "{line}");
-    assert!(line.contains("not a mailhost plugin") || line.contains("plugin"), "{line}");
+    assert!(
+        line.contains("not a mailhost plugin") || line.contains("plugin"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -113,7 +142,10 @@ fn a_plugin_of_api_1_0_loads_sends_and_has_no_sign_in() {
     home.ok(&["plugin", "add", path.to_str().unwrap(), "--enable"]);
     let entry = home.plugin_entry("api-1-0");
     assert!(
-        entry["api_version"].as_str().unwrap_or_default().starts_with("1.0"),
+        entry["api_version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("1.0"),
         "{entry:#}"
     );
     assert!(state_text(&entry).contains("loaded"), "{entry:#}");
@@ -142,17 +174,27 @@ fn a_changed_file_is_refused_after_registration() {
         .unwrap();
     let entry = home.plugin_entry("null");
     let state = state_text(&entry);
-    assert!(state.contains("changed") || state.contains("hash") || state.contains("sha"), "{entry:#}");
+    assert!(
+        state.contains("changed") || state.contains("hash") || state.contains("sha"),
+        "{entry:#}"
+    );
 
     let stderr = home.refused(&["plugin", "verify", "null"]);
     let line = one_line(&stderr);
     assert!(line.contains("null"), "{line}");
-    assert!(line.contains("changed") || line.contains("SHA") || line.contains("hash"), "{line}");
+    assert!(
+        line.contains("changed") || line.contains("SHA") || line.contains("hash"),
+        "{line}"
+    );
 
     let output = home.run(&send_args("adele"));
     assert_failed(&output, &send_args("adele"));
-    let all = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-    assert!(all.contains("changed") || all.contains("SHA") || all.contains("hash"), "{all}");
+    let all = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        all.contains("changed") || all.contains("SHA") || all.contains("hash"),
+        "{all}"
+    );
 }
 
 #[cfg(unix)]
@@ -177,7 +219,10 @@ fn a_library_writable_by_others_is_refused() {
     set_mode(&path, 0o766);
     let entry = home.plugin_entry("null");
     let state = state_text(&entry);
-    assert!(state.contains("writable") || state.contains("permission"), "{entry:#}");
+    assert!(
+        state.contains("writable") || state.contains("permission"),
+        "{entry:#}"
+    );
     let stderr = home.refused(&["plugin", "verify", "null"]);
     assert!(one_line(&stderr).contains("writable"), "{stderr}");
 }
@@ -189,10 +234,21 @@ fn a_refused_plugin_does_not_stop_another_from_sending() {
     home.add_enabled(&plugin_path("pickup_dir"));
     let outbox = home.path().join("outbox");
     std::fs::create_dir(&outbox).unwrap();
-    home.ok(&["config", "set", "pickup-dir", "Directory", outbox.to_str().unwrap()]);
+    home.ok(&[
+        "config",
+        "set",
+        "pickup-dir",
+        "Directory",
+        outbox.to_str().unwrap(),
+    ]);
     add_staff(&home, "adele", "pickup-dir");
     // Break the other plugin.
-    std::fs::OpenOptions::new().append(true).open(&null).unwrap().write_all(b"x").unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&null)
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
 
     let sent = home.json(&send_args("adele"));
     assert_eq!(sent["status"], "sent", "{sent:#}");
@@ -207,7 +263,16 @@ fn a_panicking_send_is_an_error_and_the_host_exits_cleanly() {
     home.add_enabled(&fixture_path("panics"));
     add_staff(&home, "adele", "panics");
 
-    let args = ["email", "send", "--staff", "adele", "--to", "megan@contoso.com", "--subject", "Hi"];
+    let args = [
+        "email",
+        "send",
+        "--staff",
+        "adele",
+        "--to",
+        "megan@contoso.com",
+        "--subject",
+        "Hi",
+    ];
     let output = home.run(&args);
     assert_eq!(
         output.status.code(),
@@ -221,8 +286,12 @@ fn a_panicking_send_is_an_error_and_the_host_exits_cleanly() {
 
     let sent = home.run(&send_args("adele"));
     assert_eq!(sent.status.code(), Some(1), "{sent:?}");
-    let json: serde_json::Value = serde_json::from_slice(&sent.stdout)
-        .unwrap_or_else(|e| panic!("--json output: {e}: {}", String::from_utf8_lossy(&sent.stdout)));
+    let json: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json output: {e}: {}",
+            String::from_utf8_lossy(&sent.stdout)
+        )
+    });
     assert_eq!(json["status"], "failed", "{json:#}");
     assert!(json["error"].to_string().contains("panic"), "{json:#}");
 }
@@ -250,11 +319,18 @@ fn a_crash_while_loading_quarantines_the_plugin() {
 
     // Loading it kills the process (abort): nothing the host can catch.
     let crashed = home.run_env(&send_args("adele"), &[CRASH]);
-    assert!(!crashed.status.success(), "the fixture did not crash: {crashed:?}");
+    assert!(
+        !crashed.status.success(),
+        "the fixture did not crash: {crashed:?}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(crashed.status.signal(), Some(6), "expected SIGABRT: {crashed:?}");
+        assert_eq!(
+            crashed.status.signal(),
+            Some(6),
+            "expected SIGABRT: {crashed:?}"
+        );
     }
 
     // The next start notices and quarantines it, and says so in the listing.
@@ -265,9 +341,13 @@ fn a_crash_while_loading_quarantines_the_plugin() {
 
     // While quarantined it is not loaded again, so the crash cannot repeat.
     let output = home.run_env(&send_args("adele"), &[CRASH]);
-    assert!(output.status.code().is_some(), "quarantined plugin was loaded again: {output:?}");
+    assert!(
+        output.status.code().is_some(),
+        "quarantined plugin was loaded again: {output:?}"
+    );
     assert_failed(&output, &send_args("adele"));
-    let all = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    let all = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
     assert!(all.contains("quarantin"), "{all}");
 
     // Re-enabling clears it; without the crash trigger it then loads and sends.
@@ -279,10 +359,18 @@ fn a_crash_while_loading_quarantines_the_plugin() {
 
     // Crash again: quarantined again. A changed file, re-pinned with `plugin add`, clears it.
     let crashed = home.run_env(&send_args("adele"), &[CRASH]);
-    assert!(!crashed.status.success(), "the fixture did not crash: {crashed:?}");
+    assert!(
+        !crashed.status.success(),
+        "the fixture did not crash: {crashed:?}"
+    );
     assert!(state_text(&home.plugin_entry("crash-on-load")).contains("quarantin"));
     let path = home.libs().join("libfixture_crash_on_load.so");
-    std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\0").unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"\0")
+        .unwrap();
     home.ok(&["plugin", "add", path.to_str().unwrap()]);
     let entry = home.plugin_entry("crash-on-load");
     assert!(!state_text(&entry).contains("quarantin"), "{entry:#}");

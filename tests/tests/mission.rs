@@ -25,9 +25,19 @@ fn the_testing_step_reaches_inbox_and_sent_items() {
     std::fs::write(&attachment, &bytes).unwrap();
 
     let sent = home.json(&[
-        "email", "send", "--staff", STAFF, "--to", seed::RECIPIENT_UPN,
-        "--subject", "Invoice 1001", "--body", "Please find the invoice attached.",
-        "--attach", attachment.to_str().unwrap(), "--json",
+        "email",
+        "send",
+        "--staff",
+        STAFF,
+        "--to",
+        seed::RECIPIENT_UPN,
+        "--subject",
+        "Invoice 1001",
+        "--body",
+        "Please find the invoice attached.",
+        "--attach",
+        attachment.to_str().unwrap(),
+        "--json",
     ]);
     assert_eq!(sent["status"], "sent", "{sent:#}");
     assert_eq!(sent["provider"], "graph-email");
@@ -45,14 +55,21 @@ fn the_testing_step_reaches_inbox_and_sent_items() {
     let sent_items = emulator.sent_items(seed::USER_UPN);
     assert_eq!(sent_items.len(), 1, "{sent_items:#?}");
     assert_eq!(sent_items[0].subject, "Invoice 1001");
-    assert_eq!(sent_items[0].to_addresses(), vec![seed::RECIPIENT_UPN.to_string()]);
+    assert_eq!(
+        sent_items[0].to_addresses(),
+        vec![seed::RECIPIENT_UPN.to_string()]
+    );
 
     // The record is final, and no listing shows the password.
     let id = sent["id"].as_str().unwrap();
     let record = home.json(&["email", "show", id, "--json"]);
     assert_eq!(record["status"], "sent");
     assert_eq!(record["attempts"], 1);
-    for output in [home.ok(&["email", "show", id]), home.ok(&["email", "list"]), record.to_string()] {
+    for output in [
+        home.ok(&["email", "show", id]),
+        home.ok(&["email", "list"]),
+        record.to_string(),
+    ] {
         assert!(!output.contains(seed::USER_PASSWORD), "{output}");
     }
 }
@@ -62,8 +79,17 @@ fn a_graph_refusal_is_kept_with_its_error() {
     let emulator = Emulator::start().unwrap();
     let home = graph_home(&emulator);
     let args = [
-        "email", "send", "--staff", STAFF, "--from", seed::NO_RIGHTS_MAILBOX,
-        "--to", seed::RECIPIENT_UPN, "--subject", "Not allowed", "--json",
+        "email",
+        "send",
+        "--staff",
+        STAFF,
+        "--from",
+        seed::NO_RIGHTS_MAILBOX,
+        "--to",
+        seed::RECIPIENT_UPN,
+        "--subject",
+        "Not allowed",
+        "--json",
     ];
     let output = home.run(&args);
     assert_exit(&output, 1, &args);
@@ -73,7 +99,10 @@ fn a_graph_refusal_is_kept_with_its_error() {
     // without Send As is ErrorSendAsDenied: either way a permission error with Graph's code.
     assert_eq!(failed["error"]["kind"], "permission", "{failed:#}");
     let code = failed["error"]["code"].as_str().unwrap().to_string();
-    assert!(["ErrorAccessDenied", "ErrorSendAsDenied"].contains(&code.as_str()), "{failed:#}");
+    assert!(
+        ["ErrorAccessDenied", "ErrorSendAsDenied"].contains(&code.as_str()),
+        "{failed:#}"
+    );
     assert!(failed["error"]["message"].as_str().unwrap().len() > 10);
     let list = records(&home);
     assert_eq!(list.len(), 1);
@@ -87,13 +116,25 @@ fn send_as_a_shared_mailbox() {
     let emulator = Emulator::start().unwrap();
     let home = graph_home(&emulator);
     let sent = home.json(&[
-        "email", "send", "--staff", STAFF, "--from", seed::SHARED_MAILBOX,
-        "--to", seed::RECIPIENT_UPN, "--subject", "From sales", "--json",
+        "email",
+        "send",
+        "--staff",
+        STAFF,
+        "--from",
+        seed::SHARED_MAILBOX,
+        "--to",
+        seed::RECIPIENT_UPN,
+        "--subject",
+        "From sales",
+        "--json",
     ]);
     assert_eq!(sent["status"], "sent", "{sent:#}");
     let inbox = emulator.inbox(seed::RECIPIENT_UPN);
     assert_eq!(inbox.len(), 1);
-    assert_eq!(inbox[0].from_address().as_deref(), Some(seed::SHARED_MAILBOX));
+    assert_eq!(
+        inbox[0].from_address().as_deref(),
+        Some(seed::SHARED_MAILBOX)
+    );
 }
 
 #[test]
@@ -102,8 +143,17 @@ fn login_shows_the_device_code_and_the_cached_sign_in_sends() {
     emulator.set_device_code_interval(1);
     let home = graph_home(&emulator);
     home.ok(&[
-        "staff", "add", "megan", "--provider", "graph-email", "--email", seed::MFA_USER_UPN,
-        "--name", seed::MFA_USER_NAME, "--field", "NonInteractive=false",
+        "staff",
+        "add",
+        "megan",
+        "--provider",
+        "graph-email",
+        "--email",
+        seed::MFA_USER_UPN,
+        "--name",
+        seed::MFA_USER_NAME,
+        "--field",
+        "NonInteractive=false",
     ]);
     let mut child = home
         .command(["login", "megan"])
@@ -116,19 +166,48 @@ fn login_shows_the_device_code_and_the_cached_sign_in_sends() {
         if let Some(pending) = emulator.pending_device_codes().into_iter().next() {
             break pending.user_code;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no device code was requested");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no device code was requested"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
-    emulator.approve_device_code(&code, seed::MFA_USER_UPN).unwrap();
+    emulator
+        .approve_device_code(&code, seed::MFA_USER_UPN)
+        .unwrap();
     let status = child.wait().unwrap();
     let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(status.success(), "login failed\n--- stdout\n{out}\n--- stderr\n{err}");
-    assert!(format!("{out}{err}").contains(&code), "the user code was not shown:\n{out}\n{err}");
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        status.success(),
+        "login failed\n--- stdout\n{out}\n--- stderr\n{err}"
+    );
+    assert!(
+        format!("{out}{err}").contains(&code),
+        "the user code was not shown:\n{out}\n{err}"
+    );
 
     let sent = home.json(&[
-        "email", "send", "--staff", "megan", "--to", seed::RECIPIENT_UPN, "--subject", "MFA user", "--json",
+        "email",
+        "send",
+        "--staff",
+        "megan",
+        "--to",
+        seed::RECIPIENT_UPN,
+        "--subject",
+        "MFA user",
+        "--json",
     ]);
     assert_eq!(sent["status"], "sent", "{sent:#}");
     home.ok(&["logout", "megan"]);
@@ -145,7 +224,13 @@ fn the_demo_passes() {
     assert_exit(&output, 0, &["demo"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("demo passed"), "{stdout}");
-    assert!(stdout.contains("Inbox of lynne@contoso.onmicrosoft.com"), "{stdout}");
-    assert!(stdout.contains("Sent Items of alex@contoso.onmicrosoft.com"), "{stdout}");
+    assert!(
+        stdout.contains("Inbox of lynne@contoso.onmicrosoft.com"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Sent Items of alex@contoso.onmicrosoft.com"),
+        "{stdout}"
+    );
     assert!(stdout.contains("attachment: Invoice-1001.txt"), "{stdout}");
 }

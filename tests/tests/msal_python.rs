@@ -5,6 +5,8 @@
 //! 7000215, authorization_declined). The test approves and declines the device codes through
 //! the emulator from this process while the script polls.
 
+#![allow(clippy::unwrap_used)] // a test: a failed set-up step should stop it loudly
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
@@ -41,11 +43,14 @@ fn msal_python_signs_in_and_sends_through_the_emulator() {
     let mut done = false;
     for line in stdout.lines() {
         let line = line.unwrap();
-        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+        let value: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
         if let Some(code) = value["device_code"].as_str() {
             // The user enters the code in a browser; wait until the emulator has it pending.
             match value["purpose"].as_str() {
-                Some("approve") => emulator.approve_device_code(code, seed::MFA_USER_UPN).unwrap(),
+                Some("approve") => emulator
+                    .approve_device_code(code, seed::MFA_USER_UPN)
+                    .unwrap(),
                 _ => emulator.decline_device_code(code).unwrap(),
             }
         } else if let Some(name) = value["check"].as_str() {
@@ -56,16 +61,36 @@ fn msal_python_signs_in_and_sends_through_the_emulator() {
     }
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && done, "msal_check.py failed: {:?}\n{stderr}\nchecks: {checks:#?}", output.status);
+    assert!(
+        output.status.success() && done,
+        "msal_check.py failed: {:?}\n{stderr}\nchecks: {checks:#?}",
+        output.status
+    );
     let failed: Vec<_> = checks.iter().filter(|(_, ok, _)| !ok).collect();
     assert!(failed.is_empty(), "MSAL checks failed: {failed:#?}");
     let names: Vec<&str> = checks.iter().map(|(n, _, _)| n.as_str()).collect();
     for expected in [
-        "ropc", "silent_cache", "silent_refresh", "send_ropc", "wrong_password", "mfa_required",
-        "public_client_disabled", "consent_required", "device_flow", "send_device", "device_declined",
-        "client_credentials", "client_credentials_cache", "send_app_only", "app_only_on_me_refused", "bad_secret",
+        "ropc",
+        "silent_cache",
+        "silent_refresh",
+        "send_ropc",
+        "wrong_password",
+        "mfa_required",
+        "public_client_disabled",
+        "consent_required",
+        "device_flow",
+        "send_device",
+        "device_declined",
+        "client_credentials",
+        "client_credentials_cache",
+        "send_app_only",
+        "app_only_on_me_refused",
+        "bad_secret",
     ] {
-        assert!(names.contains(&expected), "check {expected} did not run: {names:?}");
+        assert!(
+            names.contains(&expected),
+            "check {expected} did not run: {names:?}"
+        );
     }
 
     // What arrived: one mail per sign-in method, from the right people.
@@ -76,8 +101,16 @@ fn msal_python_signs_in_and_sends_through_the_emulator() {
             .find(|m| m.subject == subject)
             .unwrap_or_else(|| panic!("no '{subject}' in {inbox:#?}"))
     };
-    assert_eq!(from_subject("ropc via msal").from_address().as_deref(), Some(seed::USER_UPN));
-    assert_eq!(from_subject("device code via msal").from_address().as_deref(), Some(seed::MFA_USER_UPN));
+    assert_eq!(
+        from_subject("ropc via msal").from_address().as_deref(),
+        Some(seed::USER_UPN)
+    );
+    assert_eq!(
+        from_subject("device code via msal")
+            .from_address()
+            .as_deref(),
+        Some(seed::MFA_USER_UPN)
+    );
     let app_only = from_subject("client credentials via msal");
     assert_eq!(app_only.sender_address().as_deref(), Some(seed::USER_UPN));
     assert_eq!(app_only.app_id, seed::DAEMON_CLIENT_ID);
@@ -89,5 +122,8 @@ fn msal_python_signs_in_and_sends_through_the_emulator() {
     assert!(counters.token_requests.password >= 5, "{counters:?}");
     assert!(counters.token_requests.refresh_token >= 1, "{counters:?}");
     assert!(counters.token_requests.device_code >= 2, "{counters:?}");
-    assert_eq!(counters.token_requests.client_credentials, 2, "the second app-only call came from MSAL's cache");
+    assert_eq!(
+        counters.token_requests.client_credentials, 2,
+        "the second app-only call came from MSAL's cache"
+    );
 }

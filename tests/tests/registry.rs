@@ -22,7 +22,10 @@ fn add_list_info_enable_disable_remove_round_trip() {
     assert_eq!(entry["enabled"], false, "{entry:#}");
     assert_eq!(entry["version"], "1.0.0", "{entry:#}");
     assert!(
-        entry["api_version"].as_str().unwrap_or_default().starts_with("1.1"),
+        entry["api_version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("1.1"),
         "{entry:#}"
     );
     assert_eq!(entry["path"], path_text, "{entry:#}");
@@ -45,7 +48,10 @@ fn add_list_info_enable_disable_remove_round_trip() {
     let info_json = home.json(&["plugin", "info", "pickup-dir", "--json"]);
     assert_eq!(info_json["name"], "pickup-dir", "{info_json:#}");
     let shown = info_json.to_string();
-    assert!(shown.contains("Directory") && shown.contains("MaxMessageBytes"), "{shown}");
+    assert!(
+        shown.contains("Directory") && shown.contains("MaxMessageBytes"),
+        "{shown}"
+    );
 
     home.ok(&["plugin", "disable", "pickup-dir"]);
     assert_eq!(home.plugin_entry("pickup-dir")["enabled"], false);
@@ -86,8 +92,15 @@ fn add_refuses_a_duplicate() {
     let line = one_line(&stderr);
     assert!(line.contains("'null'"), "{line}");
     assert!(line.contains("already registered"), "{line}");
-    assert!(line.contains("libfixture_null.so"), "should name the registered file: {line}");
-    assert_eq!(home.read("plugins.toml"), before, "a refused add changed plugins.toml");
+    assert!(
+        line.contains("libfixture_null.so"),
+        "should name the registered file: {line}"
+    );
+    assert_eq!(
+        home.read("plugins.toml"),
+        before,
+        "a refused add changed plugins.toml"
+    );
     assert_eq!(home.plugin_list().len(), 1);
 
     // The same file again re-pins it (the documented fix for a changed file): still one entry.
@@ -102,7 +115,10 @@ fn unknown_names_are_refused_with_the_registered_ones() {
     for verb in ["enable", "disable", "remove", "info"] {
         let stderr = home.refused(&["plugin", verb, "nope"]);
         assert!(stderr.contains("nope"), "{verb}: {stderr}");
-        assert!(stderr.contains("null"), "{verb} should list the registered plugins: {stderr}");
+        assert!(
+            stderr.contains("null"),
+            "{verb} should list the registered plugins: {stderr}"
+        );
     }
 }
 
@@ -220,8 +236,9 @@ fn concurrent_writers_lose_no_entry() {
         assert_exit(&output, 0, &["(writer)", name]);
     }
     let text = home.read("plugins.toml");
-    text.parse::<toml::Table>()
-        .unwrap_or_else(|e| panic!("plugins.toml does not parse after concurrent writes: {e}\n{text}"));
+    text.parse::<toml::Table>().unwrap_or_else(|e| {
+        panic!("plugins.toml does not parse after concurrent writes: {e}\n{text}")
+    });
     let list = home.plugin_list();
     assert_eq!(list.len(), names.len(), "{list:#?}");
     for name in &names {
@@ -235,7 +252,9 @@ fn concurrent_writers_lose_no_entry() {
 fn concurrent_adds_lose_no_entry() {
     const WRITERS: u32 = 8;
     let home = Home::new();
-    let paths: Vec<_> = (11..11 + WRITERS).map(|i| renamed_echo(&home.libs(), i)).collect();
+    let paths: Vec<_> = (11..11 + WRITERS)
+        .map(|i| renamed_echo(&home.libs(), i))
+        .collect();
     let children: Vec<_> = paths
         .iter()
         .map(|path| {

@@ -36,12 +36,31 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn add_show_list_set_remove_round_trip() {
     let home = echo_home();
     home.ok(&[
-        "staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com", "--name",
-        "Adele Vance", "--username", "adele.v", "--field", "Department=Sales", "--field",
+        "staff",
+        "add",
+        "adele",
+        "--provider",
+        PLUGIN,
+        "--email",
+        "adele@contoso.com",
+        "--name",
+        "Adele Vance",
+        "--username",
+        "adele.v",
+        "--field",
+        "Department=Sales",
+        "--field",
         "NonInteractive=yes",
     ]);
     let shown = home.ok(&["staff", "show", "adele"]);
-    for expected in ["adele@contoso.com", "Adele Vance", "adele.v", "Department", "Sales", PLUGIN] {
+    for expected in [
+        "adele@contoso.com",
+        "Adele Vance",
+        "adele.v",
+        "Department",
+        "Sales",
+        PLUGIN,
+    ] {
         assert!(shown.contains(expected), "{expected} missing from: {shown}");
     }
     let list = home.ok(&["staff", "list"]);
@@ -49,13 +68,33 @@ fn add_show_list_set_remove_round_trip() {
     let json = home.json(&["staff", "list", "--json"]).to_string();
     assert!(json.contains("adele@contoso.com"), "{json}");
 
-    home.ok(&["staff", "set", "adele", "--email", "adele.vance@contoso.com"]);
-    assert!(home.ok(&["staff", "show", "adele"]).contains("adele.vance@contoso.com"));
+    home.ok(&[
+        "staff",
+        "set",
+        "adele",
+        "--email",
+        "adele.vance@contoso.com",
+    ]);
+    assert!(
+        home.ok(&["staff", "show", "adele"])
+            .contains("adele.vance@contoso.com")
+    );
 
     // The plugin receives the staff member's settings, custom fields normalised.
-    home.json(&["email", "send", "--staff", "adele", "--to", "megan@contoso.com", "--json"]);
+    home.json(&[
+        "email",
+        "send",
+        "--staff",
+        "adele",
+        "--to",
+        "megan@contoso.com",
+        "--json",
+    ]);
     let recorded = home.read("echo.out");
-    assert!(recorded.contains("staff.email=adele.vance@contoso.com"), "{recorded}");
+    assert!(
+        recorded.contains("staff.email=adele.vance@contoso.com"),
+        "{recorded}"
+    );
     assert!(recorded.contains("field.Department=Sales"), "{recorded}");
     assert!(recorded.contains("field.NonInteractive=true"), "{recorded}");
 
@@ -68,31 +107,75 @@ fn add_show_list_set_remove_round_trip() {
 fn an_unknown_provider_is_refused() {
     let home = echo_home();
     let stderr = home.fails(
-        &["staff", "add", "adele", "--provider", "carrier-pigeon", "--email", "adele@contoso.com"],
+        &[
+            "staff",
+            "add",
+            "adele",
+            "--provider",
+            "carrier-pigeon",
+            "--email",
+            "adele@contoso.com",
+        ],
         2,
     );
     assert!(stderr.contains("carrier-pigeon"), "{stderr}");
-    assert!(stderr.contains(PLUGIN), "should list the registered providers: {stderr}");
+    assert!(
+        stderr.contains(PLUGIN),
+        "should list the registered providers: {stderr}"
+    );
 }
 
 #[test]
 fn bad_addresses_and_line_breaks_are_refused() {
     let home = echo_home();
-    for email in ["adele", "adele@contoso", "adele@contoso.com\r\nBcc: x@evil.com", "a b@contoso.com"] {
-        let stderr = home.fails(&["staff", "add", "adele", "--provider", PLUGIN, "--email", email], 2);
+    for email in [
+        "adele",
+        "adele@contoso",
+        "adele@contoso.com\r\nBcc: x@evil.com",
+        "a b@contoso.com",
+    ] {
+        let stderr = home.fails(
+            &[
+                "staff",
+                "add",
+                "adele",
+                "--provider",
+                PLUGIN,
+                "--email",
+                email,
+            ],
+            2,
+        );
         assert!(!stderr.is_empty());
     }
     let stderr = home.fails(
         &[
-            "staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com", "--name",
+            "staff",
+            "add",
+            "adele",
+            "--provider",
+            PLUGIN,
+            "--email",
+            "adele@contoso.com",
+            "--name",
             "Adele\r\nBcc: x@evil.com",
         ],
         2,
     );
-    assert!(stderr.to_lowercase().contains("line break") || stderr.contains("CR"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("line break") || stderr.contains("CR"),
+        "{stderr}"
+    );
     let stderr = home.fails(
         &[
-            "staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com", "--field",
+            "staff",
+            "add",
+            "adele",
+            "--provider",
+            PLUGIN,
+            "--email",
+            "adele@contoso.com",
+            "--field",
             "Department=Sales\nBcc: x@evil.com",
         ],
         2,
@@ -106,16 +189,33 @@ fn unknown_and_mistyped_custom_fields_are_refused() {
     let home = echo_home();
     let stderr = home.fails(
         &[
-            "staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com", "--field",
+            "staff",
+            "add",
+            "adele",
+            "--provider",
+            PLUGIN,
+            "--email",
+            "adele@contoso.com",
+            "--field",
             "Shoe=42",
         ],
         2,
     );
     assert!(stderr.contains("Shoe"), "{stderr}");
-    assert!(stderr.contains("Department"), "should list the declared fields: {stderr}");
+    assert!(
+        stderr.contains("Department"),
+        "should list the declared fields: {stderr}"
+    );
     let stderr = home.fails(
         &[
-            "staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com", "--field",
+            "staff",
+            "add",
+            "adele",
+            "--provider",
+            PLUGIN,
+            "--email",
+            "adele@contoso.com",
+            "--field",
             "NonInteractive=perhaps",
         ],
         2,
@@ -129,8 +229,16 @@ fn a_password_from_stdin_is_never_shown_and_stored_0600() {
     let home = echo_home();
     let output = home.run_with_stdin(
         &[
-            "staff", "add", "adele", "--provider", PLUGIN, "--email", "adele@contoso.com",
-            "--username", "adele@contoso.com", "--password-stdin",
+            "staff",
+            "add",
+            "adele",
+            "--provider",
+            PLUGIN,
+            "--email",
+            "adele@contoso.com",
+            "--username",
+            "adele@contoso.com",
+            "--password-stdin",
         ],
         &format!("{PASSWORD}\n"),
     );
@@ -141,11 +249,18 @@ fn a_password_from_stdin_is_never_shown_and_stored_0600() {
         &["staff", "list", "--json"][..],
     ] {
         let output = home.run(args);
-        let all = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+        let all = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{args:?}: {all}");
-        assert!(!all.contains(PASSWORD), "{args:?} printed the password: {all}");
+        assert!(
+            !all.contains(PASSWORD),
+            "{args:?} printed the password: {all}"
+        );
     }
-    assert!(!home.read("staff.toml").contains(PASSWORD), "staff.toml holds the password");
+    assert!(
+        !home.read("staff.toml").contains(PASSWORD),
+        "staff.toml holds the password"
+    );
 
     // Stored somewhere, and every file holding it is 0600.
     let holders: Vec<PathBuf> = files_under(home.path())
@@ -157,16 +272,35 @@ fn a_password_from_stdin_is_never_shown_and_stored_0600() {
                 .unwrap_or(false)
         })
         .collect();
-    assert!(!holders.is_empty(), "the password is stored in no file of the home");
+    assert!(
+        !holders.is_empty(),
+        "the password is stored in no file of the home"
+    );
     #[cfg(unix)]
     for holder in &holders {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(holder).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "{} holds the password with mode {mode:o}", holder.display());
+        assert_eq!(
+            mode,
+            0o600,
+            "{} holds the password with mode {mode:o}",
+            holder.display()
+        );
     }
 
     // And it reaches the plugin, without the trailing newline.
-    home.json(&["email", "send", "--staff", "adele", "--to", "megan@contoso.com", "--json"]);
+    home.json(&[
+        "email",
+        "send",
+        "--staff",
+        "adele",
+        "--to",
+        "megan@contoso.com",
+        "--json",
+    ]);
     let recorded = home.read("echo.out");
-    assert!(recorded.contains(&format!("staff.password={PASSWORD}\n")), "{recorded}");
+    assert!(
+        recorded.contains(&format!("staff.password={PASSWORD}\n")),
+        "{recorded}"
+    );
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use mailhost_plugin_api::{ApiVersion, LogLevel, Mailbox, ProviderError, Receipt, SendRequest, capability};
+use mailhost_plugin_api::{
+    ApiVersion, LogLevel, Mailbox, ProviderError, Receipt, SendRequest, capability,
+};
 
 use super::messages::{self, Case};
 use super::plan::{self, Plan};
@@ -56,7 +58,10 @@ fn load(path: &Path, work: &Path) -> Option<(LoadedPlugin, CaptureSink)> {
     };
     report(CheckResult::pass(
         "file",
-        format!("a regular file not writable by other users; SHA-256 {}", print.sha256),
+        format!(
+            "a regular file not writable by other users; SHA-256 {}",
+            print.sha256
+        ),
     ));
     running(
         "load",
@@ -73,7 +78,13 @@ fn load(path: &Path, work: &Path) -> Option<(LoadedPlugin, CaptureSink)> {
         }
     };
     let sink = CaptureSink::new();
-    match loader::open_unregistered(&home, path, &print.sha256, sink.clone().into_box(), LogLevel::Trace) {
+    match loader::open_unregistered(
+        &home,
+        path,
+        &print.sha256,
+        sink.clone().into_box(),
+        LogLevel::Trace,
+    ) {
         Ok(plugin) => {
             report(CheckResult::pass(
                 "load",
@@ -99,12 +110,17 @@ fn load(path: &Path, work: &Path) -> Option<(LoadedPlugin, CaptureSink)> {
 }
 
 fn run_loaded(plugin: &LoadedPlugin, sink: &CaptureSink, work: &Path, options: &Options) {
-    super::metadata::check(plugin.info()).into_iter().for_each(report);
+    super::metadata::check(plugin.info())
+        .into_iter()
+        .for_each(report);
     report(optional_functions(plugin));
     let plan = match plan::build(plugin.info(), &options.settings, work) {
         Ok(plan) => plan,
         Err(e) => {
-            Event::Usage { message: e.to_string() }.emit();
+            Event::Usage {
+                message: e.to_string(),
+            }
+            .emit();
             return;
         }
     };
@@ -132,7 +148,11 @@ fn run_loaded(plugin: &LoadedPlugin, sink: &CaptureSink, work: &Path, options: &
     ));
     let from = Mailbox::new(&plan.staff.email, &plan.staff.display_name);
     for case in messages::cases(&from, &attachment, size) {
-        let Case { name, what, message } = case;
+        let Case {
+            name,
+            what,
+            message,
+        } = case;
         running(name, &format!("during send of {what}"));
         let result = plugin.send(&request(&plan, message));
         report(judge_send(name, result));
@@ -143,7 +163,10 @@ fn run_loaded(plugin: &LoadedPlugin, sink: &CaptureSink, work: &Path, options: &
     );
     let probe = messages::hostile(&work.join("missing-attachment.bin"));
     report(judge_probe(plugin.send(&request(&plan, probe))));
-    running("concurrency", &format!("during {CONCURRENT_SENDS} concurrent sends"));
+    running(
+        "concurrency",
+        &format!("during {CONCURRENT_SENDS} concurrent sends"),
+    );
     report(concurrency(plugin, &plan, &from));
     report(leaks(sink, &plan));
 }
@@ -319,8 +342,9 @@ fn concurrency(plugin: &LoadedPlugin, plan: &Plan, from: &Mailbox) -> CheckResul
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ProviderError::internal("the sending thread panicked").with_code("panic")))
+                h.join().unwrap_or_else(|_| {
+                    Err(ProviderError::internal("the sending thread panicked").with_code("panic"))
+                })
             })
             .collect()
     });
@@ -369,7 +393,11 @@ fn leaks(sink: &CaptureSink, plan: &Plan) -> CheckResult {
             }
         }
     }
-    let logs = captured.said.iter().filter(|s| s.channel.starts_with("log")).count();
+    let logs = captured
+        .said
+        .iter()
+        .filter(|s| s.channel.starts_with("log"))
+        .count();
     let notes = captured.said.len() - logs;
     let calls = captured.secret_calls.len();
     if problems.is_empty() {
@@ -403,9 +431,15 @@ mod tests {
         let c = judge_send("s", Err(ProviderError::transient("connection refused")));
         assert_eq!(
             (c.status, c.detail.as_str()),
-            (Status::Pass, "refused with kind transient: connection refused")
+            (
+                Status::Pass,
+                "refused with kind transient: connection refused"
+            )
         );
-        assert_eq!(judge_send("s", Err(ProviderError::transient(" "))).status, Status::Fail);
+        assert_eq!(
+            judge_send("s", Err(ProviderError::transient(" "))).status,
+            Status::Fail
+        );
         let unknown = ProviderError::new(ErrorKind::from_u8(99), "x");
         assert!(
             judge_send("s", Err(unknown))

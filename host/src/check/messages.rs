@@ -32,7 +32,12 @@ pub fn base(id: &str, from: &Mailbox) -> Message {
 
 fn many(prefix: &str) -> Vec<Mailbox> {
     (0..MANY)
-        .map(|i| Mailbox::new(&format!("{prefix}{i:03}@example.com"), &format!("Récipient {i} ✓")))
+        .map(|i| {
+            Mailbox::new(
+                &format!("{prefix}{i:03}@example.com"),
+                &format!("Récipient {i} ✓"),
+            )
+        })
         .collect()
 }
 
@@ -132,9 +137,16 @@ mod tests {
         let from = Mailbox::new("a@example.com", "A");
         let cases = cases(&from, Path::new("/tmp/a.txt"), 3);
         assert_eq!(cases.len(), 6);
-        assert!(cases.iter().all(|c| c.message.id.starts_with("mailhost-check-")));
+        assert!(
+            cases
+                .iter()
+                .all(|c| c.message.id.starts_with("mailhost-check-"))
+        );
         let crowd = &cases[3].message;
-        assert_eq!((crowd.to.len(), crowd.cc.len(), crowd.bcc.len()), (MANY, MANY, MANY));
+        assert_eq!(
+            (crowd.to.len(), crowd.cc.len(), crowd.bcc.len()),
+            (MANY, MANY, MANY)
+        );
         assert!(!cases[0].message.subject.is_ascii());
         assert!(hostile(Path::new("/nope")).recipients().next().is_none());
     }

@@ -69,7 +69,9 @@ pub fn is_semver(text: &str) -> bool {
         Some((core, pre)) => (core, Some(pre)),
         None => (rest, None),
     };
-    let numeric = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
+    let numeric = |p: &str| {
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && (p == "0" || !p.starts_with('0'))
+    };
     let ident = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
@@ -96,7 +98,10 @@ fn version(version: &str) -> CheckResult {
 
 /// Each declared setting with what it is: "setting 'X'" or "staff field 'Y'".
 fn declarations(info: &ProviderInfo) -> Vec<(String, &SettingSpec)> {
-    let settings = info.settings.iter().map(|s| (format!("setting '{}'", s.key), s));
+    let settings = info
+        .settings
+        .iter()
+        .map(|s| (format!("setting '{}'", s.key), s));
     let fields = info
         .staff_fields
         .iter()
@@ -109,12 +114,17 @@ fn declarations(info: &ProviderInfo) -> Vec<(String, &SettingSpec)> {
 pub fn valid_key(key: &str) -> bool {
     key.len() <= 64
         && key.starts_with(|c: char| c.is_ascii_alphabetic())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn setting_keys(info: &ProviderInfo) -> CheckResult {
     let mut problems = Vec::new();
-    for (what, list) in [("setting", &info.settings), ("staff field", &info.staff_fields)] {
+    for (what, list) in [
+        ("setting", &info.settings),
+        ("staff field", &info.staff_fields),
+    ] {
         let mut seen: HashMap<String, &str> = HashMap::new();
         for spec in list.iter() {
             let key = spec.key.as_str();
@@ -193,9 +203,18 @@ fn setting_help(info: &ProviderInfo) -> CheckResult {
     let problems: Vec<String> = declarations(info)
         .into_iter()
         .filter(|(_, spec)| spec.help.trim().is_empty())
-        .map(|(what, _)| format!("{what} has no help text: say in one line what it is and where to find its value"))
+        .map(|(what, _)| {
+            format!(
+                "{what} has no help text: say in one line what it is and where to find its value"
+            )
+        })
         .collect();
-    CheckResult::from_findings("setting-help", &problems, &[], "every setting has help text")
+    CheckResult::from_findings(
+        "setting-help",
+        &problems,
+        &[],
+        "every setting has help text",
+    )
 }
 
 fn capabilities(info: &ProviderInfo) -> CheckResult {
@@ -242,20 +261,30 @@ mod tests {
                     .secret(),
             ]
             .into(),
-            staff_fields: vec![SettingSpec::new("NonInteractive", SettingKind::BOOL, "A flag").default_value("false")]
-                .into(),
+            staff_fields: vec![
+                SettingSpec::new("NonInteractive", SettingKind::BOOL, "A flag")
+                    .default_value("false"),
+            ]
+            .into(),
             capabilities: vec!["html".into()].into(),
         }
     }
 
     fn status(checks: &[CheckResult], name: &str) -> Status {
-        checks.iter().find(|c| c.name == name).map(|c| c.status).unwrap()
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.status)
+            .unwrap()
     }
 
     #[test]
     fn a_good_description_passes() {
         let checks = check(&info());
-        assert!(checks.iter().all(|c| c.status == Status::Pass), "{checks:#?}");
+        assert!(
+            checks.iter().all(|c| c.status == Status::Pass),
+            "{checks:#?}"
+        );
     }
 
     #[test]
@@ -275,7 +304,9 @@ mod tests {
         for ok in ["0.1.0", "1.2.3-beta.1", "1.0.0+build.5", "1.0.0-rc-1+x"] {
             assert!(is_semver(ok), "{ok}");
         }
-        for bad in ["1.0", "01.0.0", "1.0.0-", "1.0.0-01", "v1.0.0", "1.0.0.0", ""] {
+        for bad in [
+            "1.0", "01.0.0", "1.0.0-", "1.0.0-01", "v1.0.0", "1.0.0.0", "",
+        ] {
             assert!(!is_semver(bad), "{bad}");
         }
     }

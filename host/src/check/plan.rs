@@ -16,7 +16,9 @@ pub const UNREACHABLE_URL: &str = "https://127.0.0.1:9";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     /// No such setting or staff field.
-    #[error("--setting {key}: plugin '{plugin}' declares no setting or staff field '{key}'; valid keys: {valid}")]
+    #[error(
+        "--setting {key}: plugin '{plugin}' declares no setting or staff field '{key}'; valid keys: {valid}"
+    )]
     UnknownKey {
         /// The plugin.
         plugin: String,
@@ -71,7 +73,11 @@ enum Source {
 ///
 /// # Errors
 /// A `--setting` key is not declared, or its value does not fit the type.
-pub fn build(info: &ProviderInfo, user: &[(String, String)], work: &Path) -> Result<Plan, PlanError> {
+pub fn build(
+    info: &ProviderInfo,
+    user: &[(String, String)],
+    work: &Path,
+) -> Result<Plan, PlanError> {
     for (key, _) in user {
         let declared = info
             .settings
@@ -148,11 +154,14 @@ fn value_for(
         .find(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v);
     let (value, source) = if let Some(value) = given {
-        let value = spec.kind.normalize(value).map_err(|problem| PlanError::BadValue {
-            key: key.to_string(),
-            kind: spec.kind,
-            problem,
-        })?;
+        let value = spec
+            .kind
+            .normalize(value)
+            .map_err(|problem| PlanError::BadValue {
+                key: key.to_string(),
+                kind: spec.kind,
+                problem,
+            })?;
         (value, Source::Given)
     } else if spec.secret && (spec.kind == SettingKind::STRING || !spec.kind.is_known()) {
         (canary_value("secret"), Source::Canary)
@@ -160,7 +169,9 @@ fn value_for(
         (UNREACHABLE_URL.to_string(), Source::Auto)
     } else if let Some(default) = spec.default.as_ref().into_option() {
         (
-            spec.kind.normalize(default).unwrap_or_else(|_| default.to_string()),
+            spec.kind
+                .normalize(default)
+                .unwrap_or_else(|_| default.to_string()),
             Source::Default,
         )
     } else if spec.required {
@@ -226,7 +237,8 @@ mod tests {
             settings: vec![
                 SettingSpec::new("Directory", SettingKind::PATH, "The folder").required(),
                 SettingSpec::new("File", SettingKind::PATH, "The file written").required(),
-                SettingSpec::new("Endpoint", SettingKind::URL, "API").default_value("https://api.acme.example"),
+                SettingSpec::new("Endpoint", SettingKind::URL, "API")
+                    .default_value("https://api.acme.example"),
                 SettingSpec::new("ApiKey", SettingKind::STRING, "key")
                     .required()
                     .secret(),
@@ -264,14 +276,21 @@ mod tests {
         assert!(plan.staff.flag("Flag"));
         let whats: Vec<&str> = plan.canaries.iter().map(|c| c.what.as_str()).collect();
         assert_eq!(whats, ["the staff password", "secret setting 'ApiKey'"]);
-        assert!(plan.notes.iter().all(|n| !n.contains("secret-")), "{:?}", plan.notes);
+        assert!(
+            plan.notes.iter().all(|n| !n.contains("secret-")),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let work = Path::new("/w");
         let error = build(&info(), &[("Nope".into(), "1".into())], work).unwrap_err();
-        assert!(error.to_string().contains("valid keys: Directory, File"), "{error}");
+        assert!(
+            error.to_string().contains("valid keys: Directory, File"),
+            "{error}"
+        );
         let error = build(&info(), &[("Retries".into(), "many".into())], work).unwrap_err();
         assert!(error.to_string().contains("not a whole number"), "{error}");
     }

@@ -42,7 +42,9 @@ pub enum Event {
 impl Event {
     /// The protocol line for this event, or `None` if it cannot be encoded.
     pub fn to_line(&self) -> Option<String> {
-        serde_json::to_string(self).ok().map(|json| format!("{PREFIX}{json}"))
+        serde_json::to_string(self)
+            .ok()
+            .map(|json| format!("{PREFIX}{json}"))
     }
 
     /// Parses a protocol line; `None` for any other line.

@@ -14,7 +14,12 @@ pub fn text(report: &Report) -> String {
             plugin.name, plugin.version, plugin.api_version
         ));
     }
-    let width = report.checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for check in &report.checks {
         lines.push(format!(
             "{}  {:<width$}  {}",
@@ -43,7 +48,9 @@ pub fn summary(report: &Report) -> String {
         let who = report
             .plugin
             .as_ref()
-            .map_or("the library".to_string(), |p| format!("plugin '{}'", p.name));
+            .map_or("the library".to_string(), |p| {
+                format!("plugin '{}'", p.name)
+            });
         format!(
             "{counts}: {who} conforms to plugin API {}",
             mailhost_plugin_api::API_VERSION

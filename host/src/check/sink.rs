@@ -45,7 +45,9 @@ impl CaptureSink {
 
     /// What was captured so far.
     pub fn captured(&self) -> MutexGuard<'_, Captured> {
-        self.captured.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.captured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The FFI handle to lend the library.
@@ -81,7 +83,11 @@ fn level_name(level: LogLevel) -> &'static str {
 impl HostServices for CaptureSink {
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
         self.said(
-            format!("log record at {} from {}", level_name(level), target.as_str()),
+            format!(
+                "log record at {} from {}",
+                level_name(level),
+                target.as_str()
+            ),
             message.as_str(),
         );
     }
@@ -92,7 +98,10 @@ impl HostServices for CaptureSink {
 
     fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
         let captured = self.secret_call("get", key.as_str());
-        let value = captured.secrets.get(key.as_str()).map(|v| RString::from(v.as_str()));
+        let value = captured
+            .secrets
+            .get(key.as_str())
+            .map(|v| RString::from(v.as_str()));
         RResult::ROk(value.into())
     }
 
@@ -122,7 +131,11 @@ mod tests {
         boxed.log(LogLevel::Trace, "t".into(), "hello".into());
         boxed.notify("go to https://example".into());
         assert!(boxed.secret_put("k".into(), "v".into()).is_ok());
-        let got = boxed.secret_get("k".into()).into_result().unwrap().into_option();
+        let got = boxed
+            .secret_get("k".into())
+            .into_result()
+            .unwrap()
+            .into_option();
         assert_eq!(got.map(|s| s.to_string()), Some("v".into()));
         assert!(boxed.secret_delete("k".into()).is_ok());
         let captured = sink.captured();

@@ -44,8 +44,11 @@ pub fn run(path: &Path, options: &Options) -> Result<Report, Error> {
                 "cannot create a temporary folder for the check: {e}; set TMPDIR to a writable folder"
             ))
         })?;
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Usage(format!("cannot find the mailhost executable to run the check in: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Error::Usage(format!(
+            "cannot find the mailhost executable to run the check in: {e}"
+        ))
+    })?;
     let mut command = Command::new(exe);
     command
         .arg("--home")
@@ -73,18 +76,26 @@ pub fn run(path: &Path, options: &Options) -> Result<Report, Error> {
         return Err(Error::Usage(message));
     }
     if !run.done {
-        run.checks.push(ended_early(&run, status, options.timeout_secs));
+        run.checks
+            .push(ended_early(&run, status, options.timeout_secs));
     }
     if let Some(secrets) = &run.secrets {
-        run.checks.extend(output_checks(&run.stray_stdout, &stderr, secrets));
+        run.checks
+            .extend(output_checks(&run.stray_stdout, &stderr, secrets));
     }
-    Ok(Report::new(path.display().to_string(), run.plugin, run.checks))
+    Ok(Report::new(
+        path.display().to_string(),
+        run.plugin,
+        run.checks,
+    ))
 }
 
 /// Waits for the child to end; one that closed its output but lingers longer than `grace` is
 /// killed.
 fn wait(child: &mut Child, grace: Duration) -> Result<ExitStatus, Error> {
-    let failed = |e: std::io::Error| Error::Failed(format!("cannot wait for the checker's child process: {e}"));
+    let failed = |e: std::io::Error| {
+        Error::Failed(format!("cannot wait for the checker's child process: {e}"))
+    };
     let deadline = Instant::now() + grace;
     loop {
         if let Some(status) = child.try_wait().map_err(failed)? {
@@ -117,7 +128,11 @@ fn read_lines(stream: impl Read) -> impl Iterator<Item = String> {
         let mut buf = Vec::new();
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => None,
-            Ok(_) => Some(String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string()),
+            Ok(_) => Some(
+                String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
         }
     })
 }
@@ -184,7 +199,9 @@ fn ended_early(run: &Run, status: ExitStatus, timeout: u64) -> CheckResult {
         .unwrap_or_else(|| ("load".into(), "while starting the check".into()));
     let rest = "; the remaining checks were not run";
     let detail = if run.timed_out {
-        format!("no answer within {timeout} s {what}: the provider hangs (or is slower than --timeout {timeout}){rest}")
+        format!(
+            "no answer within {timeout} s {what}: the provider hangs (or is slower than --timeout {timeout}){rest}"
+        )
     } else if let Some(signal) = signal_of(status) {
         format!(
             "the library crashed the process {what} (signal {signal}{}){rest}",
@@ -192,7 +209,9 @@ fn ended_early(run: &Run, status: ExitStatus, timeout: u64) -> CheckResult {
         )
     } else {
         match status.code() {
-            Some(code) => format!("the library ended the process with exit status {code} {what}{rest}"),
+            Some(code) => {
+                format!("the library ended the process with exit status {code} {what}{rest}")
+            }
             None => format!("the process ended unexpectedly {what}{rest}"),
         }
     };
@@ -226,9 +245,16 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// Checks of what the library printed itself: nothing on standard output, no secret anywhere.
-fn output_checks(stray_stdout: &[String], stderr: &[String], secrets: &[(String, String)]) -> Vec<CheckResult> {
+fn output_checks(
+    stray_stdout: &[String],
+    stderr: &[String],
+    secrets: &[(String, String)],
+) -> Vec<CheckResult> {
     let quiet = if stray_stdout.is_empty() {
-        CheckResult::pass("quiet-stdout", "the library wrote nothing to standard output")
+        CheckResult::pass(
+            "quiet-stdout",
+            "the library wrote nothing to standard output",
+        )
     } else {
         CheckResult::fail(
             "quiet-stdout",
@@ -240,7 +266,10 @@ fn output_checks(stray_stdout: &[String], stderr: &[String], secrets: &[(String,
         )
     };
     let mut leaks = Vec::new();
-    for (stream, lines) in [("standard output", stray_stdout), ("standard error", stderr)] {
+    for (stream, lines) in [
+        ("standard output", stray_stdout),
+        ("standard error", stderr),
+    ] {
         for (what, value) in secrets {
             if value.chars().count() >= 4 && lines.iter().any(|l| l.contains(value.as_str())) {
                 leaks.push(format!("{what} appears on {stream}"));
@@ -248,7 +277,10 @@ fn output_checks(stray_stdout: &[String], stderr: &[String], secrets: &[(String,
         }
     }
     let secret_check = if leaks.is_empty() {
-        CheckResult::pass("no-secrets-in-output", "nothing the library printed contains a secret")
+        CheckResult::pass(
+            "no-secrets-in-output",
+            "nothing the library printed contains a secret",
+        )
     } else {
         CheckResult::fail(
             "no-secrets-in-output",
@@ -262,7 +294,9 @@ fn mask(line: &str, secrets: &[(String, String)]) -> String {
     secrets
         .iter()
         .filter(|(_, v)| !v.is_empty())
-        .fold(line.to_string(), |line, (_, v)| line.replace(v.as_str(), "***"))
+        .fold(line.to_string(), |line, (_, v)| {
+            line.replace(v.as_str(), "***")
+        })
 }
 
 #[cfg(test)]
@@ -275,7 +309,11 @@ mod tests {
         let secrets = vec![("the staff password".to_string(), "pw-1234abcd".to_string())];
         let checks = output_checks(&["password pw-1234abcd".into()], &[], &secrets);
         assert_eq!(checks[0].status, Status::Fail);
-        assert!(checks[0].detail.contains("password ***"), "{}", checks[0].detail);
+        assert!(
+            checks[0].detail.contains("password ***"),
+            "{}",
+            checks[0].detail
+        );
         assert_eq!(
             checks[1].detail,
             "the staff password appears on standard output: never print secrets"
@@ -295,13 +333,16 @@ mod tests {
         let check = ended_early(&run, ExitStatus::from_raw(6), 30);
         assert_eq!(check.name, "send:html");
         assert!(
-            check
-                .detail
-                .starts_with("the library crashed the process during send of an HTML message (signal 6, SIGABRT)"),
+            check.detail.starts_with(
+                "the library crashed the process during send of an HTML message (signal 6, SIGABRT)"
+            ),
             "{}",
             check.detail
         );
-        let stalled = Run { timed_out: true, ..run };
+        let stalled = Run {
+            timed_out: true,
+            ..run
+        };
         assert!(
             ended_early(&stalled, ExitStatus::from_raw(9), 2)
                 .detail

@@ -25,7 +25,11 @@ pub(super) fn run(home: &Home, outbox: &Outbox, args: &BatchArgs) -> Result<u8, 
         per_mailbox,
         workers: defaults.workers.max(per_mailbox),
         queue: defaults.queue.max(per_mailbox * 4),
-        progress: if args.json { Progress::Hidden } else { Progress::Auto },
+        progress: if args.json {
+            Progress::Hidden
+        } else {
+            Progress::Auto
+        },
         ..defaults
     };
     let target = BatchTarget {
@@ -41,5 +45,9 @@ pub(super) fn run(home: &Home, outbox: &Outbox, args: &BatchArgs) -> Result<u8, 
         let value = serde_json::to_value(&summary).map_err(|e| Error::Output(e.into()))?;
         print_json(&value)?;
     }
-    if summary.is_success() { OK } else { Ok(EXIT_FAILED) }
+    if summary.is_success() {
+        OK
+    } else {
+        Ok(EXIT_FAILED)
+    }
 }

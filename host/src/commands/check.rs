@@ -99,6 +99,11 @@ mod tests {
     fn missing_paths_are_unusable() {
         let error = usable_path(Path::new("/nonexistent/libx.so")).unwrap_err();
         assert_eq!(error.exit_code(), 2);
-        assert!(error.to_string().contains("/nonexistent/libx.so is missing"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("/nonexistent/libx.so is missing"),
+            "{error}"
+        );
     }
 }

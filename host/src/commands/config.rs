@@ -121,7 +121,10 @@ fn set(home: &Home, plugin: &str, key: &str, value: &str) -> Result<u8, Error> {
     if decl.secret {
         SecretStore::open(home)?.put(&secrets::setting_key(&entry.name, &decl.key), &value)?;
         remove_plain(home, &entry.name, &decl.key)?;
-        print(&format!("set {} {} (secret, stored in the secret store)", entry.name, decl.key))?;
+        print(&format!(
+            "set {} {} (secret, stored in the secret store)",
+            entry.name, decl.key
+        ))?;
     } else {
         let (name, key) = (entry.name.clone(), decl.key.clone());
         let stored = value.clone();

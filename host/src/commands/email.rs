@@ -36,9 +36,18 @@ pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
     let outbox = open_store(home)?;
     match command {
         EmailCommand::Send(args) => send(home, &outbox, &args),
-        EmailCommand::List { status, limit, json } => list(&outbox, status.as_deref(), limit, json),
+        EmailCommand::List {
+            status,
+            limit,
+            json,
+        } => list(&outbox, status.as_deref(), limit, json),
         EmailCommand::Show { id, json } => show(&outbox, &id, json),
-        EmailCommand::Retry { id: Some(id), force, json, .. } => retry_one(home, &outbox, &id, force, json),
+        EmailCommand::Retry {
+            id: Some(id),
+            force,
+            json,
+            ..
+        } => retry_one(home, &outbox, &id, force, json),
         EmailCommand::Retry { id: None, json, .. } => retry_failed(home, &outbox, json),
         EmailCommand::SendBatch(args) => super::batch::run(home, &outbox, &args),
     }
@@ -88,7 +97,12 @@ pub(crate) fn draft_of(args: &SendArgs) -> Draft {
 /// # Errors
 /// Exit-2 input errors (unknown staff member, bad draft) before anything is recorded; store
 /// errors.
-pub(crate) fn submit(home: &Home, outbox: &Outbox, staff_id: &str, draft: &Draft) -> Result<EmailRecord, Error> {
+pub(crate) fn submit(
+    home: &Home,
+    outbox: &Outbox,
+    staff_id: &str,
+    draft: &Draft,
+) -> Result<EmailRecord, Error> {
     let staff_file = staff::load(home)?;
     let record = staff_file.require(staff_id)?;
     let sender = Sender {
@@ -126,7 +140,11 @@ fn not_ready(error: &Error) -> ProviderError {
 /// Claims a stored email, hands it to the provider and records the outcome; returns the final
 /// record.
 fn deliver(outbox: &Outbox, route: &Route, id: &str, force: bool) -> Result<EmailRecord, Error> {
-    let claim = if force { outbox.claim_forced(id)? } else { outbox.claim(id)? };
+    let claim = if force {
+        outbox.claim_forced(id)?
+    } else {
+        outbox.claim(id)?
+    };
     match route.send(&claim.message()) {
         Ok(receipt) => outbox.finish_sent(id, &receipt)?,
         Err(error) => {
@@ -160,7 +178,11 @@ fn sent_line(record: &EmailRecord) -> String {
     let detail = record
         .receipt
         .as_ref()
-        .and_then(|r| [r.detail.as_str(), r.message_id.as_str()].into_iter().find(|s| !s.is_empty()))
+        .and_then(|r| {
+            [r.detail.as_str(), r.message_id.as_str()]
+                .into_iter()
+                .find(|s| !s.is_empty())
+        })
         .map(|s| format!(": {s}"))
         .unwrap_or_default();
     format!("sent {} through {}{detail}", record.id, record.provider)
@@ -203,7 +225,12 @@ pub(crate) fn outcome_json(record: &EmailRecord) -> Value {
     })
 }
 
-fn list(outbox: &Outbox, status: Option<&str>, limit: Option<usize>, json: bool) -> Result<u8, Error> {
+fn list(
+    outbox: &Outbox,
+    status: Option<&str>,
+    limit: Option<usize>,
+    json: bool,
+) -> Result<u8, Error> {
     let status = status
         .map(str::parse::<Status>)
         .transpose()
@@ -217,7 +244,13 @@ fn list(outbox: &Outbox, status: Option<&str>, limit: Option<usize>, json: bool)
         print("no emails")?;
         return OK;
     }
-    let mut rows = vec![["ID", "STATUS", "ATTEMPTS", "STAFF", "TO", "SUBJECT", "UPDATED"].map(String::from).to_vec()];
+    let mut rows = vec![
+        [
+            "ID", "STATUS", "ATTEMPTS", "STAFF", "TO", "SUBJECT", "UPDATED",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
     rows.extend(records.iter().map(|r| {
         vec![
             r.id.chars().take(8).collect(),
@@ -234,7 +267,10 @@ fn list(outbox: &Outbox, status: Option<&str>, limit: Option<usize>, json: bool)
 }
 
 fn addresses(list: &[crate::outbox::Address]) -> String {
-    list.iter().map(|a| a.address.as_str()).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|a| a.address.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -260,7 +296,11 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
 /// The human description of a stored email, one field a line.
 fn describe(r: &EmailRecord) -> String {
     let mailbox = |a: &crate::outbox::Address| {
-        if a.name.is_empty() { a.address.clone() } else { format!("{} <{}>", a.name, a.address) }
+        if a.name.is_empty() {
+            a.address.clone()
+        } else {
+            format!("{} <{}>", a.name, a.address)
+        }
     };
     let list = |l: &[crate::outbox::Address]| l.iter().map(mailbox).collect::<Vec<_>>().join(", ");
     let mut lines = vec![
@@ -279,7 +319,10 @@ fn describe(r: &EmailRecord) -> String {
     }
     lines.push(format!("subject:     {}", r.subject));
     for a in &r.attachments {
-        lines.push(format!("attachment:  {} ({} bytes, {}) from {}", a.name, a.size, a.content_type, a.path));
+        lines.push(format!(
+            "attachment:  {} ({} bytes, {}) from {}",
+            a.name, a.size, a.content_type, a.path
+        ));
     }
     for h in &r.headers {
         lines.push(format!("header:      {}: {}", h.name, h.value));
@@ -290,7 +333,11 @@ fn describe(r: &EmailRecord) -> String {
         lines.push(format!("sent:        {sent}"));
     }
     if let Some(receipt) = &r.receipt {
-        for (label, value) in [("message id:", &receipt.message_id), ("request id:", &receipt.request_id), ("detail:", &receipt.detail)] {
+        for (label, value) in [
+            ("message id:", &receipt.message_id),
+            ("request id:", &receipt.request_id),
+            ("detail:", &receipt.detail),
+        ] {
             if !value.is_empty() {
                 lines.push(format!("{label:<12} {value}"));
             }
@@ -305,7 +352,11 @@ fn describe(r: &EmailRecord) -> String {
     if let Some(hint) = next_step(r) {
         lines.push(format!("next:        {hint}"));
     }
-    lines.push(format!("{}:\n{}", if r.html { "body (html)" } else { "body" }, r.body));
+    lines.push(format!(
+        "{}:\n{}",
+        if r.html { "body (html)" } else { "body" },
+        r.body
+    ));
     lines.join("\n")
 }
 
@@ -341,10 +392,18 @@ type Routes = HashMap<String, Result<Route, String>>;
 
 /// Sends a stored email again through its staff member's current provider; a provider that
 /// cannot be used is recorded as the email's error (for a `queued` or `failed` email).
-fn retry(outbox: &Outbox, dispatcher: &Dispatcher, record: &EmailRecord, force: bool, routes: &mut Routes) -> Result<EmailRecord, Error> {
-    let route = routes
-        .entry(record.staff_id.clone())
-        .or_insert_with(|| dispatcher.prepare(&record.staff_id).map_err(|e| e.to_string()));
+fn retry(
+    outbox: &Outbox,
+    dispatcher: &Dispatcher,
+    record: &EmailRecord,
+    force: bool,
+    routes: &mut Routes,
+) -> Result<EmailRecord, Error> {
+    let route = routes.entry(record.staff_id.clone()).or_insert_with(|| {
+        dispatcher
+            .prepare(&record.staff_id)
+            .map_err(|e| e.to_string())
+    });
     match route {
         Ok(route) => deliver(outbox, route, &record.id, force),
         Err(text) => {
@@ -383,16 +442,24 @@ fn retry_failed(home: &Home, outbox: &Outbox, json: bool) -> Result<u8, Error> {
         } else if done.status == Status::Sent {
             print(&sent_line(&done))?;
         } else {
-            let why = done.error.as_ref().map_or_else(String::new, ToString::to_string);
+            let why = done
+                .error
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string);
             print(&format!("{} {}: {why}", done.status, done.id))?;
         }
     }
     if json {
-        print_json(&json!({ "retried": failed.len(), "sent": sent, "failed": not_sent, "results": results }))?;
+        print_json(
+            &json!({ "retried": failed.len(), "sent": sent, "failed": not_sent, "results": results }),
+        )?;
     } else if failed.is_empty() {
         print("no failed emails to retry")?;
     } else {
-        print(&format!("retried {}: sent {sent}, not sent {not_sent}", failed.len()))?;
+        print(&format!(
+            "retried {}: sent {sent}, not sent {not_sent}",
+            failed.len()
+        ))?;
     }
     if not_sent > 0 {
         if !json {

@@ -34,6 +34,9 @@ fn failure(what: &str, staff_id: &str, provider: &str, error: ProviderError) -> 
             "provider '{provider}' has no interactive sign-in; store a username and password instead: `mailhost staff set {staff_id} --username USER --password-stdin`"
         ))
     } else {
-        Error::Failed(format!("{what} for staff member '{staff_id}' failed ({}): {error}", error.kind))
+        Error::Failed(format!(
+            "{what} for staff member '{staff_id}' failed ({}): {error}",
+            error.kind
+        ))
     }
 }

@@ -41,7 +41,11 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
     let name = plugin.name().to_string();
     let now = crate::time::now_rfc3339();
     let (entry, replaced) = registry::update(home, |registry| -> Result<_, Error> {
-        if let Some(other) = registry.plugins.iter().find(|p| p.path == path && p.name != name) {
+        if let Some(other) = registry
+            .plugins
+            .iter()
+            .find(|p| p.path == path && p.name != name)
+        {
             return Err(Error::Usage(format!(
                 "{} is already registered as plugin '{}' but now reports the name '{name}': run `mailhost plugin remove {}` first",
                 path.display(),
@@ -95,16 +99,28 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
         "{verb} plugin '{}' {} ({}, plugin API {}) from {}",
         entry.name,
         entry.version,
-        if entry.display_name.is_empty() { &entry.name } else { &entry.display_name },
+        if entry.display_name.is_empty() {
+            &entry.name
+        } else {
+            &entry.display_name
+        },
         entry.api_version,
         entry.path.display()
     ))?;
     if entry.enabled {
         print(&format!("plugin '{}' is enabled", entry.name))?;
     } else {
-        print(&format!("plugin '{}' is disabled: run `mailhost plugin enable {}` to use it", entry.name, entry.name))?;
+        print(&format!(
+            "plugin '{}' is disabled: run `mailhost plugin enable {}` to use it",
+            entry.name, entry.name
+        ))?;
     }
-    let required: Vec<&str> = entry.settings.iter().filter(|s| s.required).map(|s| s.key.as_str()).collect();
+    let required: Vec<&str> = entry
+        .settings
+        .iter()
+        .filter(|s| s.required)
+        .map(|s| s.key.as_str())
+        .collect();
     if !required.is_empty() {
         print(&format!(
             "required settings: {} (see `mailhost config list {}`)",
@@ -167,9 +183,11 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
         return OK;
     }
     let mut rows = vec![
-        ["NAME", "VERSION", "API", "ENABLED", "SETTINGS", "STATE", "PATH"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "NAME", "VERSION", "API", "ENABLED", "SETTINGS", "STATE", "PATH",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for (p, (state, _)) in registry.plugins.iter().zip(&states) {
         rows.push(vec![
@@ -291,7 +309,10 @@ fn info(home: &Home, name: &str, json: bool) -> Result<u8, Error> {
         rows.push(vec!["reason:".into(), reason]);
     }
     if let Some(q) = entry.quarantined() {
-        rows.push(vec!["quarantine:".into(), format!("{} (since {})", q.reason, q.since)]);
+        rows.push(vec![
+            "quarantine:".into(),
+            format!("{} (since {})", q.reason, q.since),
+        ]);
     }
     rows.push(vec!["capabilities:".into(), entry.capabilities.join(", ")]);
     print(&table(&rows))?;
@@ -323,7 +344,11 @@ fn print_decls(title: &str, decls: &[SettingDecl]) -> Result<(), Error> {
             vec![
                 format!("  {}", d.key),
                 d.kind.clone(),
-                if flags.is_empty() { "-".into() } else { flags.join(", ") },
+                if flags.is_empty() {
+                    "-".into()
+                } else {
+                    flags.join(", ")
+                },
                 d.help.clone(),
             ]
         })
@@ -339,7 +364,9 @@ fn set_enabled(home: &Home, name: &str, enabled: bool) -> Result<u8, Error> {
     })?;
     let verb = if enabled { "enabled" } else { "disabled" };
     if lifted {
-        print(&format!("{verb} plugin '{name}' (quarantine lifted: it will be loaded again on next use)"))?;
+        print(&format!(
+            "{verb} plugin '{name}' (quarantine lifted: it will be loaded again on next use)"
+        ))?;
     } else {
         print(&format!("{verb} plugin '{name}'"))?;
     }
@@ -419,7 +446,10 @@ fn verify(home: &Home, name: Option<&str>, json: bool) -> Result<u8, Error> {
                     "ok      {} {} (plugin API {}): hash, ABI and version checked",
                     entry.name, entry.version, entry.api_version
                 ))?,
-                Ok(false) => print(&format!("ok      {}: hash checked; disabled, so not loaded", entry.name))?,
+                Ok(false) => print(&format!(
+                    "ok      {}: hash checked; disabled, so not loaded",
+                    entry.name
+                ))?,
                 // One line per failed plugin, each naming the plugin and the fix.
                 Err(e) => eprintln!("mailhost: {e}"),
             }
@@ -432,7 +462,10 @@ fn verify(home: &Home, name: Option<&str>, json: bool) -> Result<u8, Error> {
 }
 
 /// Re-hashes the file and, for enabled plugins, loads it. `Ok(None)`: disabled, hash fine.
-fn verify_one(loader: &Loader, entry: &PluginEntry) -> Result<Option<(Arc<LoadedPlugin>, loader::Fingerprint)>, LoadError> {
+fn verify_one(
+    loader: &Loader,
+    entry: &PluginEntry,
+) -> Result<Option<(Arc<LoadedPlugin>, loader::Fingerprint)>, LoadError> {
     if let Some(q) = entry.quarantined() {
         return Err(LoadError::Quarantined {
             name: entry.name.clone(),

@@ -64,7 +64,11 @@ fn read_password() -> Result<String, Error> {
 }
 
 /// Applies `options` to `record`, validating everything against `entry` (the provider).
-fn apply(record: &mut StaffRecord, options: &StaffOptions, entry: &PluginEntry) -> Result<(), Error> {
+fn apply(
+    record: &mut StaffRecord,
+    options: &StaffOptions,
+    entry: &PluginEntry,
+) -> Result<(), Error> {
     if let Some(email) = &options.email {
         record.email = staff::validate_email(email)?;
     }
@@ -91,11 +95,15 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
     staff::validate_id(id)?;
     let registry = registry::load(home)?;
     let Some(provider_text) = &options.provider else {
-        return Err(Error::Usage(format!("staff add {id}: --provider PLUGIN is required")));
+        return Err(Error::Usage(format!(
+            "staff add {id}: --provider PLUGIN is required"
+        )));
     };
     let entry = provider(&registry, provider_text)?;
     if options.email.is_none() {
-        return Err(Error::Usage(format!("staff add {id}: --email ADDR is required")));
+        return Err(Error::Usage(format!(
+            "staff add {id}: --email ADDR is required"
+        )));
     }
     let mut record = StaffRecord {
         provider: entry.name.clone(),
@@ -105,7 +113,11 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
         fields: Default::default(),
     };
     apply(&mut record, &options, entry)?;
-    let password = if options.password_stdin { Some(read_password()?) } else { None };
+    let password = if options.password_stdin {
+        Some(read_password()?)
+    } else {
+        None
+    };
     let secrets = SecretStore::open(home)?;
     staff::update(home, |file| -> Result<(), Error> {
         if file.staff.contains_key(id) {
@@ -126,8 +138,16 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
 
 fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Result<u8, Error> {
     let registry = registry::load(home)?;
-    let new_provider = options.provider.as_deref().map(|p| provider(&registry, p)).transpose()?;
-    let password = if options.password_stdin { Some(read_password()?) } else { None };
+    let new_provider = options
+        .provider
+        .as_deref()
+        .map(|p| provider(&registry, p))
+        .transpose()?;
+    let password = if options.password_stdin {
+        Some(read_password()?)
+    } else {
+        None
+    };
     let secrets = SecretStore::open(home)?;
     let dropped = staff::update(home, |file| -> Result<Vec<String>, Error> {
         let known = file.unknown(id);
@@ -202,14 +222,20 @@ fn show(home: &Home, id: &str, json: bool) -> Result<u8, Error> {
         vec!["email:".into(), record.email.clone()],
         vec!["name:".into(), record.name.clone()],
         vec!["username:".into(), record.username.clone()],
-        vec!["password:".into(), (if has_password { "set" } else { "not set" }).into()],
+        vec![
+            "password:".into(),
+            (if has_password { "set" } else { "not set" }).into(),
+        ],
     ];
     // Declared fields with defaults, then any stored field the provider no longer declares.
     if let Some(entry) = registry.find(&record.provider) {
         for decl in &entry.staff_fields {
             let value = match record.fields.get(&decl.key) {
                 Some(v) => v.clone(),
-                None => decl.default.as_ref().map_or("-".into(), |d| format!("{d} (default)")),
+                None => decl
+                    .default
+                    .as_ref()
+                    .map_or("-".into(), |d| format!("{d} (default)")),
             };
             rows.push(vec![format!("{}:", decl.key), value]);
         }
@@ -241,10 +267,16 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
         return OK;
     }
     if items.is_empty() {
-        print("no staff members: add one with `mailhost staff add ID --provider PLUGIN --email ADDR`")?;
+        print(
+            "no staff members: add one with `mailhost staff add ID --provider PLUGIN --email ADDR`",
+        )?;
         return OK;
     }
-    let mut rows = vec![["ID", "PROVIDER", "EMAIL", "NAME", "PASSWORD"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["ID", "PROVIDER", "EMAIL", "NAME", "PASSWORD"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for (id, record, has) in items {
         rows.push(vec![
             id.clone(),

@@ -33,12 +33,16 @@ impl EmulatorProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| Error::Failed(format!("cannot start the emulator {}: {e}", bin.display())))?;
+            .map_err(|e| {
+                Error::Failed(format!("cannot start the emulator {}: {e}", bin.display()))
+            })?;
         let stdin = child.stdin.take();
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::Failed("the emulator's standard output was not captured".into()));
+            return Err(Error::Failed(
+                "the emulator's standard output was not captured".into(),
+            ));
         };
         // From here on, `Drop` stops the child on every path.
         let mut process = Self {
@@ -49,7 +53,10 @@ impl EmulatorProcess {
         };
         let mut line = String::new();
         let read = process.stdout.read_line(&mut line);
-        match read.ok().and_then(|_| line.trim().strip_prefix(LISTENING).map(str::to_string)) {
+        match read
+            .ok()
+            .and_then(|_| line.trim().strip_prefix(LISTENING).map(str::to_string))
+        {
             Some(url) if url.starts_with("http://127.") => process.base_url = url,
             _ => {
                 return Err(Error::Failed(format!(

@@ -22,14 +22,22 @@ pub(crate) fn get_json(base_url: &str, path: &str) -> Result<serde_json::Value, 
         .filter(|a| a.starts_with("127.") || a.starts_with("localhost") || a.starts_with("[::1]"))
         .ok_or_else(|| fail("only http:// on loopback is supported".into()))?;
     let mut stream = TcpStream::connect(authority).map_err(|e| fail(e.to_string()))?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| fail(e.to_string()))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| fail(e.to_string()))?;
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| fail(e.to_string()))?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| fail(e.to_string()))?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -41,11 +49,17 @@ pub(crate) fn get_json(base_url: &str, path: &str) -> Result<serde_json::Value, 
         .nth(1)
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or_else(|| fail("the response has no status".into()))?;
-    if head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked")) {
+    if head
+        .lines()
+        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
+    {
         body = dechunk(&body).ok_or_else(|| fail("a chunked body is malformed".into()))?;
     }
     if !(200..300).contains(&status) {
-        return Err(fail(format!("HTTP {status}: {}", String::from_utf8_lossy(&body))));
+        return Err(fail(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
     }
     serde_json::from_slice(&body).map_err(|e| fail(format!("the body is not JSON: {e}")))
 }
@@ -72,7 +86,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_decode() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(), Some(&b"abcde"[..]));
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(),
+            Some(&b"abcde"[..])
+        );
         assert_eq!(dechunk(b"5\r\nab"), None);
     }
 

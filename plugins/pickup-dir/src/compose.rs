@@ -6,9 +6,9 @@
 //! The relay that collects the file delivers to the `X-Receiver`s and strips those lines, so Bcc
 //! recipients get the message without any `Bcc:` header being written.
 
+use lettre::address::Envelope;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment as MimeAttachment, Mailbox, MultiPart, SinglePart};
-use lettre::address::Envelope;
 use lettre::{Address, Message as MimeMessage};
 use mailhost_plugin_api::{Message, StaffMember};
 
@@ -42,11 +42,7 @@ fn parse_address(address: &str, role: &'static str) -> Result<Address, PickupErr
         })
 }
 
-fn mailbox(
-    address: &str,
-    name: &str,
-    role: &'static str,
-) -> Result<Mailbox, PickupError> {
+fn mailbox(address: &str, name: &str, role: &'static str) -> Result<Mailbox, PickupError> {
     check_line(name, || format!("display name of {address}"))?;
     let address = parse_address(address, role)?;
     let name = name.trim();
@@ -67,7 +63,11 @@ fn from_mailbox(message: &Message, staff: &StaffMember) -> Result<Mailbox, Picku
 
 /// A new Message-ID in the From address's domain.
 fn new_message_id(from: &Address) -> String {
-    format!("<{}.mailhost@{}>", uuid::Uuid::new_v4().simple(), from.domain())
+    format!(
+        "<{}.mailhost@{}>",
+        uuid::Uuid::new_v4().simple(),
+        from.domain()
+    )
 }
 
 /// Whether a custom header may be passed through.
@@ -105,7 +105,11 @@ pub(crate) fn compose(
     }
 
     let mut receivers: Vec<Address> = Vec::new();
-    for (role, list) in [("To", &message.to), ("Cc", &message.cc), ("Bcc", &message.bcc)] {
+    for (role, list) in [
+        ("To", &message.to),
+        ("Cc", &message.cc),
+        ("Bcc", &message.bcc),
+    ] {
         for entry in list.iter() {
             let mbox = mailbox(&entry.address, &entry.name, role)?;
             if !receivers.contains(&mbox.email) {
@@ -156,13 +160,16 @@ pub(crate) fn compose(
             let name = if attachment.name.trim().is_empty() {
                 std::path::Path::new(attachment.path.as_str())
                     .file_name()
-                    .map_or_else(|| "attachment".to_string(), |n| n.to_string_lossy().into_owned())
+                    .map_or_else(
+                        || "attachment".to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    )
             } else {
                 attachment.name.to_string()
             };
             check_line(&name, || format!("name of attachment {}", attachment.path))?;
-            let content_type = ContentType::parse(attachment.content_type.as_str())
-                .unwrap_or_else(|_| {
+            let content_type =
+                ContentType::parse(attachment.content_type.as_str()).unwrap_or_else(|_| {
                     // An unknown or blank type is sent as opaque bytes rather than refused.
                     ContentType::parse("application/octet-stream")
                         .unwrap_or(ContentType::TEXT_PLAIN)

@@ -65,7 +65,9 @@ impl PickupDir {
     /// # Errors
     /// See [`PickupError`].
     pub fn write(&self, request: &SendRequest) -> Result<Receipt, PickupError> {
-        let dir = request.setting(DIRECTORY).ok_or(PickupError::DirectoryNotSet)?;
+        let dir = request
+            .setting(DIRECTORY)
+            .ok_or(PickupError::DirectoryNotSet)?;
         let dir = Path::new(dir.trim());
         write::check_directory(dir)?;
         let limit = Self::limit(request)?;
@@ -80,7 +82,10 @@ impl PickupDir {
             estimate = estimate.saturating_add(size);
         }
         if estimate > limit {
-            return Err(PickupError::TooLarge { size: estimate, limit });
+            return Err(PickupError::TooLarge {
+                size: estimate,
+                limit,
+            });
         }
 
         let mut read = |path: &str| {

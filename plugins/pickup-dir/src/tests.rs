@@ -52,7 +52,11 @@ fn describes_itself() {
     let info = PickupDir.describe().unwrap();
     assert_eq!(info.name.as_str(), "pickup-dir");
     assert_eq!(info.display_name.as_str(), "Pickup Directory");
-    let directory = info.settings.iter().find(|s| s.key.as_str() == DIRECTORY).unwrap();
+    let directory = info
+        .settings
+        .iter()
+        .find(|s| s.key.as_str() == DIRECTORY)
+        .unwrap();
     assert!(directory.required);
     assert_eq!(directory.kind, SettingKind::PATH);
     let limit = info
@@ -60,7 +64,10 @@ fn describes_itself() {
         .iter()
         .find(|s| s.key.as_str() == MAX_MESSAGE_BYTES)
         .unwrap();
-    assert_eq!(limit.default.as_ref().map(|d| d.as_str()), ROption::RSome("36700160"));
+    assert_eq!(
+        limit.default.as_ref().map(|d| d.as_str()),
+        ROption::RSome("36700160")
+    );
 }
 
 #[test]
@@ -82,7 +89,10 @@ fn writes_one_eml_file_that_parses_back() {
     assert_eq!(receipt.detail.as_str(), files[0].to_str().unwrap());
     let name = files[0].file_name().unwrap().to_str().unwrap();
     assert!(name.ends_with(".eml"), "{name}");
-    assert!(name.contains(receipt.message_id.trim_matches(|c| c == '<' || c == '>')), "{name}");
+    assert!(
+        name.contains(receipt.message_id.trim_matches(|c| c == '<' || c == '>')),
+        "{name}"
+    );
 
     let raw = std::fs::read(&files[0]).unwrap();
     assert!(raw.starts_with(b"X-Sender: adele@contoso.com\r\n"));
@@ -92,8 +102,14 @@ fn writes_one_eml_file_that_parses_back() {
     assert_eq!(from.address(), Some("adele@contoso.com"));
     assert_eq!(from.name(), Some("Adele Vance"));
     let to = parsed.to().unwrap().first().unwrap();
-    assert_eq!((to.address(), to.name()), (Some("megan@contoso.com"), Some("Megan Bowen")));
-    assert_eq!(parsed.cc().unwrap().first().unwrap().address(), Some("lidia@contoso.com"));
+    assert_eq!(
+        (to.address(), to.name()),
+        (Some("megan@contoso.com"), Some("Megan Bowen"))
+    );
+    assert_eq!(
+        parsed.cc().unwrap().first().unwrap().address(),
+        Some("lidia@contoso.com")
+    );
     assert_eq!(
         parsed.reply_to().unwrap().first().unwrap().address(),
         Some("replies@contoso.com")
@@ -102,8 +118,14 @@ fn writes_one_eml_file_that_parses_back() {
         parsed.message_id().map(|id| format!("<{id}>")).as_deref(),
         Some(receipt.message_id.as_str())
     );
-    assert_eq!(parsed.header("X-Order-Id").and_then(|h| h.as_text()), Some("PO-1234"));
-    assert_eq!(parsed.body_text(0).as_deref().map(str::trim_end), Some("Hello Megan,\r\nsee attached."));
+    assert_eq!(
+        parsed.header("X-Order-Id").and_then(|h| h.as_text()),
+        Some("PO-1234")
+    );
+    assert_eq!(
+        parsed.body_text(0).as_deref().map(str::trim_end),
+        Some("Hello Megan,\r\nsee attached.")
+    );
 }
 
 #[test]
@@ -146,7 +168,10 @@ fn html_bodies_are_html() {
     let receipt = PickupDir.send(&req).unwrap();
     let raw = std::fs::read(receipt.detail.as_str()).unwrap();
     let parsed = MessageParser::new().parse(&raw).unwrap();
-    assert_eq!(parsed.body_html(0).as_deref().map(str::trim_end), Some("<p>Hello <b>Megan</b></p>"));
+    assert_eq!(
+        parsed.body_html(0).as_deref().map(str::trim_end),
+        Some("<p>Hello <b>Megan</b></p>")
+    );
 }
 
 #[test]
@@ -197,7 +222,12 @@ fn leaves_no_temporary_files() {
     }
     let files = eml_files(dir.path());
     assert_eq!(files.len(), 5);
-    assert!(files.iter().all(|f| f.extension().is_some_and(|e| e == "eml")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.extension().is_some_and(|e| e == "eml")),
+        "{files:?}"
+    );
 }
 
 #[test]
@@ -208,7 +238,12 @@ fn a_missing_directory_is_a_configuration_error() {
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert!(error.message.contains("Directory"), "{error}");
     assert!(error.message.contains("does not exist"), "{error}");
-    assert!(error.message.contains("mailhost config set pickup-dir Directory"), "{error}");
+    assert!(
+        error
+            .message
+            .contains("mailhost config set pickup-dir Directory"),
+        "{error}"
+    );
 
     let mut unset = request(dir.path());
     unset.settings = RVec::new();
@@ -222,7 +257,9 @@ fn a_missing_directory_is_a_configuration_error() {
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert!(error.message.contains("is not a folder"), "{error}");
 
-    let error = PickupDir.send(&request(Path::new("relative/dir"))).unwrap_err();
+    let error = PickupDir
+        .send(&request(Path::new("relative/dir")))
+        .unwrap_err();
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert!(error.message.contains("relative"), "{error}");
 }
@@ -301,7 +338,10 @@ fn header_injection_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut req = request(dir.path());
     req.message.subject = "Hi\r\nBcc: evil@example.com".into();
-    assert_eq!(PickupDir.send(&req).unwrap_err().kind, ErrorKind::INVALID_MESSAGE);
+    assert_eq!(
+        PickupDir.send(&req).unwrap_err().kind,
+        ErrorKind::INVALID_MESSAGE
+    );
 
     let mut req = request(dir.path());
     req.message.headers = vec![Header {
@@ -328,8 +368,14 @@ fn another_from_address_names_the_staff_member_as_sender() {
     let raw = std::fs::read(receipt.detail.as_str()).unwrap();
     assert!(raw.starts_with(b"X-Sender: adele@contoso.com\r\n"));
     let parsed = MessageParser::new().parse(&raw).unwrap();
-    assert_eq!(parsed.from().unwrap().first().unwrap().address(), Some("sales@contoso.com"));
-    assert_eq!(parsed.sender().unwrap().first().unwrap().address(), Some("adele@contoso.com"));
+    assert_eq!(
+        parsed.from().unwrap().first().unwrap().address(),
+        Some("sales@contoso.com")
+    );
+    assert_eq!(
+        parsed.sender().unwrap().first().unwrap().address(),
+        Some("adele@contoso.com")
+    );
 }
 
 #[test]
@@ -341,6 +387,9 @@ fn an_empty_from_falls_back_to_the_staff_member() {
     let raw = std::fs::read(receipt.detail.as_str()).unwrap();
     let parsed = MessageParser::new().parse(&raw).unwrap();
     let from = parsed.from().unwrap().first().unwrap();
-    assert_eq!((from.address(), from.name()), (Some("adele@contoso.com"), Some("Adele Vance")));
+    assert_eq!(
+        (from.address(), from.name()),
+        (Some("adele@contoso.com"), Some("Adele Vance"))
+    );
     assert!(parsed.sender().is_none());
 }

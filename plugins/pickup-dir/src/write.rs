@@ -83,9 +83,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Writes `bytes` into `dir` under `name`, atomically, and returns the final path.
-pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, PickupError> {
+pub(crate) fn write_atomically(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, PickupError> {
     let not_writable = |source: std::io::Error| {
-        if source.kind() == ErrorKind::PermissionDenied || source.kind() == ErrorKind::ReadOnlyFilesystem {
+        if source.kind() == ErrorKind::PermissionDenied
+            || source.kind() == ErrorKind::ReadOnlyFilesystem
+        {
             PickupError::DirectoryNotWritable {
                 path: dir.to_path_buf(),
                 source,
@@ -110,16 +116,20 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<P
     temp.write_all(bytes).map_err(write_error)?;
     temp.as_file().sync_all().map_err(write_error)?;
     let target = dir.join(name);
-    temp.persist_noclobber(&target).map_err(|e| PickupError::Write {
-        path: target.clone(),
-        source: e.error,
-    })?;
+    temp.persist_noclobber(&target)
+        .map_err(|e| PickupError::Write {
+            path: target.clone(),
+            source: e.error,
+        })?;
     // Make the rename itself durable.
     #[cfg(unix)]
-    if let Ok(folder) = std::fs::File::open(dir) {
-        if let Err(e) = folder.sync_all() {
-            log::warn!("could not flush the pickup directory {}: {e}", dir.display());
-        }
+    if let Ok(folder) = std::fs::File::open(dir)
+        && let Err(e) = folder.sync_all()
+    {
+        log::warn!(
+            "could not flush the pickup directory {}: {e}",
+            dir.display()
+        );
     }
     Ok(target)
 }

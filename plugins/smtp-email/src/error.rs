@@ -167,13 +167,13 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 pub(crate) fn is_timeout(error: &LettreError) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if matches!(
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(
                 io.kind(),
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) {
-                return true;
-            }
+            )
+        {
+            return true;
         }
         source = cause.source();
     }

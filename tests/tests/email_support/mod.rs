@@ -20,10 +20,23 @@ pub(crate) fn pickup_home() -> (Home, PathBuf) {
     home.add_enabled(&plugin_path("pickup_dir"));
     let outbox = home.path().join("pickup");
     std::fs::create_dir(&outbox).unwrap();
-    home.ok(&["config", "set", "pickup-dir", "Directory", outbox.to_str().unwrap()]);
     home.ok(&[
-        "staff", "add", "adele", "--provider", "pickup-dir", "--email", "adele@contoso.com",
-        "--name", "Adele Vance",
+        "config",
+        "set",
+        "pickup-dir",
+        "Directory",
+        outbox.to_str().unwrap(),
+    ]);
+    home.ok(&[
+        "staff",
+        "add",
+        "adele",
+        "--provider",
+        "pickup-dir",
+        "--email",
+        "adele@contoso.com",
+        "--name",
+        "Adele Vance",
     ]);
     (home, outbox)
 }
@@ -32,7 +45,13 @@ pub(crate) fn pickup_home() -> (Home, PathBuf) {
 pub(crate) fn eml_count(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "eml")
+        })
         .count()
 }
 
@@ -57,9 +76,20 @@ pub(crate) fn configure_graph(home: &Home, emulator: &Emulator) {
     }
     let output = home.run_with_stdin(
         &[
-            "staff", "add", STAFF, "--provider", "graph-email", "--email", seed::USER_UPN,
-            "--name", seed::USER_NAME, "--username", seed::USER_UPN, "--field",
-            "NonInteractive=true", "--password-stdin",
+            "staff",
+            "add",
+            STAFF,
+            "--provider",
+            "graph-email",
+            "--email",
+            seed::USER_UPN,
+            "--name",
+            seed::USER_NAME,
+            "--username",
+            seed::USER_UPN,
+            "--field",
+            "NonInteractive=true",
+            "--password-stdin",
         ],
         &format!("{}\n", seed::USER_PASSWORD),
     );

@@ -74,7 +74,10 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     let mut collected = Vec::new();
     let mut drained = 0usize;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let Ok(data) = frame.map_err(|_| GraphError::entity_too_large())?.into_data() else {
+        let Ok(data) = frame
+            .map_err(|_| GraphError::entity_too_large())?
+            .into_data()
+        else {
             continue;
         };
         if too_large {
