@@ -193,21 +193,10 @@ mod tests {
 
     fn entry(name: &str) -> PluginEntry {
         PluginEntry {
-            name: name.into(),
-            display_name: String::new(),
-            description: String::new(),
-            path: PathBuf::from(format!("/p/lib{name}.so")),
-            enabled: true,
-            version: "1".into(),
-            api_version: "1.1.0".into(),
             sha256: "aa".into(),
             size: 1,
             mtime: 1,
-            added: String::new(),
-            capabilities: Vec::new(),
-            settings: Vec::new(),
-            staff_fields: Vec::new(),
-            quarantine: None,
+            ..PluginEntry::for_test(name, format!("/p/lib{name}.so"))
         }
     }
 

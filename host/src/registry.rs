@@ -137,6 +137,31 @@ impl PluginEntry {
     }
 }
 
+#[cfg(test)]
+impl PluginEntry {
+    /// An enabled entry for unit tests: `name` at `path`, version 1 on API 1.1.0, with nothing
+    /// pinned, declared or quarantined.
+    pub(crate) fn for_test(name: &str, path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            display_name: String::new(),
+            description: String::new(),
+            path: path.into(),
+            enabled: true,
+            version: "1".into(),
+            api_version: "1.1.0".into(),
+            sha256: String::new(),
+            size: 0,
+            mtime: 0,
+            added: String::new(),
+            capabilities: Vec::new(),
+            settings: Vec::new(),
+            staff_fields: Vec::new(),
+            quarantine: None,
+        }
+    }
+}
+
 /// A declared setting or staff field, as cached in the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

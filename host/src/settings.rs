@@ -397,21 +397,9 @@ mod tests {
         let mut secret = decl("ClientSecret", "string");
         secret.secret = true;
         PluginEntry {
-            name: "graph-email".into(),
             display_name: "Microsoft Graph".into(),
-            description: String::new(),
-            path: PathBuf::from("/p"),
-            enabled: true,
-            version: "1".into(),
-            api_version: "1.1.0".into(),
-            sha256: String::new(),
-            size: 0,
-            mtime: 0,
-            added: String::new(),
-            capabilities: Vec::new(),
             settings: vec![required, endpoint, secret, decl("Verbose", "bool")],
-            staff_fields: Vec::new(),
-            quarantine: None,
+            ..PluginEntry::for_test("graph-email", "/p")
         }
     }
 

@@ -245,19 +245,7 @@ mod tests {
 
     fn provider() -> PluginEntry {
         PluginEntry {
-            name: "graph-email".into(),
             display_name: "Microsoft Graph".into(),
-            description: String::new(),
-            path: PathBuf::from("/p"),
-            enabled: true,
-            version: "1".into(),
-            api_version: "1.1.0".into(),
-            sha256: String::new(),
-            size: 0,
-            mtime: 0,
-            added: String::new(),
-            capabilities: Vec::new(),
-            settings: Vec::new(),
             staff_fields: vec![SettingDecl {
                 key: "NonInteractive".into(),
                 kind: "bool".into(),
@@ -266,7 +254,7 @@ mod tests {
                 secret: false,
                 help: String::new(),
             }],
-            quarantine: None,
+            ..PluginEntry::for_test("graph-email", "/p")
         }
     }
 

@@ -36,16 +36,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mailhost_emulator::{Config, Counters, Emulator, seed};
+use mailhost_tests::Home;
 use mailhost_tests::bench::{env_or, peak_rss_kib, write_batch};
-use mailhost_tests::{Home, plugin_path};
+use mailhost_tests::homes::{STAFF, graph_home};
 use serde_json::Value;
 
 /// Requests in flight per mailbox (Graph's limit, and send-batch's default).
 const IN_FLIGHT: f64 = 4.0;
 /// The added latencies measured, in milliseconds.
 const LATENCIES: [u64; 2] = [0, 50];
-/// The staff ID of the NonInteractive (username + password) staff member.
-const STAFF: &str = "alex";
 /// The size of the large attachment: 100 MiB.
 const ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
 
@@ -135,35 +134,7 @@ struct Clients<'a> {
 impl Clients<'_> {
     /// A fresh home (nothing cached) with the Graph plugin and the NonInteractive staff member.
     fn home(&self) -> Home {
-        let home = Home::new();
-        home.add_enabled(&plugin_path("graph_email"));
-        for (key, value) in [
-            ("ClientID", seed::MAILHOST_CLIENT_ID),
-            ("TenantID", seed::TENANT_ID),
-            ("Authority", self.emulator.authority()),
-            ("GraphEndpoint", self.emulator.graph_endpoint()),
-        ] {
-            home.ok(&["config", "set", "graph-email", key, value]);
-        }
-        let output = home.run_with_stdin(
-            &[
-                "staff",
-                "add",
-                STAFF,
-                "--provider",
-                "graph-email",
-                "--email",
-                seed::USER_UPN,
-                "--username",
-                seed::USER_UPN,
-                "--field",
-                "NonInteractive=true",
-                "--password-stdin",
-            ],
-            &format!("{}\n", seed::USER_PASSWORD),
-        );
-        mailhost_tests::assert_exit(&output, 0, &["staff", "add", STAFF]);
-        home
+        graph_home(self.emulator)
     }
 
     /// A `mailhost` command in `home` that trusts the emulator's CA and talks to it directly.

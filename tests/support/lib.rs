@@ -9,13 +9,14 @@
 
 pub mod bench;
 pub mod fixtures;
+pub mod homes;
 pub mod plugins;
 pub mod python;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -128,6 +129,33 @@ pub fn plugin_path(lib_name: &str) -> PathBuf {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ))
+}
+
+/// Builds package `package` of the workspace (once per test process; the shared
+/// [`build_artifacts`] builds only the packages it knows) and returns the path of its library
+/// `lib_name`.
+pub fn build_library(package: &str, lib_name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|p| p == package) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(workspace_root())
+            .args(["build", "--quiet", "-p", package]);
+        if profile() == "release" {
+            command.arg("--release");
+        }
+        assert!(
+            command.status().unwrap().success(),
+            "cargo build -p {package} failed"
+        );
+        built.push(package.to_string());
+    }
+    drop(built);
+    plugin_path(lib_name)
 }
 
 /// A temporary mailhost home for one test.

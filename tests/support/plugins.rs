@@ -28,13 +28,19 @@ impl Home {
     /// Copies a built library into [`Home::libs`] and registers it, enabled.
     pub fn add_enabled(&self, source: &std::path::Path) -> PathBuf {
         let path = self.install(source);
+        self.register_enabled(&path);
+        path
+    }
+
+    /// Registers the library at `path` where it is (`plugin add PATH --enable`), asserting
+    /// success.
+    pub fn register_enabled(&self, path: &std::path::Path) {
         self.ok(&[
             "plugin",
             "add",
             path.to_str().expect("utf-8 path"),
             "--enable",
         ]);
-        path
     }
 
     /// `plugin list --json` as a list of entries (accepts a bare array or `{"plugins": [..]}`).

@@ -11,8 +11,9 @@ use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use email_support::{STAFF, graph_home, records, stdout_json};
+use email_support::{records, stdout_json};
 use mailhost_emulator::{Emulator, seed};
+use mailhost_tests::homes::{STAFF, graph_home};
 
 const EMAILS: usize = 500;
 

@@ -7,9 +7,11 @@
 mod email_support;
 
 use std::fmt::Write as _;
+use std::path::Path;
 
-use email_support::{eml_count, pickup_home, records, stdout_json};
+use email_support::{eml_count, records, stdout_json};
 use mailhost_tests::assert_exit;
+use mailhost_tests::homes::pickup_home;
 
 fn lines(count: usize) -> String {
     let mut text = String::new();
@@ -23,32 +25,32 @@ fn lines(count: usize) -> String {
     text
 }
 
+/// `email send-batch FILE --staff STAFF`, then `extra`.
+fn batch_args<'a>(file: &'a Path, staff: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "email",
+        "send-batch",
+        file.to_str().unwrap(),
+        "--staff",
+        staff,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 #[test]
 fn a_clean_batch_sends_every_line_once_and_resumes() {
     let (home, pickup) = pickup_home();
     let file = home.path().join("batch.jsonl");
     std::fs::write(&file, lines(25)).unwrap();
-    let args = [
-        "email",
-        "send-batch",
-        file.to_str().unwrap(),
-        "--staff",
-        "adele",
-    ];
+    let args = batch_args(&file, "adele", &[]);
     let output = home.run(&args);
     assert_exit(&output, 0, &args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("sent 25, failed 0"), "{stderr}");
     assert_eq!(eml_count(&pickup), 25);
 
-    let json_args = [
-        "email",
-        "send-batch",
-        file.to_str().unwrap(),
-        "--staff",
-        "adele",
-        "--json",
-    ];
+    let json_args = batch_args(&file, "adele", &["--json"]);
     let summary = home.json(&json_args);
     assert_eq!(summary["sent"], 0, "{summary:#}");
     assert_eq!(summary["skipped_sent"], 25, "{summary:#}");
@@ -68,13 +70,7 @@ fn invalid_lines_are_reported_by_number_and_the_rest_sent() {
         lines(1).replace("line 1", "line 5"),
     );
     std::fs::write(&file, text).unwrap();
-    let args = [
-        "email",
-        "send-batch",
-        file.to_str().unwrap(),
-        "--staff",
-        "adele",
-    ];
+    let args = batch_args(&file, "adele", &[]);
     let output = home.run(&args);
     assert_exit(&output, 1, &args);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -83,14 +79,7 @@ fn invalid_lines_are_reported_by_number_and_the_rest_sent() {
     assert!(stderr.contains("invalid 2"), "{stderr}");
     assert_eq!(eml_count(&pickup), 3);
 
-    let output = home.run(&[
-        "email",
-        "send-batch",
-        file.to_str().unwrap(),
-        "--staff",
-        "adele",
-        "--json",
-    ]);
+    let output = home.run(&batch_args(&file, "adele", &["--json"]));
     assert_exit(&output, 1, &args);
     let summary = stdout_json(&output);
     assert_eq!(summary["skipped_sent"], 3, "{summary:#}");
@@ -103,29 +92,11 @@ fn invalid_lines_are_reported_by_number_and_the_rest_sent() {
 fn a_batch_that_cannot_run_exits_2() {
     let (home, pickup) = pickup_home();
     let missing = home.path().join("missing.jsonl");
-    let stderr = home.fails(
-        &[
-            "email",
-            "send-batch",
-            missing.to_str().unwrap(),
-            "--staff",
-            "adele",
-        ],
-        2,
-    );
+    let stderr = home.fails(&batch_args(&missing, "adele", &[]), 2);
     assert!(stderr.contains("missing.jsonl"), "{stderr}");
     let file = home.path().join("batch.jsonl");
     std::fs::write(&file, lines(1)).unwrap();
-    let stderr = home.fails(
-        &[
-            "email",
-            "send-batch",
-            file.to_str().unwrap(),
-            "--staff",
-            "nobody",
-        ],
-        2,
-    );
+    let stderr = home.fails(&batch_args(&file, "nobody", &[]), 2);
     assert!(stderr.contains("nobody"), "{stderr}");
     assert_eq!(eml_count(&pickup), 0);
     assert!(records(&home).is_empty());
@@ -138,14 +109,7 @@ fn failed_lines_exit_1_and_a_rerun_after_the_fix_sends_them() {
     std::fs::write(&file, lines(3)).unwrap();
     // The provider refuses every send: its folder is gone.
     std::fs::remove_dir(&pickup).unwrap();
-    let args = [
-        "email",
-        "send-batch",
-        file.to_str().unwrap(),
-        "--staff",
-        "adele",
-        "--json",
-    ];
+    let args = batch_args(&file, "adele", &["--json"]);
     let output = home.run(&args);
     assert_exit(&output, 1, &args);
     let summary = stdout_json(&output);

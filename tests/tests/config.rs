@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed step should stop the test loudly
 
 use mailhost_tests::fixtures::fixture_path;
+use mailhost_tests::homes::adele_send_args;
 use mailhost_tests::{Home, assert_failed};
 
 const PLUGIN: &str = "echo-00";
@@ -118,24 +119,8 @@ fn secrets_are_masked_everywhere_but_reach_the_plugin() {
         }
     }
 
-    home.ok(&[
-        "staff",
-        "add",
-        "adele",
-        "--provider",
-        PLUGIN,
-        "--email",
-        "adele@contoso.com",
-    ]);
-    let sent = home.json(&[
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-        "--json",
-    ]);
+    home.add_adele(PLUGIN, &[]);
+    let sent = home.json(&adele_send_args(&["--json"]));
     assert_eq!(sent["status"], "sent", "{sent:#}");
     let recorded = std::fs::read_to_string(out_file(&home)).unwrap();
     assert!(
@@ -149,23 +134,8 @@ fn secrets_are_masked_everywhere_but_reach_the_plugin() {
 #[test]
 fn a_missing_required_setting_fails_the_send_naming_it() {
     let home = echo_home();
-    home.ok(&[
-        "staff",
-        "add",
-        "adele",
-        "--provider",
-        PLUGIN,
-        "--email",
-        "adele@contoso.com",
-    ]);
-    let args = [
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-    ];
+    home.add_adele(PLUGIN, &[]);
+    let args = adele_send_args(&[]);
     let output = home.run(&args);
     assert_failed(&output, &args);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -9,25 +9,22 @@ mod email_support;
 
 use std::time::{Duration, Instant};
 
-use email_support::{eml_count, pickup_home, records, stdout_json};
+use email_support::{eml_count, records, stdout_json};
+use mailhost_tests::homes::pickup_home;
 use mailhost_tests::{Home, assert_exit};
 
-const SEND: &[&str] = &[
-    "email",
-    "send",
-    "--staff",
-    "adele",
-    "--to",
-    "megan@contoso.com",
-    "--subject",
-    "Hello",
-    "--body",
-    "Hi",
-];
+/// `email send --staff adele --to TO`, then `extra`.
+fn send_to<'a>(to: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["email", "send", "--staff", "adele", "--to", to];
+    args.extend_from_slice(extra);
+    args
+}
 
-/// The basic send with `extra` arguments.
+/// The basic send (to megan@contoso.com, subject Hello, body Hi) with `extra` arguments.
 fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    SEND.iter().chain(extra).copied().collect()
+    let mut args = send_to("megan@contoso.com", &["--subject", "Hello", "--body", "Hi"]);
+    args.extend_from_slice(extra);
+    args
 }
 
 #[test]
@@ -93,78 +90,22 @@ fn bad_input_is_refused_and_nothing_is_recorded() {
     let (home, pickup) = pickup_home();
     let missing = home.path().join("no-such-file.pdf");
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (send_to("not-an-address", &[]), "not valid"),
         (
-            vec![
-                "email",
-                "send",
-                "--staff",
-                "adele",
-                "--to",
-                "not-an-address",
-            ],
-            "not valid",
-        ),
-        (
-            vec![
-                "email",
-                "send",
-                "--staff",
-                "adele",
-                "--to",
-                "a@b.com",
-                "--subject",
-                "Hi\r\nBcc: x@evil.com",
-            ],
+            send_to("a@b.com", &["--subject", "Hi\r\nBcc: x@evil.com"]),
             "line break",
         ),
         (
-            vec![
-                "email",
-                "send",
-                "--staff",
-                "adele",
-                "--to",
-                "a@b.com",
-                "--subject",
-                "Hi\nthere",
-            ],
+            send_to("a@b.com", &["--subject", "Hi\nthere"]),
             "line break",
         ),
+        (send_to("Evil\r\nBcc: x@evil.com <a@b.com>", &[]), ""),
         (
-            vec![
-                "email",
-                "send",
-                "--staff",
-                "adele",
-                "--to",
-                "Evil\r\nBcc: x@evil.com <a@b.com>",
-            ],
+            send_to("a@b.com", &["--from", "Sales\n <sales@contoso.com>"]),
             "",
         ),
         (
-            vec![
-                "email",
-                "send",
-                "--staff",
-                "adele",
-                "--to",
-                "a@b.com",
-                "--from",
-                "Sales\n <sales@contoso.com>",
-            ],
-            "",
-        ),
-        (
-            vec![
-                "email",
-                "send",
-                "--staff",
-                "adele",
-                "--to",
-                "a@b.com",
-                "--attach",
-                missing.to_str().unwrap(),
-            ],
+            send_to("a@b.com", &["--attach", missing.to_str().unwrap()]),
             "no-such-file.pdf",
         ),
         (
@@ -264,7 +205,7 @@ fn an_unregistered_provider_keeps_the_email_and_retry_failed_sends_it() {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
-    home.ok(&["plugin", "add", lib.to_str().unwrap(), "--enable"]);
+    home.register_enabled(&lib);
     let out = home.ok(&["email", "retry", "--failed"]);
     assert!(out.contains("sent 2"), "{out}");
     assert_eq!(eml_count(&pickup), 2);
@@ -285,7 +226,7 @@ fn a_locked_mail_db_is_reported_without_hanging() {
     let started = Instant::now();
     let output = home.run_env(&with(&[]), &[("MAILHOST_DB_BUSY_TIMEOUT_MS", "300")]);
     let elapsed = started.elapsed();
-    assert_exit(&output, 1, SEND);
+    assert_exit(&output, 1, &with(&[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("mail.db") && stderr.contains("locked"),

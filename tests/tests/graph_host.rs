@@ -6,8 +6,9 @@
 
 mod email_support;
 
-use email_support::{STAFF, graph_home, stdout_json};
+use email_support::stdout_json;
 use mailhost_emulator::{Config, Emulator, seed};
+use mailhost_tests::homes::{STAFF, graph_home};
 
 fn send_args(subject: &str) -> Vec<String> {
     [

@@ -6,6 +6,7 @@
 use std::process::Stdio;
 
 use mailhost_tests::fixtures::fixture_path;
+use mailhost_tests::homes::add_adele_args;
 use mailhost_tests::{Home, plugin_path};
 
 #[test]
@@ -54,16 +55,7 @@ fn secrets_never_leave_the_secret_store() {
     let home = Home::new();
     home.add_enabled(&plugin_path("pickup_dir"));
     let output = home.run_with_stdin(
-        &[
-            "staff",
-            "add",
-            "adele",
-            "--provider",
-            "pickup-dir",
-            "--email",
-            "adele@contoso.com",
-            "--password-stdin",
-        ],
+        &add_adele_args("pickup-dir", &["--password-stdin"]),
         "hunter2\n",
     );
     assert!(output.status.success(), "{output:?}");

@@ -9,8 +9,9 @@
 use std::io::Write;
 
 use mailhost_tests::fixtures::{ApiFixture, api_fixture, fixture_path, set_mode};
+use mailhost_tests::homes::adele_send_args;
 use mailhost_tests::plugins::state_text;
-use mailhost_tests::{Home, assert_failed, one_line, plugin_path};
+use mailhost_tests::{Home, assert_failed, one_line};
 
 /// `plugin add PATH` must fail with one line on stderr; returns that line.
 fn add_refused(home: &Home, path: &std::path::Path) -> String {
@@ -25,18 +26,6 @@ fn add_refused(home: &Home, path: &std::path::Path) -> String {
         "a refused plugin was registered"
     );
     line
-}
-
-fn add_staff(home: &Home, id: &str, provider: &str) {
-    home.ok(&[
-        "staff",
-        "add",
-        id,
-        "--provider",
-        provider,
-        "--email",
-        "adele@contoso.com",
-    ]);
 }
 
 fn send_args(staff: &str) -> Vec<&str> {
@@ -139,7 +128,7 @@ fn a_plugin_of_a_newer_minor_is_refused_with_the_upgrade_hint() {
 fn a_plugin_of_api_1_0_loads_sends_and_has_no_sign_in() {
     let home = Home::new();
     let path = home.install(&api_fixture(ApiFixture::V1_0));
-    home.ok(&["plugin", "add", path.to_str().unwrap(), "--enable"]);
+    home.register_enabled(&path);
     let entry = home.plugin_entry("api-1-0");
     assert!(
         entry["api_version"]
@@ -150,7 +139,7 @@ fn a_plugin_of_api_1_0_loads_sends_and_has_no_sign_in() {
     );
     assert!(state_text(&entry).contains("loaded"), "{entry:#}");
 
-    add_staff(&home, "adele", "api-1-0");
+    home.add_adele("api-1-0", &[]);
     let sent = home.json(&send_args("adele"));
     assert_eq!(sent["status"], "sent", "{sent:#}");
 
@@ -165,7 +154,7 @@ fn a_plugin_of_api_1_0_loads_sends_and_has_no_sign_in() {
 fn a_changed_file_is_refused_after_registration() {
     let home = Home::new();
     let path = home.add_enabled(&fixture_path("null"));
-    add_staff(&home, "adele", "null");
+    home.add_adele("null", &[]);
     std::fs::OpenOptions::new()
         .append(true)
         .open(&path)
@@ -215,7 +204,7 @@ fn a_library_writable_by_others_is_refused() {
     set_mode(&home.libs(), 0o755);
 
     // And after registration: listed with the reason, refused by verify.
-    home.ok(&["plugin", "add", path.to_str().unwrap(), "--enable"]);
+    home.register_enabled(&path);
     set_mode(&path, 0o766);
     let entry = home.plugin_entry("null");
     let state = state_text(&entry);
@@ -231,17 +220,8 @@ fn a_library_writable_by_others_is_refused() {
 fn a_refused_plugin_does_not_stop_another_from_sending() {
     let home = Home::new();
     let null = home.add_enabled(&fixture_path("null"));
-    home.add_enabled(&plugin_path("pickup_dir"));
-    let outbox = home.path().join("outbox");
-    std::fs::create_dir(&outbox).unwrap();
-    home.ok(&[
-        "config",
-        "set",
-        "pickup-dir",
-        "Directory",
-        outbox.to_str().unwrap(),
-    ]);
-    add_staff(&home, "adele", "pickup-dir");
+    let outbox = home.add_pickup_dir("outbox");
+    home.add_adele("pickup-dir", &[]);
     // Break the other plugin.
     std::fs::OpenOptions::new()
         .append(true)
@@ -261,18 +241,9 @@ fn a_refused_plugin_does_not_stop_another_from_sending() {
 fn a_panicking_send_is_an_error_and_the_host_exits_cleanly() {
     let home = Home::new();
     home.add_enabled(&fixture_path("panics"));
-    add_staff(&home, "adele", "panics");
+    home.add_adele("panics", &[]);
 
-    let args = [
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-        "--subject",
-        "Hi",
-    ];
+    let args = adele_send_args(&["--subject", "Hi"]);
     let output = home.run(&args);
     assert_eq!(
         output.status.code(),
@@ -315,7 +286,7 @@ fn a_crash_while_loading_quarantines_the_plugin() {
     const CRASH: (&str, &str) = ("MAILHOST_FIXTURE_CRASH", "1");
     let home = Home::new();
     home.add_enabled(&fixture_path("crash-on-load"));
-    add_staff(&home, "adele", "crash-on-load");
+    home.add_adele("crash-on-load", &[]);
 
     // Loading it kills the process (abort): nothing the host can catch.
     let crashed = home.run_env(&send_args("adele"), &[CRASH]);

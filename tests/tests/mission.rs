@@ -12,8 +12,9 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use email_support::{STAFF, graph_home, records, stdout_json};
+use email_support::{records, stdout_json};
 use mailhost_emulator::{Emulator, seed};
+use mailhost_tests::homes::{STAFF, graph_home};
 use mailhost_tests::{assert_exit, mailhost_bin};
 
 #[test]

@@ -7,34 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use mail_parser::{MessageParser, MimeHeaders};
+use mailhost_tests::homes::{adele_send_args, pickup_home};
 use mailhost_tests::{Home, assert_failed, plugin_path};
-
-/// A home with pickup-dir registered and configured, and staff member `adele` on it.
-fn pickup_home() -> (Home, PathBuf) {
-    let home = Home::new();
-    home.add_enabled(&plugin_path("pickup_dir"));
-    let outbox = home.path().join("outbox");
-    std::fs::create_dir(&outbox).unwrap();
-    home.ok(&[
-        "config",
-        "set",
-        "pickup-dir",
-        "Directory",
-        outbox.to_str().unwrap(),
-    ]);
-    home.ok(&[
-        "staff",
-        "add",
-        "adele",
-        "--provider",
-        "pickup-dir",
-        "--email",
-        "adele@contoso.com",
-        "--name",
-        "Adele Vance",
-    ]);
-    (home, outbox)
-}
 
 fn eml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -60,13 +34,7 @@ fn a_sent_email_reads_back_intact() {
     std::fs::write(&bin_file, &binary).unwrap();
     let subject = "Relevé de compte — 請求書 ✓";
 
-    let sent = home.json(&[
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
+    let sent = home.json(&adele_send_args(&[
         "--to",
         "alex@contoso.com",
         "--cc",
@@ -84,7 +52,7 @@ fn a_sent_email_reads_back_intact() {
         "--attach",
         bin_file.to_str().unwrap(),
         "--json",
-    ]);
+    ]));
     assert_eq!(sent["status"], "sent", "{sent:#}");
     assert!(sent["id"].is_string() || sent["id"].is_number(), "{sent:#}");
 
@@ -151,20 +119,14 @@ fn a_sent_email_reads_back_intact() {
 #[test]
 fn an_html_email_has_an_html_body() {
     let (home, outbox) = pickup_home();
-    let sent = home.json(&[
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
+    let sent = home.json(&adele_send_args(&[
         "--subject",
         "HTML",
         "--body",
         "<h1>Hello</h1><p>World</p>",
         "--html",
         "--json",
-    ]);
+    ]));
     assert_eq!(sent["status"], "sent", "{sent:#}");
     let raw = std::fs::read(&eml_files(&outbox)[0]).unwrap();
     let message = MessageParser::default().parse(&raw).unwrap();
@@ -177,19 +139,13 @@ fn a_body_file_is_sent_as_the_body() {
     let (home, outbox) = pickup_home();
     let body = home.path().join("body.txt");
     std::fs::write(&body, "Body from a file, ünïcödé.\n").unwrap();
-    home.json(&[
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
+    home.json(&adele_send_args(&[
         "--subject",
         "File",
         "--body-file",
         body.to_str().unwrap(),
         "--json",
-    ]);
+    ]));
     let raw = std::fs::read(&eml_files(&outbox)[0]).unwrap();
     let message = MessageParser::default().parse(&raw).unwrap();
     assert!(
@@ -203,17 +159,7 @@ fn a_body_file_is_sent_as_the_body() {
 #[test]
 fn a_setting_change_applies_to_the_next_send() {
     let (home, first) = pickup_home();
-    let args = [
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-        "--subject",
-        "One",
-        "--json",
-    ];
+    let args = adele_send_args(&["--subject", "One", "--json"]);
     assert_eq!(home.json(&args)["status"], "sent");
     assert_eq!(eml_files(&first).len(), 1);
 
@@ -246,25 +192,8 @@ fn a_setting_change_applies_to_the_next_send() {
 fn a_missing_directory_setting_is_reported_at_send_time() {
     let home = Home::new();
     home.add_enabled(&plugin_path("pickup_dir"));
-    home.ok(&[
-        "staff",
-        "add",
-        "adele",
-        "--provider",
-        "pickup-dir",
-        "--email",
-        "adele@contoso.com",
-    ]);
-    let args = [
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-        "--subject",
-        "x",
-    ];
+    home.add_adele("pickup-dir", &[]);
+    let args = adele_send_args(&["--subject", "x"]);
     let output = home.run(&args);
     assert_failed(&output, &args);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -285,15 +214,7 @@ fn a_directory_that_does_not_exist_is_a_configuration_error() {
         gone.to_str().unwrap(),
     ]);
     if set.status.success() {
-        let args = [
-            "email",
-            "send",
-            "--staff",
-            "adele",
-            "--to",
-            "megan@contoso.com",
-            "--json",
-        ];
+        let args = adele_send_args(&["--json"]);
         let output = home.run(&args);
         assert_failed(&output, &args);
         let all = String::from_utf8_lossy(&output.stdout).to_string()
@@ -311,16 +232,7 @@ fn a_directory_that_does_not_exist_is_a_configuration_error() {
 fn an_unreadable_attachment_is_refused() {
     let (home, outbox) = pickup_home();
     let missing = home.path().join("missing.pdf");
-    let args = [
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-        "--attach",
-        missing.to_str().unwrap(),
-    ];
+    let args = adele_send_args(&["--attach", missing.to_str().unwrap()]);
     let output = home.run(&args);
     assert_failed(&output, &args);
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.pdf"));

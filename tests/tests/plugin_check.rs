@@ -6,12 +6,12 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should stop the test loudly
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use mailhost_tests::fixtures::{fixture_path, set_mode};
-use mailhost_tests::{Home, assert_exit, one_line, plugin_path, workspace_root};
+use mailhost_tests::{Home, assert_exit, build_library, one_line, plugin_path};
 use serde_json::Value;
 
 /// Every check a library that loads gets, in report order (the send cases included).
@@ -84,25 +84,6 @@ fn fails_only(fixture: &str, name: &str) -> String {
     assert_eq!(report["passed"], false, "{report:#}");
     assert_eq!(failed(&report), [name], "{report:#}");
     named(&report, name)["detail"].as_str().unwrap().to_string()
-}
-
-fn template_plugin() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(workspace_root()).args([
-        "build",
-        "--quiet",
-        "-p",
-        "mailhost-provider-template",
-    ]);
-    if mailhost_tests::profile() == "release" {
-        command.arg("--release");
-    }
-    assert!(
-        command.status().unwrap().success(),
-        "cargo build -p mailhost-provider-template failed"
-    );
-    plugin_path("mailhost_provider_template")
 }
 
 #[test]
@@ -196,7 +177,12 @@ fn settings_given_by_the_author_are_used() {
 #[test]
 fn the_guides_template_provider_passes() {
     let home = Home::new();
-    let report = check_json(&home, &template_plugin(), &[], 0);
+    let report = check_json(
+        &home,
+        &build_library("mailhost-provider-template", "mailhost_provider_template"),
+        &[],
+        0,
+    );
     assert_eq!(report["plugin"]["name"], "jsonl-file");
     assert!(failed(&report).is_empty(), "{report:#}");
     assert!(

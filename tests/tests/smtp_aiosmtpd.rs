@@ -8,40 +8,18 @@
 #[path = "../../plugins/smtp-email/tests/sink/mod.rs"]
 mod sink;
 
-use std::process::Command;
-use std::sync::OnceLock;
-
 use mail_parser::{MessageParser, MimeHeaders};
-use mailhost_tests::{Home, plugin_path, workspace_root};
+use mailhost_tests::homes::add_adele_args;
+use mailhost_tests::{Home, build_library};
 use sink::Sink;
 
 const LOGIN: &str = "adele";
 const PASSWORD: &str = "correct horse";
 
-/// The smtp_email library, built once (the shared support builds only the packages it knows).
-fn smtp_plugin() -> std::path::PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(cargo);
-        command
-            .current_dir(workspace_root())
-            .args(["build", "--quiet", "-p", "smtp-email"]);
-        if mailhost_tests::profile() == "release" {
-            command.arg("--release");
-        }
-        assert!(
-            command.status().unwrap().success(),
-            "cargo build -p smtp-email failed"
-        );
-    });
-    plugin_path("smtp_email")
-}
-
 /// A home with smtp-email pointed at `sink`, and staff member `adele` with `password`.
 fn smtp_home(sink: &Sink, password: Option<&str>) -> Home {
     let home = Home::new();
-    home.ok(&["plugin", "add", smtp_plugin().to_str().unwrap(), "--enable"]);
+    home.register_enabled(&build_library("smtp-email", "smtp_email"));
     let port = sink.port.to_string();
     for (key, value) in [
         ("Host", "127.0.0.1"),
@@ -51,19 +29,10 @@ fn smtp_home(sink: &Sink, password: Option<&str>) -> Home {
     ] {
         home.ok(&["config", "set", "smtp-email", key, value]);
     }
-    let mut args = vec![
-        "staff",
-        "add",
-        "adele",
-        "--provider",
+    let mut args = add_adele_args(
         "smtp-email",
-        "--email",
-        "adele@contoso.com",
-        "--name",
-        "Adele Vance",
-        "--username",
-        LOGIN,
-    ];
+        &["--name", "Adele Vance", "--username", LOGIN],
+    );
     match password {
         Some(password) => {
             args.push("--password-stdin");
@@ -77,9 +46,9 @@ fn smtp_home(sink: &Sink, password: Option<&str>) -> Home {
     home
 }
 
-/// `email send ... --json` that is expected to fail: exit status 1 and the JSON result.
-fn send_failing(home: &Home, to: &str) -> serde_json::Value {
-    let args = [
+/// `email send --staff adele --to TO --subject s --body b --json`.
+fn send_args(to: &str) -> [&str; 11] {
+    [
         "email",
         "send",
         "--staff",
@@ -91,7 +60,12 @@ fn send_failing(home: &Home, to: &str) -> serde_json::Value {
         "--body",
         "b",
         "--json",
-    ];
+    ]
+}
+
+/// `email send ... --json` that is expected to fail: exit status 1 and the JSON result.
+fn send_failing(home: &Home, to: &str) -> serde_json::Value {
+    let args = send_args(to);
     let output = home.run(&args);
     mailhost_tests::assert_exit(&output, 1, &args);
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -243,19 +217,7 @@ fn a_refused_recipient_fails_with_550_naming_the_address() {
 fn a_451_is_kept_for_retry() {
     let sink = Sink::start(&[(LOGIN, PASSWORD)]);
     let home = smtp_home(&sink, Some(PASSWORD));
-    let args = [
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "busy@example.com",
-        "--subject",
-        "s",
-        "--body",
-        "b",
-        "--json",
-    ];
+    let args = send_args("busy@example.com");
     let output = home.run(&args);
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(

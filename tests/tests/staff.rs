@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use mailhost_tests::Home;
 use mailhost_tests::fixtures::fixture_path;
+use mailhost_tests::homes::{add_adele_args, adele_send_args};
 
 const PLUGIN: &str = "echo-00";
 
@@ -35,23 +36,19 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn add_show_list_set_remove_round_trip() {
     let home = echo_home();
-    home.ok(&[
-        "staff",
-        "add",
-        "adele",
-        "--provider",
+    home.add_adele(
         PLUGIN,
-        "--email",
-        "adele@contoso.com",
-        "--name",
-        "Adele Vance",
-        "--username",
-        "adele.v",
-        "--field",
-        "Department=Sales",
-        "--field",
-        "NonInteractive=yes",
-    ]);
+        &[
+            "--name",
+            "Adele Vance",
+            "--username",
+            "adele.v",
+            "--field",
+            "Department=Sales",
+            "--field",
+            "NonInteractive=yes",
+        ],
+    );
     let shown = home.ok(&["staff", "show", "adele"]);
     for expected in [
         "adele@contoso.com",
@@ -81,15 +78,7 @@ fn add_show_list_set_remove_round_trip() {
     );
 
     // The plugin receives the staff member's settings, custom fields normalised.
-    home.json(&[
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-        "--json",
-    ]);
+    home.json(&adele_send_args(&["--json"]));
     let recorded = home.read("echo.out");
     assert!(
         recorded.contains("staff.email=adele.vance@contoso.com"),
@@ -106,18 +95,7 @@ fn add_show_list_set_remove_round_trip() {
 #[test]
 fn an_unknown_provider_is_refused() {
     let home = echo_home();
-    let stderr = home.fails(
-        &[
-            "staff",
-            "add",
-            "adele",
-            "--provider",
-            "carrier-pigeon",
-            "--email",
-            "adele@contoso.com",
-        ],
-        2,
-    );
+    let stderr = home.fails(&add_adele_args("carrier-pigeon", &[]), 2);
     assert!(stderr.contains("carrier-pigeon"), "{stderr}");
     assert!(
         stderr.contains(PLUGIN),
@@ -149,17 +127,7 @@ fn bad_addresses_and_line_breaks_are_refused() {
         assert!(!stderr.is_empty());
     }
     let stderr = home.fails(
-        &[
-            "staff",
-            "add",
-            "adele",
-            "--provider",
-            PLUGIN,
-            "--email",
-            "adele@contoso.com",
-            "--name",
-            "Adele\r\nBcc: x@evil.com",
-        ],
+        &add_adele_args(PLUGIN, &["--name", "Adele\r\nBcc: x@evil.com"]),
         2,
     );
     assert!(
@@ -167,17 +135,7 @@ fn bad_addresses_and_line_breaks_are_refused() {
         "{stderr}"
     );
     let stderr = home.fails(
-        &[
-            "staff",
-            "add",
-            "adele",
-            "--provider",
-            PLUGIN,
-            "--email",
-            "adele@contoso.com",
-            "--field",
-            "Department=Sales\nBcc: x@evil.com",
-        ],
+        &add_adele_args(PLUGIN, &["--field", "Department=Sales\nBcc: x@evil.com"]),
         2,
     );
     assert!(stderr.contains("Department"), "{stderr}");
@@ -187,37 +145,14 @@ fn bad_addresses_and_line_breaks_are_refused() {
 #[test]
 fn unknown_and_mistyped_custom_fields_are_refused() {
     let home = echo_home();
-    let stderr = home.fails(
-        &[
-            "staff",
-            "add",
-            "adele",
-            "--provider",
-            PLUGIN,
-            "--email",
-            "adele@contoso.com",
-            "--field",
-            "Shoe=42",
-        ],
-        2,
-    );
+    let stderr = home.fails(&add_adele_args(PLUGIN, &["--field", "Shoe=42"]), 2);
     assert!(stderr.contains("Shoe"), "{stderr}");
     assert!(
         stderr.contains("Department"),
         "should list the declared fields: {stderr}"
     );
     let stderr = home.fails(
-        &[
-            "staff",
-            "add",
-            "adele",
-            "--provider",
-            PLUGIN,
-            "--email",
-            "adele@contoso.com",
-            "--field",
-            "NonInteractive=perhaps",
-        ],
+        &add_adele_args(PLUGIN, &["--field", "NonInteractive=perhaps"]),
         2,
     );
     assert!(stderr.contains("NonInteractive"), "{stderr}");
@@ -228,18 +163,10 @@ fn a_password_from_stdin_is_never_shown_and_stored_0600() {
     const PASSWORD: &str = "correct-horse-battery-staple-42";
     let home = echo_home();
     let output = home.run_with_stdin(
-        &[
-            "staff",
-            "add",
-            "adele",
-            "--provider",
+        &add_adele_args(
             PLUGIN,
-            "--email",
-            "adele@contoso.com",
-            "--username",
-            "adele@contoso.com",
-            "--password-stdin",
-        ],
+            &["--username", "adele@contoso.com", "--password-stdin"],
+        ),
         &format!("{PASSWORD}\n"),
     );
     mailhost_tests::assert_exit(&output, 0, &["staff", "add", "--password-stdin"]);
@@ -289,15 +216,7 @@ fn a_password_from_stdin_is_never_shown_and_stored_0600() {
     }
 
     // And it reaches the plugin, without the trailing newline.
-    home.json(&[
-        "email",
-        "send",
-        "--staff",
-        "adele",
-        "--to",
-        "megan@contoso.com",
-        "--json",
-    ]);
+    home.json(&adele_send_args(&["--json"]));
     let recorded = home.read("echo.out");
     assert!(
         recorded.contains(&format!("staff.password={PASSWORD}\n")),

@@ -3,49 +3,18 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should stop the test loudly
 
-use std::process::Command;
-
-use mailhost_tests::{Home, plugin_path, workspace_root};
-
-fn template_plugin() -> std::path::PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(workspace_root()).args([
-        "build",
-        "--quiet",
-        "-p",
-        "mailhost-provider-template",
-    ]);
-    if mailhost_tests::profile() == "release" {
-        command.arg("--release");
-    }
-    assert!(
-        command.status().unwrap().success(),
-        "cargo build -p mailhost-provider-template failed"
-    );
-    plugin_path("mailhost_provider_template")
-}
+use mailhost_tests::{Home, build_library};
 
 #[test]
 fn the_guides_provider_loads_and_sends() {
     let home = Home::new();
-    home.ok(&[
-        "plugin",
-        "add",
-        template_plugin().to_str().unwrap(),
-        "--enable",
-    ]);
+    home.register_enabled(&build_library(
+        "mailhost-provider-template",
+        "mailhost_provider_template",
+    ));
     let out = home.path().join("out.jsonl");
     home.ok(&["config", "set", "jsonl-file", "File", out.to_str().unwrap()]);
-    home.ok(&[
-        "staff",
-        "add",
-        "adele",
-        "--provider",
-        "jsonl-file",
-        "--email",
-        "adele@contoso.com",
-    ]);
+    home.add_adele("jsonl-file", &[]);
     let sent = home.json(&[
         "email",
         "send",

@@ -7,23 +7,7 @@ use crate::files;
 use mailhost_plugin_api::Incompatibility;
 
 fn entry(path: &Path) -> PluginEntry {
-    PluginEntry {
-        name: "p".into(),
-        display_name: String::new(),
-        description: String::new(),
-        path: path.to_path_buf(),
-        enabled: true,
-        version: "1".into(),
-        api_version: "1.1.0".into(),
-        sha256: String::new(),
-        size: 0,
-        mtime: 0,
-        added: String::new(),
-        capabilities: Vec::new(),
-        settings: Vec::new(),
-        staff_fields: Vec::new(),
-        quarantine: None,
-    }
+    PluginEntry::for_test("p", path)
 }
 
 fn private_dir() -> tempfile::TempDir {

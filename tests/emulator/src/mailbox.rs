@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::directory::Directory;
+use crate::graph::message::empty_message;
 
 /// An email address with an optional display name (Graph `emailAddress`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,7 +276,6 @@ fn non_delivery_report(
     StoredMessage {
         id: new_item_id(),
         internet_message_id: format!("<{}@{}>", uuid::Uuid::new_v4(), crate::seed::TENANT_DOMAIN),
-        mime: false,
         subject: format!("Undeliverable: {}", message.subject),
         body: ItemBody {
             content_type: "text".into(),
@@ -291,18 +291,10 @@ fn non_delivery_report(
         )),
         sender: Some(Recipient::new(postmaster, Some("Microsoft Outlook".into()))),
         to_recipients: vec![Recipient::new(owner, None)],
-        cc_recipients: Vec::new(),
-        bcc_recipients: Vec::new(),
-        reply_to: Vec::new(),
-        internet_message_headers: Vec::new(),
-        importance: "normal".into(),
-        is_delivery_receipt_requested: false,
-        is_read_receipt_requested: false,
-        attachments: Vec::new(),
         sent_date_time: received.to_string(),
         received_date_time: received.to_string(),
         delivered_to: Some(owner.to_ascii_lowercase()),
-        app_id: String::new(),
+        ..empty_message()
     }
 }
 
@@ -315,9 +307,7 @@ mod tests {
         StoredMessage {
             id: "d".into(),
             internet_message_id: "<m@x>".into(),
-            mime: false,
             subject: "Hi".into(),
-            body: ItemBody::default(),
             from: Some(Recipient::new(seed::USER_UPN, None)),
             sender: Some(Recipient::new(seed::USER_UPN, None)),
             to_recipients: vec![Recipient::new(seed::RECIPIENT_UPN, None)],
@@ -326,16 +316,7 @@ mod tests {
                 Recipient::new(seed::SHARED_MAILBOX.to_uppercase(), None),
                 Recipient::new("ghost@contoso.onmicrosoft.com", None),
             ],
-            reply_to: Vec::new(),
-            internet_message_headers: Vec::new(),
-            importance: "normal".into(),
-            is_delivery_receipt_requested: false,
-            is_read_receipt_requested: false,
-            attachments: Vec::new(),
-            sent_date_time: String::new(),
-            received_date_time: String::new(),
-            delivered_to: None,
-            app_id: String::new(),
+            ..empty_message()
         }
     }
 

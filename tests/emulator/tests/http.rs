@@ -109,6 +109,34 @@ async fn send(
     (r.status(), r.headers().clone(), r.text().await.unwrap())
 }
 
+/// Creates a draft to the recipient and an upload session for `item` on it; returns the draft's
+/// ID and the session's upload URL.
+async fn draft_with_upload_session(emu: &Emulator, token: &str, item: &Value) -> (String, String) {
+    let (_, _, b) = send(
+        emu,
+        token,
+        "/v1.0/me/messages",
+        &mail(seed::RECIPIENT_UPN)["message"],
+    )
+    .await;
+    let id = serde_json::from_str::<Value>(&b).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, _, b) = send(
+        emu,
+        token,
+        &format!("/v1.0/me/messages/{id}/attachments/createUploadSession"),
+        item,
+    )
+    .await;
+    let url = serde_json::from_str::<Value>(&b).unwrap()["uploadUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, url)
+}
+
 fn code(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .map(|v| v["error"]["code"].as_str().unwrap_or("").to_string())
@@ -822,56 +850,14 @@ async fn large_attachment_through_an_upload_session() {
     assert_eq!(emu.sent_items(seed::USER_UPN).len(), 1);
     assert_eq!(emu.counters().upload_puts, 4);
     // Cancel: DELETE → 204.
-    let (_, _, b) = send(
-        &emu,
-        &token,
-        "/v1.0/me/messages",
-        &mail(seed::RECIPIENT_UPN)["message"],
-    )
-    .await;
-    let id = serde_json::from_str::<Value>(&b).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (_, _, b) = send(
-        &emu,
-        &token,
-        &format!("/v1.0/me/messages/{id}/attachments/createUploadSession"),
-        &item,
-    )
-    .await;
-    let url = serde_json::from_str::<Value>(&b).unwrap()["uploadUrl"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, url) = draft_with_upload_session(&emu, &token, &item).await;
     assert_eq!(
         client().delete(&url).send().await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
     // The message-size limit counts attachments base64-inflated.
     emu.set_max_message_size(6 * 1024 * 1024);
-    let (_, _, b) = send(
-        &emu,
-        &token,
-        "/v1.0/me/messages",
-        &mail(seed::RECIPIENT_UPN)["message"],
-    )
-    .await;
-    let id = serde_json::from_str::<Value>(&b).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (_, _, b) = send(
-        &emu,
-        &token,
-        &format!("/v1.0/me/messages/{id}/attachments/createUploadSession"),
-        &item,
-    )
-    .await;
-    let url = serde_json::from_str::<Value>(&b).unwrap()["uploadUrl"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (id, url) = draft_with_upload_session(&emu, &token, &item).await;
     for (start, end) in [(0, chunk - 1), (chunk, size - 1)] {
         let r = client()
             .put(&url)

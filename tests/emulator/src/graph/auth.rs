@@ -112,6 +112,20 @@ pub(crate) enum Need {
     ReadWrite,
 }
 
+/// Authenticates the caller, resolves the mailbox `target` names and checks that the caller may
+/// act on it for `need`.
+pub(crate) fn authorized_mailbox(
+    inner: &Inner,
+    headers: &HeaderMap,
+    target: &Target,
+    need: Need,
+) -> Result<(Principal, Mailbox), GraphError> {
+    let principal = authenticate(inner, headers)?;
+    let mailbox = resolve_target(&inner.directory, &principal, target)?;
+    authorize(&inner.directory, &principal, &mailbox, need)?;
+    Ok((principal, mailbox))
+}
+
 /// Checks the principal's permissions on `mailbox`.
 pub(crate) fn authorize(
     dir: &Directory,

@@ -1,13 +1,15 @@
 //! Drafts: `POST …/messages` (201 + id), small attachments, `createUploadSession`, and
 //! `POST …/messages/{id}/send` (202; the draft moves to Sent Items and is delivered).
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::graph::auth::{Need, Principal, Target, authenticate, authorize, resolve_target};
+use crate::graph::auth::{
+    Need, Principal, Target, authenticate, authorize, authorized_mailbox, resolve_target,
+};
 use crate::graph::error::GraphError;
-use crate::graph::message::{file_attachment, to_resource};
+use crate::graph::message::{file_attachment, parse_json, to_resource};
 use crate::graph::send::{body_kind, read_message, submit};
 use crate::graph::upload::{SESSION_LIFETIME_SECS, UploadSession};
 use crate::mailbox::new_item_id;
@@ -24,14 +26,8 @@ pub(crate) fn create_draft(
     target: &Target,
     body: &[u8],
 ) -> Result<Value, GraphError> {
-    let principal = authenticate(inner, headers)?;
-    let mailbox = resolve_target(&inner.directory, &principal, target)?;
-    authorize(&inner.directory, &principal, &mailbox, Need::ReadWrite)?;
-    let kind = body_kind(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    )?;
+    let (principal, mailbox) = authorized_mailbox(inner, headers, target, Need::ReadWrite)?;
+    let kind = body_kind(headers)?;
     let (mut message, _) = read_message(kind, body, false)?;
     message.id = new_item_id();
     message.internet_message_id = format!(
@@ -59,16 +55,9 @@ pub(crate) fn add_attachment(
     message_id: &str,
     body: &[u8],
 ) -> Result<Value, GraphError> {
-    let principal = authenticate(inner, headers)?;
-    let mailbox = resolve_target(&inner.directory, &principal, target)?;
-    authorize(&inner.directory, &principal, &mailbox, Need::ReadWrite)?;
-    body_kind(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    )?;
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
+    let (_, mailbox) = authorized_mailbox(inner, headers, target, Need::ReadWrite)?;
+    body_kind(headers)?;
+    let value = parse_json(body)?;
     let attachment = file_attachment(&value)?;
     let draft = inner
         .mail
@@ -110,8 +99,7 @@ pub(crate) fn create_upload_session(
         return Err(GraphError::access_denied());
     }
     authorize(&inner.directory, &principal, &mailbox, Need::ReadWrite)?;
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
+    let value = parse_json(body)?;
     let item = value
         .as_object()
         .and_then(|o| {
@@ -229,9 +217,7 @@ pub(crate) fn send_draft(
     message_id: &str,
 ) -> Result<(), GraphError> {
     inner.counters.draft_sends += 1;
-    let principal = authenticate(inner, headers)?;
-    let mailbox = resolve_target(&inner.directory, &principal, target)?;
-    authorize(&inner.directory, &principal, &mailbox, Need::Send)?;
+    let (principal, mailbox) = authorized_mailbox(inner, headers, target, Need::Send)?;
     let draft = inner
         .mail
         .folders(mailbox.upn)

@@ -444,10 +444,14 @@ pub(crate) fn empty_message() -> StoredMessage {
     }
 }
 
+/// Parses a JSON request body, or 400 `Invalid JSON`.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, GraphError> {
+    serde_json::from_slice(body).map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))
+}
+
 /// Reads a `sendMail` body: the message and `saveToSentItems` (default true).
 pub(crate) fn parse_send_mail(body: &[u8]) -> Result<(StoredMessage, bool), GraphError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
+    let value = parse_json(body)?;
     let Value::Object(object) = value else {
         return Err(GraphError::body_read(
             "Invalid JSON. A JSON object was expected.",

@@ -2,9 +2,7 @@
 //! with draft sends.
 
 use crate::directory::Mailbox;
-use crate::graph::auth::{
-    Need, Principal, Target, authenticate, authorize, resolve_from, resolve_target,
-};
+use crate::graph::auth::{Need, Principal, Target, authorized_mailbox, resolve_from};
 use crate::graph::error::GraphError;
 use crate::graph::{message, mime};
 use crate::mailbox::{StoredMessage, new_item_id};
@@ -19,9 +17,11 @@ pub(crate) enum BodyKind {
     Mime,
 }
 
-/// The body kind from `Content-Type`, or 415.
-pub(crate) fn body_kind(content_type: Option<&str>) -> Result<BodyKind, GraphError> {
-    let mime = content_type
+/// The body kind from the request's `Content-Type`, or 415.
+pub(crate) fn body_kind(headers: &axum::http::HeaderMap) -> Result<BodyKind, GraphError> {
+    let mime = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .split(';')
         .next()
@@ -43,11 +43,7 @@ pub(crate) fn read_message(
 ) -> Result<(StoredMessage, bool), GraphError> {
     match kind {
         BodyKind::Json if send_mail => message::parse_send_mail(body),
-        BodyKind::Json => {
-            let value: serde_json::Value = serde_json::from_slice(body)
-                .map_err(|e| GraphError::body_read(format!("Invalid JSON. {e}")))?;
-            Ok((message::parse_message(&value)?, true))
-        }
+        BodyKind::Json => Ok((message::parse_message(&message::parse_json(body)?)?, true)),
         BodyKind::Mime => {
             let raw = mime::decode_base64_body(body)?;
             Ok((mime::parse_mime(&raw)?, true))
@@ -98,13 +94,8 @@ pub(crate) fn send_mail(
     body: &[u8],
 ) -> Result<(), GraphError> {
     inner.counters.send_mail += 1;
-    let principal = authenticate(inner, headers)?;
-    let mailbox = resolve_target(&inner.directory, &principal, target)?;
-    authorize(&inner.directory, &principal, &mailbox, Need::Send)?;
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let kind = body_kind(content_type)?;
+    let (principal, mailbox) = authorized_mailbox(inner, headers, target, Need::Send)?;
+    let kind = body_kind(headers)?;
     let (message, save) = read_message(kind, body, true)?;
     submit(inner, &principal, &mailbox, message, save)
 }

@@ -20,12 +20,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::directory::{CONSUMERS_TENANT_ID, MailboxKind, TenantSegment};
+use crate::directory::{MailboxKind, TenantSegment};
 use crate::graph::error::RequestIds;
 use crate::identity::authorize::escape;
 use crate::identity::error::AadError;
 use crate::identity::token::parse_form;
-use crate::seed;
 use crate::state::Shared;
 
 /// The identity routes.
@@ -70,17 +69,7 @@ async fn device_code(
             return Err(AadError::unknown_tenant(&tenant));
         }
         let auth = token::client_auth(&form, &headers);
-        let client_id = auth
-            .client_id
-            .clone()
-            .ok_or_else(|| AadError::missing_parameter("client_id"))?;
-        let app = match (segment, inner.directory.app(&client_id)) {
-            (TenantSegment::Consumers, _) => {
-                return Err(AadError::unknown_client(&client_id, CONSUMERS_TENANT_ID));
-            }
-            (_, Some(app)) => app.clone(),
-            (_, None) => return Err(AadError::unknown_client(&client_id, seed::TENANT_ID)),
-        };
+        let app = token::requesting_app(&inner.directory, segment, &auth)?;
         let raw_scope = form
             .get("scope")
             .filter(|s| !s.trim().is_empty())

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::directory::{App, CONSUMERS_TENANT_ID, MailboxKind, TenantSegment};
+use crate::directory::{App, CONSUMERS_TENANT_ID, Directory, MailboxKind, TenantSegment};
 use crate::identity::error::AadError;
 use crate::identity::{jwt, scope};
 use crate::seed;
@@ -178,17 +178,7 @@ fn handle(
         _ => {}
     }
     let auth = client_auth(form, headers);
-    let client_id = auth
-        .client_id
-        .clone()
-        .ok_or_else(|| AadError::missing_parameter("client_id"))?;
-    let app = match (segment, inner.directory.app(&client_id)) {
-        (TenantSegment::Consumers, _) => {
-            return Err(AadError::unknown_client(&client_id, CONSUMERS_TENANT_ID));
-        }
-        (_, Some(app)) => app.clone(),
-        (_, None) => return Err(AadError::unknown_client(&client_id, seed::TENANT_ID)),
-    };
+    let app = requesting_app(&inner.directory, segment, &auth)?;
     let now = now_unix();
     match grant.as_str() {
         "password" => password(inner, base_url, &app, &auth, form, now),
@@ -197,6 +187,26 @@ fn handle(
         "authorization_code" => authorization_code(inner, base_url, &app, &auth, form, now),
         "client_credentials" => client_credentials(inner, &app, &auth, form, now),
         other => Err(AadError::unsupported_grant(other)),
+    }
+}
+
+/// The app a token or device-code request names by `client_id`, as the tenant segment of its
+/// URL sees it (no app is known to the consumer tenant).
+pub(crate) fn requesting_app(
+    directory: &Directory,
+    segment: TenantSegment,
+    auth: &ClientAuth,
+) -> Result<App, AadError> {
+    let client_id = auth
+        .client_id
+        .as_deref()
+        .ok_or_else(|| AadError::missing_parameter("client_id"))?;
+    match (segment, directory.app(client_id)) {
+        (TenantSegment::Consumers, _) => {
+            Err(AadError::unknown_client(client_id, CONSUMERS_TENANT_ID))
+        }
+        (_, Some(app)) => Ok(app.clone()),
+        (_, None) => Err(AadError::unknown_client(client_id, seed::TENANT_ID)),
     }
 }
 
