@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use mailhost_plugin_api::{Message, ProviderError, Receipt, SendRequest, Setting, SignInRequest, StaffMember};
+use mailhost_plugin_api::{
+    Message, ProviderError, Receipt, SendRequest, Setting, SignInRequest, StaffMember,
+};
 
 use crate::compose::{self, ComposeError, Draft, Sender};
 use crate::error::Error;
@@ -92,10 +94,19 @@ impl Dispatcher {
 }
 
 /// The staff member as the plugin receives it: fields with defaults, password from the store.
-fn staff_member(id: &str, record: &StaffRecord, entry: &PluginEntry, secrets: &SecretStore) -> Result<StaffMember, Error> {
+fn staff_member(
+    id: &str,
+    record: &StaffRecord,
+    entry: &PluginEntry,
+    secrets: &SecretStore,
+) -> Result<StaffMember, Error> {
     let mut fields = Vec::new();
     for decl in &entry.staff_fields {
-        let value = record.fields.get(&decl.key).cloned().or_else(|| decl.default.clone());
+        let value = record
+            .fields
+            .get(&decl.key)
+            .cloned()
+            .or_else(|| decl.default.clone());
         match value {
             Some(value) => fields.push(Setting {
                 key: decl.key.as_str().into(),

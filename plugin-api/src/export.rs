@@ -217,6 +217,9 @@ mod tests {
     fn errors_pass_through() {
         let result: Result<(), ProviderError> =
             contain("send", || Err(ProviderError::recipient("bad")));
-        assert_eq!(result.expect_err("an error").kind, crate::ErrorKind::RECIPIENT);
+        assert_eq!(
+            result.expect_err("an error").kind,
+            crate::ErrorKind::RECIPIENT
+        );
     }
 }
