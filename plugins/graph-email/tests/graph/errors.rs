@@ -3,7 +3,7 @@
 
 use graph_email::GraphProvider;
 use mailhost_emulator::seed;
-use mailhost_plugin_api::ErrorKind;
+use mailhost_plugin_api::{ErrorKind, ProviderError, Setting};
 
 use crate::support::*;
 
@@ -49,13 +49,7 @@ fn mfa_on_the_non_interactive_path_offers_the_ways_out() {
 #[test]
 fn public_client_flows_off_names_the_authentication_blade() {
     let emu = emulator();
-    let error = send(
-        &GraphProvider::new(),
-        &settings(&emu, seed::NO_PUBLIC_CLIENT_ID),
-        &alex("pub-1"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings(&emu, seed::NO_PUBLIC_CLIENT_ID), "pub-1");
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert_eq!(error.code.as_str(), "AADSTS7000218");
     assert!(
@@ -67,13 +61,7 @@ fn public_client_flows_off_names_the_authentication_blade() {
 #[test]
 fn missing_consent_names_grant_admin_consent() {
     let emu = emulator();
-    let error = send(
-        &GraphProvider::new(),
-        &settings(&emu, seed::NO_CONSENT_CLIENT_ID),
-        &alex("consent-1"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings(&emu, seed::NO_CONSENT_CLIENT_ID), "consent-1");
     assert_eq!(error.kind, ErrorKind::PERMISSION);
     assert_eq!(error.code.as_str(), "AADSTS65001");
     assert!(error.message.contains("Grant admin consent"), "{error}");
@@ -82,13 +70,10 @@ fn missing_consent_names_grant_admin_consent() {
 #[test]
 fn unknown_client_id_names_the_settings() {
     let emu = emulator();
-    let error = send(
-        &GraphProvider::new(),
+    let error = alex_send_error(
         &settings(&emu, "11111111-2222-3333-4444-555555555555"),
-        &alex("client-1"),
-        message("x"),
-    )
-    .unwrap_err();
+        "client-1",
+    );
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert_eq!(error.code.as_str(), "AADSTS700016");
     assert!(
@@ -105,13 +90,7 @@ fn unknown_tenant_names_the_setting() {
         "TenantID",
         "fabrikam.onmicrosoft.com",
     );
-    let error = send(
-        &GraphProvider::new(),
-        &settings,
-        &alex("tenant-1"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings, "tenant-1");
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert_eq!(error.code.as_str(), "AADSTS90002");
     assert!(error.message.contains("TenantID"), "{error}");
@@ -122,13 +101,7 @@ fn password_sign_in_against_common_is_refused_before_any_request() {
     let emu = emulator();
     for tenant in ["common", "consumers"] {
         let settings = with(settings(&emu, seed::MAILHOST_CLIENT_ID), "TenantID", tenant);
-        let error = send(
-            &GraphProvider::new(),
-            &settings,
-            &alex("common-1"),
-            message("x"),
-        )
-        .unwrap_err();
+        let error = alex_send_error(&settings, "common-1");
         assert_eq!(error.kind, ErrorKind::CONFIGURATION);
         assert!(error.message.contains("TenantID"), "{error}");
     }
@@ -139,13 +112,7 @@ fn password_sign_in_against_common_is_refused_before_any_request() {
 fn a_token_without_mail_send_is_access_denied() {
     let emu = emulator();
     // Asking the read-only app for Mail.Send is a consent error ...
-    let error = send(
-        &GraphProvider::new(),
-        &settings(&emu, seed::READ_ONLY_CLIENT_ID),
-        &alex("reader-1"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings(&emu, seed::READ_ONLY_CLIENT_ID), "reader-1");
     assert_eq!(error.code.as_str(), "AADSTS65001", "{error}");
     // ... and taking what its registration grants (.default) gets a token Graph refuses.
     let settings = with(
@@ -153,13 +120,7 @@ fn a_token_without_mail_send_is_access_denied() {
         "DelegatedScopes",
         ".default",
     );
-    let error = send(
-        &GraphProvider::new(),
-        &settings,
-        &alex("reader-2"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings, "reader-2");
     assert_eq!(error.kind, ErrorKind::PERMISSION);
     assert_eq!(error.code.as_str(), "ErrorAccessDenied");
     assert!(error.message.contains("Mail.Send"), "{error}");
@@ -173,13 +134,7 @@ fn an_app_without_roles_has_no_permissions() {
         "ClientSecret",
         seed::NO_ROLE_DAEMON_CLIENT_SECRET,
     );
-    let error = send(
-        &GraphProvider::new(),
-        &settings,
-        &alex("norole-1"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings, "norole-1");
     assert_eq!(error.kind, ErrorKind::PERMISSION);
     assert_eq!(error.code.as_str(), "NoPermissionsInAccessToken");
     assert!(error.message.contains("application"), "{error}");
@@ -193,13 +148,7 @@ fn a_wrong_client_secret_names_the_setting() {
         "ClientSecret",
         "not-the-secret",
     );
-    let error = send(
-        &GraphProvider::new(),
-        &settings,
-        &alex("secret-1"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings, "secret-1");
     assert_eq!(error.kind, ErrorKind::CONFIGURATION, "{error}");
     assert!(error.message.contains("ClientSecret"), "{error}");
 }
@@ -227,13 +176,12 @@ fn missing_required_settings_are_named() {
     let emu = emulator();
     let mut settings = settings(&emu, seed::MAILHOST_CLIENT_ID);
     settings.retain(|s| s.key.as_str() != "ClientID");
-    let error = send(
-        &GraphProvider::new(),
-        &settings,
-        &alex("nosetting-1"),
-        message("x"),
-    )
-    .unwrap_err();
+    let error = alex_send_error(&settings, "nosetting-1");
     assert_eq!(error.kind, ErrorKind::CONFIGURATION);
     assert!(error.message.contains("ClientID"), "{error}");
+}
+
+/// Sends a plain message as Alex (staff `id`) with a fresh provider; the send must fail.
+fn alex_send_error(settings: &[Setting], id: &str) -> ProviderError {
+    send(&GraphProvider::new(), settings, &alex(id), message("x")).expect_err("the send fails")
 }
