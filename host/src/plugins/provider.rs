@@ -5,7 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use mailhost_plugin_api::{
-    ProviderError, ProviderInfo, ProviderModule_Ref, Receipt, SendRequest, SignInRequest,
+    DiagnoseRequest, Finding, LimitSpec, MimeSendRequest, ProviderError, ProviderInfo,
+    ProviderModule_Ref, Receipt, ReconcileOutcome, ReconcileRequest, SendRequest, SignInRequest,
     capability,
 };
 
@@ -107,6 +108,81 @@ impl LoadedPlugin {
         match self.module.sign_out() {
             Some(f) => f(request).into_result().map(String::from),
             None => Err(no_sign_in(&self.name)),
+        }
+    }
+}
+
+/// The API 1.2 calls. A library built against 1.0 or 1.1 lacks them: it declares no limits,
+/// counts against the staff member's mailbox, takes no MIME, and cannot reconcile or diagnose.
+impl LoadedPlugin {
+    /// Whether the library has the API 1.2 functions.
+    pub fn has_api_1_2(&self) -> bool {
+        self.module.limits().is_some()
+    }
+
+    /// The sending limits it declares (none before API 1.2).
+    ///
+    /// # Errors
+    /// The provider's error.
+    pub fn limits(&self) -> Result<Vec<LimitSpec>, ProviderError> {
+        match self.module.limits() {
+            Some(f) => f().into_result().map(Vec::from),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The mailbox `request` counts against (the staff member's address before API 1.2).
+    ///
+    /// # Errors
+    /// The provider's error.
+    pub fn sending_mailbox(&self, request: &SendRequest) -> Result<String, ProviderError> {
+        match self.module.sending_mailbox() {
+            Some(f) => f(request).into_result().map(String::from),
+            None => Ok(request.staff.email.to_string()),
+        }
+    }
+
+    /// Whether it takes whole MIME messages (API 1.2 function present and capability declared).
+    pub fn accepts_mime(&self) -> bool {
+        self.module.send_mime().is_some() && self.info.has_capability(capability::MIME)
+    }
+
+    /// Sends a whole MIME message.
+    ///
+    /// # Errors
+    /// The provider's error; unsupported when it takes no MIME.
+    pub fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
+        match self.module.send_mime() {
+            Some(f) if self.accepts_mime() => f(request).into_result(),
+            _ => Err(ProviderError::unsupported(format!(
+                "provider '{}' does not take whole MIME messages",
+                self.name
+            ))),
+        }
+    }
+
+    /// Whether an email in doubt was sent; `unknown` when the provider cannot tell.
+    ///
+    /// # Errors
+    /// The provider's error (the lookup failed).
+    pub fn reconcile(&self, request: &ReconcileRequest) -> Result<ReconcileOutcome, ProviderError> {
+        match self.module.reconcile() {
+            Some(f) => f(request).into_result(),
+            None => Ok(ReconcileOutcome::unknown(&format!(
+                "provider '{}' was built before plugin API 1.2 and cannot look up what it sent",
+                self.name
+            ))),
+        }
+    }
+
+    /// The provider's findings for `mailhost doctor` (none before API 1.2).
+    ///
+    /// # Errors
+    /// The provider's error.
+    pub fn diagnose(&self, request: &DiagnoseRequest) -> Result<Vec<Finding>, ProviderError> {
+        match self.module.diagnose() {
+            Some(f) => f(request).into_result().map(Vec::from),
+            None => Ok(Vec::new()),
         }
     }
 }
