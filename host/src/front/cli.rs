@@ -46,6 +46,30 @@ pub enum Command {
     /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
     /// a temporary home, send an email with an attachment and show what arrived.
     Demo(DemoArgs),
+    /// HTTP API tokens: made once and shown once, stored only as their SHA-256 in mail.db.
+    #[command(subcommand)]
+    ApiToken(ApiTokenCommand),
+}
+
+/// `mailhost api-token ...`
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenCommand {
+    /// Make a token for the HTTP API and print it (only this once).
+    Create {
+        /// A name for who uses it, such as the business application (letters, digits, '.', '_', '-').
+        name: String,
+    },
+    /// List tokens: names, when created, when last used (never the tokens or their hashes).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a token; requests presenting it get 401 from then on.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 /// `mailhost plugin ...`

@@ -30,6 +30,7 @@ mod query;
 mod record;
 mod recovery;
 mod schema;
+mod tokens;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,8 @@ pub use record::{
     Address, AttachmentRecord, EmailRecord, HeaderRecord, LastError, NewEmail, ReceiptRecord,
     Status, Timestamp, UnknownStatus,
 };
+
+pub use tokens::{ApiTokenHash, ApiTokenRecord};
 
 use owner::Owner;
 

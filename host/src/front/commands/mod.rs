@@ -1,6 +1,7 @@
 //! The handlers behind each command: they read the files, call the library, and print human
 //! lines or JSON on stdout. Errors go back to `main`, which prints them once.
 
+mod api_token;
 mod batch;
 mod check;
 mod config;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
+        Command::ApiToken(command) => api_token::run(&home, command),
         Command::Demo(_) => OK,
     }
 }
