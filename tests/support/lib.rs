@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod homes;
 pub mod plugins;
 pub mod python;
+pub mod service;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
