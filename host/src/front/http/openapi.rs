@@ -235,49 +235,83 @@ fn schemas() -> Value {
             "required": ["id", "staff_id", "provider", "from", "to", "cc", "bcc", "reply_to",
                          "subject", "body", "html", "attachments", "headers", "status",
                          "attempts", "created_at", "updated_at"],
-            "properties": {
-                "id": string(),
-                "staff_id": string(),
-                "provider": string(),
-                "from": {"$ref": "#/components/schemas/Address"},
-                "to": address_list(), "cc": address_list(), "bcc": address_list(), "reply_to": address_list(),
-                "subject": string(),
-                "body": string(),
-                "html": {"type": "boolean"},
-                "attachments": {"type": "array", "items": {
-                    "type": "object", "required": ["path", "name", "content_type", "size"],
-                    "properties": {"path": string(), "name": string(), "content_type": string(),
-                                   "size": {"type": "integer", "minimum": 0}}
-                }},
-                "headers": {"type": "array", "items": {
-                    "type": "object", "required": ["name", "value"],
-                    "properties": {"name": string(), "value": string()}
-                }},
-                "status": {"$ref": "#/components/schemas/Status"},
-                "attempts": {"type": "integer", "minimum": 0},
-                "error": {
-                    "type": "object", "nullable": true,
-                    "required": ["kind", "code", "message"],
-                    "properties": {
-                        "kind": string(), "code": string(), "message": string(),
-                        "retry_after_ms": {"type": "integer", "nullable": true, "minimum": 0}
-                    }
-                },
-                "receipt": {
-                    "type": "object", "nullable": true,
-                    "properties": {"message_id": string(), "request_id": string(), "detail": string()}
-                },
-                "created_at": {"type": "string", "format": "date-time"},
-                "updated_at": {"type": "string", "format": "date-time"},
-                "sent_at": {"type": "string", "format": "date-time", "nullable": true},
-                "source_key": {"type": "string", "nullable": true}
-            }
+            "properties": record_properties()
         },
         "EmailList": {
             "type": "object", "required": ["emails"], "additionalProperties": false,
             "properties": {"emails": {"type": "array", "items": {"$ref": "#/components/schemas/EmailRecord"}}}
         }
     })
+}
+
+/// The properties of `EmailRecord` (its own function: one `json!` that big passes the macro
+/// recursion limit).
+fn record_properties() -> Value {
+    let mut properties = json!({
+        "id": string(),
+        "staff_id": string(),
+        "provider": string(),
+        "from": {"$ref": "#/components/schemas/Address"},
+        "to": address_list(), "cc": address_list(), "bcc": address_list(), "reply_to": address_list(),
+        "subject": string(),
+        "body": string(),
+        "html": {"type": "boolean"},
+        "attachments": {"type": "array", "items": {
+            "type": "object", "required": ["path", "name", "content_type", "size"],
+            "properties": {"path": string(), "name": string(), "content_type": string(),
+                           "size": {"type": "integer", "minimum": 0}}
+        }},
+        "headers": {"type": "array", "items": {
+            "type": "object", "required": ["name", "value"],
+            "properties": {"name": string(), "value": string()}
+        }},
+        "status": {"$ref": "#/components/schemas/Status"},
+        "attempts": {"type": "integer", "minimum": 0},
+        "error": {
+            "type": "object", "nullable": true,
+            "required": ["kind", "code", "message"],
+            "properties": {
+                "kind": string(), "code": string(), "message": string(),
+                "retry_after_ms": {"type": "integer", "nullable": true, "minimum": 0}
+            }
+        },
+        "receipt": {
+            "type": "object", "nullable": true,
+            "properties": {"message_id": string(), "request_id": string(), "detail": string()}
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "sent_at": {"type": "string", "format": "date-time", "nullable": true},
+        "source_key": {"type": "string", "nullable": true}
+    });
+    if let Some(map) = properties.as_object_mut() {
+        map.extend(engine_properties());
+    }
+    properties
+}
+
+/// The fields the delivery engine adds to a record.
+fn engine_properties() -> serde_json::Map<String, Value> {
+    let value = json!({
+        "door": {"type": "string", "enum": ["cli", "batch", "sendmail", "smtp", "http"],
+                 "description": "The door it came in by."},
+        "message_id": {"type": "string", "description": "The RFC 5322 Message-ID it is sent with."},
+        "mime": {
+            "type": "object", "nullable": true,
+            "description": "For sendmail and the SMTP relay: the whole message as received, and its envelope.",
+            "properties": {"path": string(), "envelope_from": string(), "recipients": string_list()}
+        },
+        "not_before": {"type": "string", "format": "date-time", "nullable": true,
+                       "description": "A queued email is not sent before this (a sending limit, a retry's backoff)."},
+        "mailbox": {"type": "string", "nullable": true, "description": "The sending mailbox the limits count against."},
+        "recipient_count": {"type": "integer", "minimum": 0},
+        "first_attempt_at": {"type": "string", "format": "date-time", "nullable": true},
+        "reconcile_after": {"type": "string", "format": "date-time", "nullable": true}
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 #[cfg(test)]
