@@ -67,12 +67,10 @@ pub enum BackendError {
     Internal(String),
 }
 
-/// Sends by one provider with one outcome.
+/// Provider calls with one outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendCount {
-    /// The provider plugin's name.
-    pub provider: String,
-    /// `sent`, `failed`, `unknown`, `retry`.
+    /// `sent`, `failed`, `retried`, `unknown`, `reconciled`.
     pub outcome: String,
     /// How many.
     pub count: u64,
@@ -97,7 +95,7 @@ pub struct LatencyHistogram {
 pub struct EngineMetrics {
     /// Emails in mail.db by status.
     pub emails: Vec<(Status, u64)>,
-    /// Provider calls by provider and outcome.
+    /// Provider calls by outcome.
     pub sends: Vec<SendCount>,
     /// Emails put back in the queue for another attempt.
     pub retries: u64,
@@ -146,4 +144,106 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The store holding the API tokens.
     fn outbox(&self) -> &Outbox;
+}
+
+/// The delivery engine is the API's backend: each call is the engine's own, errors sorted by
+/// what the client did wrong.
+impl Backend for crate::delivery::engine::Engine {
+    fn submit(&self, submission: ApiSubmission) -> Result<EmailRecord, BackendError> {
+        use crate::delivery::engine::{AttachmentBytes, Submission};
+        let mut engine_submission = Submission::new(
+            &submission.staff_id,
+            submission.draft,
+            crate::delivery::outbox::Door::Http,
+        );
+        engine_submission.idempotency_key = submission.idempotency_key;
+        engine_submission.attachment_bytes = submission
+            .attachments
+            .into_iter()
+            .map(|a| AttachmentBytes {
+                name: a.name,
+                content_type: a.content_type,
+                data: a.data,
+            })
+            .collect();
+        crate::delivery::engine::Engine::submit(self, &engine_submission).map_err(engine_error)
+    }
+
+    fn get(&self, id: &str) -> Result<EmailRecord, BackendError> {
+        self.outbox().get(id).map_err(|e| super::store_error(&e))
+    }
+
+    fn list(&self, status: Option<Status>, limit: usize) -> Result<Vec<EmailRecord>, BackendError> {
+        self.outbox()
+            .list(status, Some(limit))
+            .map_err(|e| super::store_error(&e))
+    }
+
+    fn retry(&self, id: &str, force: bool) -> Result<EmailRecord, BackendError> {
+        crate::delivery::engine::Engine::retry(self, id, force).map_err(engine_error)
+    }
+
+    fn metrics(&self) -> Result<EngineMetrics, BackendError> {
+        use crate::delivery::engine::LATENCY_BUCKETS;
+        let emails = self.outbox().counts().map_err(|e| super::store_error(&e))?;
+        let snapshot = crate::delivery::engine::Engine::metrics(self).snapshot();
+        let sends = [
+            ("sent", snapshot.sent),
+            ("failed", snapshot.failed),
+            ("retried", snapshot.retried),
+            ("unknown", snapshot.unknown),
+            ("reconciled", snapshot.reconciled),
+        ]
+        .into_iter()
+        .map(|(outcome, count)| SendCount {
+            outcome: outcome.to_string(),
+            count,
+        })
+        .collect();
+        let latency = snapshot
+            .latency
+            .iter()
+            .map(|(provider, histogram)| LatencyHistogram {
+                provider: provider.clone(),
+                buckets: LATENCY_BUCKETS
+                    .iter()
+                    .copied()
+                    .zip(histogram.buckets.iter().copied())
+                    .collect(),
+                sum_seconds: histogram.sum,
+                count: histogram.count,
+            })
+            .collect();
+        Ok(EngineMetrics {
+            emails,
+            sends,
+            retries: snapshot.retried,
+            throttles: snapshot.throttled,
+            limit_waits: snapshot.limit_waits,
+            latency,
+        })
+    }
+
+    fn outbox(&self) -> &Outbox {
+        crate::delivery::engine::Engine::outbox(self)
+    }
+}
+
+/// Sorts an engine error: the client's input (422), the store (see
+/// [`store_error`](super::store_error)), anything else the server's (500).
+pub fn engine_error(error: crate::error::Error) -> BackendError {
+    use crate::config::staff::StaffError;
+    use crate::error::Error;
+    match error {
+        Error::Staff(StaffError::Unknown { id, .. }) => BackendError::Invalid(format!(
+            "no staff member '{id}': give the ID of a staff member (`mailhost staff list` on the server shows them)"
+        )),
+        Error::Staff(e @ (StaffError::BadId(_) | StaffError::BadValue(_))) => {
+            BackendError::Invalid(e.to_string())
+        }
+        Error::Usage(m) => BackendError::Invalid(m),
+        Error::Compose(e) => BackendError::Invalid(e.to_string()),
+        Error::Outbox(e) => super::store_error(&e),
+        other => BackendError::Internal(other.to_string()),
+    }
 }

@@ -13,7 +13,7 @@ use super::backend::{
     ApiSubmission, Backend, BackendError, EngineMetrics, LatencyHistogram, SendCount,
 };
 use crate::delivery::compose::{self, Sender};
-use crate::delivery::outbox::{EmailRecord, NewEmail, Outbox, Status};
+use crate::delivery::outbox::{Door, EmailRecord, NewEmail, Outbox, Status};
 
 /// The staff member the fake knows.
 pub(super) const STAFF: &str = "adele";
@@ -71,12 +71,7 @@ impl Backend for FakeEngine {
             .into();
         let record = self
             .outbox
-            .accept(&NewEmail {
-                staff_id: STAFF.into(),
-                provider: "fake".into(),
-                message,
-                source_key: None,
-            })
+            .accept(&NewEmail::new(STAFF, "fake", message, Door::Http))
             .map_err(|e| super::store_error(&e))?;
         if let Some(key) = submission.idempotency_key {
             self.keys.lock().unwrap().insert(key, record.id.clone());
@@ -108,7 +103,6 @@ impl Backend for FakeEngine {
         Ok(EngineMetrics {
             emails: self.outbox.counts().map_err(|e| super::store_error(&e))?,
             sends: vec![SendCount {
-                provider: "fake".into(),
                 outcome: "sent".into(),
                 count: 3,
             }],

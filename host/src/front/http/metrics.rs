@@ -61,13 +61,13 @@ pub fn render(engine: &EngineMetrics, http: &HttpMetrics) -> String {
         &mut out,
         "mailhost_sends_total",
         "counter",
-        "Emails handed to a provider, by provider and outcome.",
+        "Provider calls by outcome (sent, failed, retried, unknown, reconciled).",
     );
     for send in &engine.sends {
         sample(
             &mut out,
             "mailhost_sends_total",
-            &[("provider", &send.provider), ("outcome", &send.outcome)],
+            &[("outcome", &send.outcome)],
             send.count,
         );
     }
@@ -203,7 +203,6 @@ mod tests {
         let engine = EngineMetrics {
             emails: vec![(Status::Queued, 2), (Status::Sent, 5)],
             sends: vec![SendCount {
-                provider: "odd\"name".into(),
                 outcome: "sent".into(),
                 count: 5,
             }],
@@ -211,7 +210,7 @@ mod tests {
             throttles: 2,
             limit_waits: 3,
             latency: vec![LatencyHistogram {
-                provider: "graph-email".into(),
+                provider: "odd\"name".into(),
                 buckets: vec![(0.1, 1), (1.0, 4)],
                 sum_seconds: 2.5,
                 count: 5,
@@ -223,14 +222,14 @@ mod tests {
         let text = render(&engine, &http);
         for line in [
             "mailhost_emails{status=\"queued\"} 2",
-            "mailhost_sends_total{provider=\"odd\\\"name\",outcome=\"sent\"} 5",
+            "mailhost_sends_total{outcome=\"sent\"} 5",
             "mailhost_retries_total 1",
             "mailhost_throttles_total 2",
             "mailhost_limit_waits_total 3",
-            "mailhost_send_duration_seconds_bucket{provider=\"graph-email\",le=\"0.1\"} 1",
-            "mailhost_send_duration_seconds_bucket{provider=\"graph-email\",le=\"+Inf\"} 5",
-            "mailhost_send_duration_seconds_sum{provider=\"graph-email\"} 2.5",
-            "mailhost_send_duration_seconds_count{provider=\"graph-email\"} 5",
+            "mailhost_send_duration_seconds_bucket{provider=\"odd\\\"name\",le=\"0.1\"} 1",
+            "mailhost_send_duration_seconds_bucket{provider=\"odd\\\"name\",le=\"+Inf\"} 5",
+            "mailhost_send_duration_seconds_sum{provider=\"odd\\\"name\"} 2.5",
+            "mailhost_send_duration_seconds_count{provider=\"odd\\\"name\"} 5",
             "mailhost_http_requests_total{route=\"/v1/emails\",method=\"POST\",code=\"202\"} 2",
             "# TYPE mailhost_send_duration_seconds histogram",
         ] {
