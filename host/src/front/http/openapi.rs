@@ -234,7 +234,8 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["id", "staff_id", "provider", "from", "to", "cc", "bcc", "reply_to",
                          "subject", "body", "html", "attachments", "headers", "status",
-                         "attempts", "created_at", "updated_at"],
+                         "attempts", "created_at", "updated_at", "door", "message_id",
+                         "recipient_count"],
             "properties": record_properties()
         },
         "EmailList": {
@@ -306,7 +307,21 @@ fn engine_properties() -> serde_json::Map<String, Value> {
         "mailbox": {"type": "string", "nullable": true, "description": "The sending mailbox the limits count against."},
         "recipient_count": {"type": "integer", "minimum": 0},
         "first_attempt_at": {"type": "string", "format": "date-time", "nullable": true},
-        "reconcile_after": {"type": "string", "format": "date-time", "nullable": true}
+        "reconcile_after": {"type": "string", "format": "date-time", "nullable": true},
+        "attempt_log": {
+            "type": "array",
+            "description": "Every attempt to send it (GET /v1/emails/{id} only).",
+            "items": {
+                "type": "object", "required": ["attempt", "started_at", "outcome"],
+                "properties": {
+                    "attempt": {"type": "integer", "minimum": 0},
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "ended_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "outcome": {"type": "string"},
+                    "error": {"type": "object", "nullable": true}
+                }
+            }
+        }
     });
     match value {
         Value::Object(map) => map,

@@ -17,6 +17,7 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::HttpState;
+use super::backend::BackendError;
 use super::body::{parse_json, read_limited, require_json};
 use super::errors::ApiError;
 use super::request::{EmailRequest, idempotency_key};
@@ -116,14 +117,28 @@ fn accepted(record: &EmailRecord) -> Response {
     response
 }
 
-/// `GET /v1/emails/{id}`.
+/// `GET /v1/emails/{id}`: the record with its attempt log, as `email show --json` prints it.
 async fn show(
     State(state): State<HttpState>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<EmailRecord>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
-    let record = state.blocking(move |backend| backend.get(&id)).await?;
-    Ok(Json(record))
+    let shown = state
+        .blocking(move |backend| {
+            let record = backend.get(&id)?;
+            let attempts = backend
+                .outbox()
+                .attempts(&record.id)
+                .map_err(|e| super::store_error(&e))?;
+            let mut value = serde_json::to_value(&record)
+                .map_err(|e| BackendError::Internal(format!("cannot show email {id}: {e}")))?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("attempt_log".into(), json!(attempts));
+            }
+            Ok(value)
+        })
+        .await?;
+    Ok(Json(shown))
 }
 
 /// The query of `GET /v1/emails`.
