@@ -1,8 +1,10 @@
 //! Delivery: the email store (`mail.db`, [`outbox`]), turning input into a provider
 //! [`Message`](mailhost_plugin_api::Message) ([`compose`]), routing a staff member's email to its
-//! provider ([`dispatch`]) and the engine that sends many under their limits ([`batch`]).
+//! provider ([`dispatch`]) and the engine that sends many under their limits ([`batch`]);
+//! [`retention`] purges what the home's policy no longer keeps.
 
 pub mod batch;
 pub mod compose;
 pub mod dispatch;
 pub mod outbox;
+pub mod retention;

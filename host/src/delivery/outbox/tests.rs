@@ -34,7 +34,7 @@ fn message(id: &str) -> Message {
     }
 }
 
-pub(super) fn new_email(id: &str) -> NewEmail {
+pub(crate) fn new_email(id: &str) -> NewEmail {
     NewEmail {
         staff_id: "adele".into(),
         provider: "graph-email".into(),

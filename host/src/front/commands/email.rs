@@ -1,4 +1,4 @@
-//! `mailhost email send|list|show|retry|send-batch`: Email Maintenance through the durable
+//! `mailhost email send|list|show|retry|send-batch|purge`: Email Maintenance through the durable
 //! store, `mail.db`.
 //!
 //! Every email command opens the store first and recovers emails a stopped process left
@@ -50,6 +50,7 @@ pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
         } => retry_one(home, &outbox, &id, force, json),
         EmailCommand::Retry { id: None, json, .. } => retry_failed(home, &outbox, json),
         EmailCommand::SendBatch(args) => super::batch::run(home, &outbox, &args),
+        EmailCommand::Purge(args) => super::purge::run(home, &outbox, &args),
     }
 }
 

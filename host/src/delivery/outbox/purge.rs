@@ -1,0 +1,207 @@
+//! What retention needs of the store: deleting old records, dropping old bodies, giving the
+//! freed pages back (incremental vacuum), and the running totals `/metrics` shows. The policy
+//! (which emails, how old) is in `delivery/retention.rs`.
+
+use rusqlite::{TransactionBehavior, params_from_iter};
+
+use super::record::Status;
+use super::{Outbox, OutboxError};
+
+/// What one purge of the store did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorePurge {
+    /// The ids of the records deleted.
+    pub deleted: Vec<String>,
+    /// The ids of the emails whose body was dropped.
+    pub bodies_dropped: Vec<String>,
+    /// Bytes mail.db gave back (its page count went down by this much); for a dry run, the
+    /// bytes of the bodies that would go.
+    pub db_bytes: u64,
+}
+
+/// The running totals of every purge of this store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RetentionTotals {
+    /// Purges run (dry runs not counted).
+    pub runs: u64,
+    /// Records deleted.
+    pub records_deleted: u64,
+    /// Bodies dropped.
+    pub bodies_dropped: u64,
+    /// Bytes reclaimed (mail.db and the spool).
+    pub bytes_reclaimed: u64,
+    /// When the last purge ran, milliseconds since the epoch.
+    pub last_run_at_ms: Option<i64>,
+}
+
+/// The age of an email: when it was sent, else its last change.
+const AGE: &str = "COALESCE(sent_at, updated_at)";
+
+impl Outbox {
+    /// Deletes the records with a status in `delete_statuses` older than `delete_before_ms`,
+    /// then drops the body of those with a status in `body_statuses` older than
+    /// `body_before_ms` (the record stays, `body_dropped_at` set), in one transaction; then
+    /// runs an incremental vacuum. With `dry_run`, changes nothing and reports what would go.
+    ///
+    /// # Errors
+    /// A database error (the transaction is rolled back: nothing changed).
+    pub fn purge(
+        &self,
+        delete_statuses: &[Status],
+        delete_before_ms: Option<i64>,
+        body_statuses: &[Status],
+        body_before_ms: Option<i64>,
+        now_ms: i64,
+        dry_run: bool,
+    ) -> Result<StorePurge, OutboxError> {
+        let mut conn = self.conn();
+        self.ensure_durable(&conn)?;
+        let pages_before = page_bytes(&conn).map_err(|e| self.sql(e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let mut out = StorePurge::default();
+        if let Some(before) = delete_before_ms.filter(|_| !delete_statuses.is_empty()) {
+            let (list, mut args) = status_list(delete_statuses, 2);
+            args.insert(0, before.to_string());
+            let sql = if dry_run {
+                format!(
+                    "SELECT id FROM emails WHERE {AGE} < CAST(?1 AS INTEGER) AND status IN ({list})"
+                )
+            } else {
+                format!(
+                    "DELETE FROM emails WHERE {AGE} < CAST(?1 AS INTEGER) AND status IN ({list}) RETURNING id"
+                )
+            };
+            out.deleted = ids(&tx, &sql, &args).map_err(|e| self.sql(e))?;
+        }
+        if let Some(before) = body_before_ms.filter(|_| !body_statuses.is_empty()) {
+            let (list, mut args) = status_list(body_statuses, 3);
+            args.insert(0, before.to_string());
+            args.insert(1, now_ms.to_string());
+            // A dry run must not count what the delete above would take anyway.
+            let deleted_too =
+                match delete_before_ms.filter(|_| dry_run && !delete_statuses.is_empty()) {
+                    Some(d) => {
+                        let (dl, dargs) = status_list(delete_statuses, args.len() + 2);
+                        let n = args.len() + 1;
+                        args.push(d.to_string());
+                        args.extend(dargs);
+                        format!(" AND NOT ({AGE} < CAST(?{n} AS INTEGER) AND status IN ({dl}))")
+                    }
+                    None => String::new(),
+                };
+            let filter = format!(
+                "body_dropped_at IS NULL AND {AGE} < CAST(?1 AS INTEGER) AND status IN ({list}){deleted_too}"
+            );
+            if dry_run {
+                let sql = format!(
+                    "SELECT id, length(CAST(body AS BLOB)) FROM emails WHERE {filter} AND ?2 IS NOT NULL"
+                );
+                let mut stmt = tx.prepare(&sql).map_err(|e| self.sql(e))?;
+                let rows = stmt
+                    .query_map(params_from_iter(args.iter()), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| self.sql(e))?;
+                out.db_bytes = rows
+                    .iter()
+                    .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
+                    .sum();
+                out.bodies_dropped = rows.into_iter().map(|(id, _)| id).collect();
+            } else {
+                let sql = format!(
+                    "UPDATE emails SET body = '', body_dropped_at = CAST(?2 AS INTEGER) WHERE {filter} RETURNING id"
+                );
+                out.bodies_dropped = ids(&tx, &sql, &args).map_err(|e| self.sql(e))?;
+            }
+        }
+        if dry_run {
+            return Ok(out);
+        }
+        tx.commit().map_err(|e| self.sql(e))?;
+        conn.execute_batch("PRAGMA incremental_vacuum")
+            .map_err(|e| self.sql(e))?;
+        let pages_after = page_bytes(&conn).map_err(|e| self.sql(e))?;
+        out.db_bytes = pages_before.saturating_sub(pages_after);
+        Ok(out)
+    }
+
+    /// Adds one purge to the running totals.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn add_retention_totals(
+        &self,
+        records_deleted: u64,
+        bodies_dropped: u64,
+        bytes_reclaimed: u64,
+        now_ms: i64,
+    ) -> Result<(), OutboxError> {
+        let conn = self.conn();
+        self.ensure_durable(&conn)?;
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        conn.execute(
+            "UPDATE retention_totals SET runs = runs + 1, records_deleted = records_deleted + ?1, \
+             bodies_dropped = bodies_dropped + ?2, bytes_reclaimed = bytes_reclaimed + ?3, \
+             last_run_at = ?4 WHERE id = 1",
+            rusqlite::params![
+                n(records_deleted),
+                n(bodies_dropped),
+                n(bytes_reclaimed),
+                now_ms
+            ],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// The running totals of every purge (for `/metrics`).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn retention_totals(&self) -> Result<RetentionTotals, OutboxError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT runs, records_deleted, bodies_dropped, bytes_reclaimed, last_run_at \
+             FROM retention_totals WHERE id = 1",
+            [],
+            |r| {
+                let u = |i: usize| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+                Ok(RetentionTotals {
+                    runs: u(0)?,
+                    records_deleted: u(1)?,
+                    bodies_dropped: u(2)?,
+                    bytes_reclaimed: u(3)?,
+                    last_run_at_ms: r.get(4)?,
+                })
+            },
+        )
+        .map_err(|e| self.sql(e))
+    }
+}
+
+/// `?first, ?first+1, ...` for `statuses`, and their names as arguments.
+fn status_list(statuses: &[Status], first: usize) -> (String, Vec<String>) {
+    let list = (0..statuses.len())
+        .map(|i| format!("?{}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (
+        list,
+        statuses.iter().map(|s| s.as_str().to_string()).collect(),
+    )
+}
+
+fn ids(conn: &rusqlite::Connection, sql: &str, args: &[String]) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    stmt.query_map(params_from_iter(args.iter()), |r| r.get(0))?
+        .collect()
+}
+
+fn page_bytes(conn: &rusqlite::Connection) -> rusqlite::Result<u64> {
+    let count: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(u64::try_from(count.saturating_mul(size)).unwrap_or(0))
+}
