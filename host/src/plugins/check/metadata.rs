@@ -286,6 +286,14 @@ mod tests {
     }
 
     #[test]
+    fn the_host_settings_table_name_is_reserved() {
+        let mut reserved = info();
+        reserved.name = "mailhost".into();
+        let checks = check(&reserved);
+        assert_eq!(status(&checks, "name"), Status::Fail);
+    }
+
+    #[test]
     fn a_good_description_passes() {
         let checks = check(&info());
         assert!(
