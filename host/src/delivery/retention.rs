@@ -31,6 +31,9 @@ pub enum RetentionError {
     /// A spool folder could not be removed (the records are already purged; rerun to retry).
     #[error(transparent)]
     Spool(#[from] FileError),
+    /// settings.toml could not be read.
+    #[error(transparent)]
+    Settings(Box<crate::config::settings::SettingsError>),
     /// `sending` was named: such an email is in a provider's hands right now.
     #[error(
         "emails with status 'sending' are being sent right now and are never purged: name queued, sent, failed or unknown"
@@ -144,6 +147,56 @@ pub fn apply(
     Ok(report)
 }
 
+/// Applies the home's own policy (`RetainDays`, `RetainBodyDays`, sent emails only): what
+/// `mailhost serve` runs daily.
+///
+/// # Errors
+/// settings.toml cannot be read, or as [`apply`].
+pub fn apply_home_policy(
+    home: &Home,
+    outbox: &Outbox,
+    now: SystemTime,
+) -> Result<PurgeReport, RetentionError> {
+    let stored = settings::load(home).map_err(|e| RetentionError::Settings(Box::new(e)))?;
+    apply(home, outbox, &Policy::from_settings(&stored), now)
+}
+
+/// The retention totals as Prometheus text, for `/metrics` (no addresses or subjects).
+pub fn metrics_text(totals: &crate::delivery::outbox::RetentionTotals) -> String {
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "mailhost_retention_runs_total",
+            "Purges run (email purge and serve's daily one).",
+            totals.runs,
+        ),
+        (
+            "mailhost_retention_records_deleted_total",
+            "Email records deleted by retention.",
+            totals.records_deleted,
+        ),
+        (
+            "mailhost_retention_bodies_dropped_total",
+            "Email bodies and spooled attachments dropped by retention.",
+            totals.bodies_dropped,
+        ),
+        (
+            "mailhost_retention_bytes_reclaimed_total",
+            "Bytes given back by retention (mail.db pages and spool files).",
+            totals.bytes_reclaimed,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
+    let last = totals.last_run_at_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+    out.push_str(&format!(
+        "# HELP mailhost_retention_last_run_timestamp_seconds When retention last ran (0: never).\n# TYPE mailhost_retention_last_run_timestamp_seconds gauge\nmailhost_retention_last_run_timestamp_seconds {last}\n"
+    ));
+    out
+}
+
 /// `spool/<id>` of an email id that is a plain name (never a path).
 fn spool_dir(home: &Home, id: &str) -> Option<std::path::PathBuf> {
     let plain = !id.is_empty()
@@ -241,6 +294,12 @@ mod tests {
                 .records_deleted,
             1
         );
+        let text = metrics_text(&outbox.retention_totals().unwrap());
+        assert!(
+            text.contains("mailhost_retention_records_deleted_total 2\n"),
+            "{text}"
+        );
+        assert!(apply_home_policy(&home, &outbox, SystemTime::now()).is_ok());
         let sending = Policy {
             statuses: vec![Status::Sending],
             ..policy

@@ -166,7 +166,14 @@ pub(crate) fn ensure_incremental_vacuum(conn: &Connection, path: &Path) -> Resul
     if mode != AUTO_VACUUM_INCREMENTAL {
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
             .map_err(sql)?;
-        conn.execute_batch("VACUUM").map_err(sql)?;
+        // Another process reading the file keeps VACUUM out: not worth failing the command for;
+        // the next open tries again, and until then purges free pages without returning them.
+        if let Err(e) = conn.execute_batch("VACUUM") {
+            log::warn!(
+                "{}: could not switch on incremental vacuum yet ({e}); it is tried again at the next open",
+                path.display()
+            );
+        }
     }
     Ok(())
 }
