@@ -130,6 +130,32 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), FileError>
     atomic_write(path, contents, PRIVATE_FILE)
 }
 
+/// Creates a new private file (0600, whatever the umask) for writing in pieces, such as a
+/// spooled copy of a large attachment; its folder is created 0700 if needed. Fails if the file
+/// exists. The caller writes, then `sync_all`s before reporting the data as stored.
+///
+/// # Errors
+/// The folder or file cannot be created.
+pub fn create_private_file(path: &Path) -> Result<File, FileError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        create_private_dir(parent)?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(PRIVATE_FILE);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| FileError::new("create", path, e))?;
+    ensure_mode(path, PRIVATE_FILE)?;
+    Ok(file)
+}
+
 /// Opens `path` for appending, creating it private (0600) if missing; an existing file wider
 /// than 0600 is narrowed.
 ///
@@ -302,6 +328,14 @@ mod tests {
         assert_eq!(mode(&dir.path().join("spool")), 0o700);
         assert_eq!(mode(&folder), 0o700);
         assert_eq!(mode(&folder.join("message.eml")), 0o600);
+        let streamed = folder.join("big.bin");
+        let mut file = create_private_file(&streamed).expect("create");
+        file.write_all(b"data").expect("write");
+        assert_eq!(mode(&streamed), 0o600);
+        assert!(
+            create_private_file(&streamed).is_err(),
+            "an existing file is not replaced"
+        );
         let log = dir.path().join("audit.log");
         fs::write(&log, "").expect("write");
         chmod(&log, 0o666).expect("chmod");
