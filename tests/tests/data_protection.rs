@@ -702,11 +702,17 @@ fn keyring_backend_stores_in_a_real_secret_service() {
     let script = r#"
 "$MH" --home "$H" secrets migrate --to keyring
 printf 'in-keyring\n' | "$MH" --home "$H" staff set adele --password-stdin
-"$MH" --home "$H" secrets list --json > "$H/../list.json"
-cp "$H/secrets.toml" "$H/../file-during.toml" 2>/dev/null || true
+"$MH" --home "$H" secrets list --json > "$OUT/list.json"
+cp "$H/secrets.toml" "$OUT/file-during.toml" 2>/dev/null || true
+# Switched back by hand: the keyring's secrets are named as stranded, and migrate brings them.
+"$MH" --home "$H" config set mailhost SecretBackend file
+"$MH" --home "$H" secrets list 2> "$OUT/stranded.txt"
 "$MH" --home "$H" secrets migrate --to file
+"$MH" --home "$H" secrets list 2> "$OUT/after.txt"
 "#;
-    let Some(output) = in_keyring_session(script, &[("H", home.path())]) else {
+    let out = tempfile::tempdir().unwrap();
+    let Some(output) = in_keyring_session(script, &[("H", home.path()), ("OUT", out.path())])
+    else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install gnome-keyring and dbus (dbus-run-session) for the keyring test"
@@ -720,7 +726,7 @@ cp "$H/secrets.toml" "$H/../file-during.toml" 2>/dev/null || true
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let parent = home.path().parent().unwrap();
+    let parent = out.path();
     let list: Value =
         serde_json::from_str(&std::fs::read_to_string(parent.join("list.json")).unwrap()).unwrap();
     assert_eq!(list["backend"], "keyring");
@@ -736,8 +742,13 @@ cp "$H/secrets.toml" "$H/../file-during.toml" 2>/dev/null || true
     assert!(!home.read("secrets.index").contains("in-keyring"));
     // Migrated back: the value set while on the keyring is in the file again.
     assert!(home.read("secrets.toml").contains("in-keyring"));
-    let _ = std::fs::remove_file(parent.join("list.json"));
-    let _ = std::fs::remove_file(parent.join("file-during.toml"));
+    let stranded = std::fs::read_to_string(parent.join("stranded.txt")).unwrap();
+    assert!(
+        stranded.contains("staff.adele.password") && stranded.contains("secrets migrate --to file"),
+        "{stranded}"
+    );
+    let after = std::fs::read_to_string(parent.join("after.txt")).unwrap();
+    assert!(!after.contains("keyring"), "{after}");
 }
 
 fn audit_commands(home: &Home) -> Vec<String> {

@@ -324,22 +324,35 @@ impl SecretStore {
         if target == Backend::Systemd {
             return Err(SecretError::MigrateToSystemd);
         }
+        // Secrets left in the keyring by an earlier backend are moved too.
+        let widened;
+        let source = if self.keyring.is_none() && home.secrets_index_path().is_file() {
+            widened = Self {
+                backend: self.backend,
+                file: FileStore::at(&home.secrets_path())?,
+                keyring: Some(KeyringStore::new(home.path(), home.secrets_index_path())),
+                systemd: self.systemd.clone(),
+            };
+            &widened
+        } else {
+            self
+        };
         let destination = Self::with_backend(home, target)?;
         // The keyring of this home, even when the current backend is not keyring (a second
         // migration after an interrupted one).
         let keyring = KeyringStore::new(home.path(), home.secrets_index_path());
         let mut moved = Vec::new();
-        for listed in self.list()? {
+        for listed in source.list()? {
             if listed.location == target {
                 continue;
             }
-            let Some(value) = self.get(&listed.name)? else {
+            let Some(value) = source.get(&listed.name)? else {
                 continue;
             };
             match target {
                 Backend::Keyring => destination.put(&listed.name, value.expose())?,
                 _ => {
-                    self.file.put(&listed.name, value.expose())?;
+                    source.file.put(&listed.name, value.expose())?;
                     if listed.location == Backend::Keyring {
                         keyring.delete(&listed.name)?;
                     }
@@ -348,6 +361,18 @@ impl SecretStore {
             moved.push(listed.name);
         }
         Ok(moved)
+    }
+
+    /// Names in `secrets.index` (the keyring) that this store does not look at, because the
+    /// backend was switched away from keyring without `secrets migrate`.
+    ///
+    /// # Errors
+    /// The index cannot be read.
+    pub fn stranded_in_keyring(&self, home: &Home) -> Result<Vec<String>, SecretError> {
+        if self.keyring.is_some() {
+            return Ok(Vec::new());
+        }
+        KeyringStore::new(home.path(), home.secrets_index_path()).names()
     }
 
     fn refuse_credential(&self, key: &str) -> Result<(), SecretError> {

@@ -20,6 +20,16 @@ pub(super) fn run(home: &Home, command: SecretsCommand) -> Result<u8, Error> {
 fn list(home: &Home, json: bool) -> Result<u8, Error> {
     let store = SecretStore::open(home)?;
     let listed = store.list()?;
+    let stranded = store.stranded_in_keyring(home)?;
+    if !stranded.is_empty() {
+        super::warn(&format!(
+            "{} secret(s) are still in the operating system's keyring ({}), which SecretBackend {} does not read: run `mailhost secrets migrate --to {}`",
+            stranded.len(),
+            stranded.join(", "),
+            store.backend(),
+            store.backend()
+        ));
+    }
     if json {
         print_json(&json!({
             "backend": store.backend().name(),
