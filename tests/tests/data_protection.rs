@@ -109,6 +109,12 @@ fn every_file_is_private_whatever_the_umask() {
     set_mode(&lib, 0o755);
     let pickup = dir.path().join("pickup");
     std::fs::create_dir(&pickup).unwrap();
+    let batch = dir.path().join("batch.jsonl");
+    std::fs::write(
+        &batch,
+        "{\"to\": [\"alex@contoso.com\"], \"subject\": \"one\"}\n{\"to\": [\"alex@contoso.com\"], \"subject\": \"two\"}\n",
+    )
+    .unwrap();
     let steps: Vec<(Vec<&str>, Option<&str>)> = vec![
         (
             vec!["plugin", "add", lib.to_str().unwrap(), "--enable"],
@@ -151,7 +157,24 @@ fn every_file_is_private_whatever_the_umask() {
             ],
             None,
         ),
+        (
+            vec![
+                "email",
+                "send-batch",
+                batch.to_str().unwrap(),
+                "--staff",
+                "adele",
+            ],
+            None,
+        ),
+        (vec!["email", "retry", "--failed"], None),
+        (vec!["plugin", "disable", "pickup-dir"], None),
+        (vec!["plugin", "enable", "pickup-dir"], None),
+        (vec!["plugin", "verify"], None),
+        (vec!["staff", "set", "adele", "--name", "Adele"], None),
+        (vec!["config", "unset", "mailhost", "RetainDays"], None),
         (vec!["email", "purge", "--older-than", "1d"], None),
+        (vec!["secrets", "migrate", "--to", "file"], None),
         (vec!["secrets", "list"], None),
         (vec!["audit"], None),
     ];
@@ -740,6 +763,7 @@ cp "$H/secrets.toml" "$OUT/file-during.toml" 2>/dev/null || true
         "{during}"
     );
     assert!(!home.read("secrets.index").contains("in-keyring"));
+    assert_eq!(mode(&home.path().join("secrets.index")), 0o600);
     // Migrated back: the value set while on the keyring is in the file again.
     assert!(home.read("secrets.toml").contains("in-keyring"));
     let stranded = std::fs::read_to_string(parent.join("stranded.txt")).unwrap();
