@@ -437,6 +437,20 @@ fn purge_applies_retention_over_ten_thousand_emails() {
     }
     drop(stmt);
     drop(conn);
+    // A dropped body is shown as such, and such an email cannot be sent again.
+    let shown = home.ok(&["email", "show", "email-00031"]);
+    assert!(
+        shown.contains("retention:") && shown.contains("dropped"),
+        "{shown}"
+    );
+    let shown = home.json(&["email", "show", "email-00031", "--json"]);
+    assert!(
+        shown["body_dropped_at"].as_str().unwrap().ends_with('Z'),
+        "{shown}"
+    );
+    let stderr = home.fails(&["email", "retry", "email-00031", "--force"], 2);
+    assert!(stderr.contains("dropped by retention"), "{stderr}");
+
     // Queued, failed and unknown emails stay however old they are; nothing left to purge.
     assert_eq!(
         counts(&db, "SELECT count(*) FROM emails WHERE status = 'queued'"),

@@ -6,7 +6,8 @@
 //! - 0 keeps forever.
 //!
 //! `queued`, `failed` and `unknown` emails are never touched unless named (`email purge
-//! --status`); `sending` ones never are. The age of an email is when it was sent, else its last
+//! --status`), and then deleted whole once old enough, never emptied (they may still be sent);
+//! `sending` ones never are. The age of an email is when it was sent, else its last
 //! change. `mailhost email purge` runs [`apply`] once; `mailhost serve` runs it daily. Freed
 //! pages go back to the file system (incremental vacuum) and the totals are kept in mail.db
 //! ([`Outbox::retention_totals`]) for `/metrics`.
@@ -100,12 +101,13 @@ pub fn apply(
     }
     let now_ms = time::unix_seconds(now).saturating_mul(1000);
     let before = |age: Option<i64>| age.map(|a| now_ms.saturating_sub(a.saturating_mul(1000)));
-    // A queued email's body is what will be sent: it is deleted when named, never emptied.
+    // Only a sent email's body is dropped: a queued, failed or unknown one may still be sent,
+    // so it is deleted whole when named, never emptied.
     let body_statuses: Vec<Status> = policy
         .statuses
         .iter()
         .copied()
-        .filter(|s| *s != Status::Queued)
+        .filter(|s| *s == Status::Sent)
         .collect();
     let store = outbox.purge(
         &policy.statuses,

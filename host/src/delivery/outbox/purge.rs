@@ -2,7 +2,7 @@
 //! freed pages back (incremental vacuum), and the running totals `/metrics` shows. The policy
 //! (which emails, how old) is in `delivery/retention.rs`.
 
-use rusqlite::{TransactionBehavior, params_from_iter};
+use rusqlite::{OptionalExtension, TransactionBehavior, params_from_iter};
 
 use super::record::Status;
 use super::{Outbox, OutboxError};
@@ -125,6 +125,22 @@ impl Outbox {
         let pages_after = page_bytes(&conn).map_err(|e| self.sql(e))?;
         out.db_bytes = pages_before.saturating_sub(pages_after);
         Ok(out)
+    }
+
+    /// When retention dropped the body of email `id` (milliseconds since the epoch), if it did.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn body_dropped_at(&self, id: &str) -> Result<Option<i64>, OutboxError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT body_dropped_at FROM emails WHERE id = ?1",
+            [id],
+            |r| r.get::<_, Option<i64>>(0),
+        )
+        .optional()
+        .map(Option::flatten)
+        .map_err(|e| self.sql(e))
     }
 
     /// Adds one purge to the running totals.

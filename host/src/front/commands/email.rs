@@ -289,11 +289,21 @@ fn shorten(text: &str, max: usize) -> String {
 
 fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
     let record = outbox.get(id)?;
+    let dropped = outbox.body_dropped_at(&record.id)?;
     if json {
-        let value = serde_json::to_value(&record).map_err(|e| Error::Output(e.into()))?;
+        let mut value = serde_json::to_value(&record).map_err(|e| Error::Output(e.into()))?;
+        if let Some(ms) = dropped {
+            value["body_dropped_at"] = json!(crate::config::time::rfc3339(ms / 1000));
+        }
         return print_json(&value).map(|()| EXIT_OK);
     }
     print(&describe(&record))?;
+    if let Some(ms) = dropped {
+        print(&format!(
+            "retention:   body and attachments dropped {} (RetainBodyDays)",
+            crate::config::time::rfc3339(ms / 1000)
+        ))?;
+    }
     OK
 }
 
@@ -380,6 +390,13 @@ fn next_step(r: &EmailRecord) -> Option<String> {
 /// `email retry ID [--force]`.
 fn retry_one(home: &Home, outbox: &Outbox, id: &str, force: bool, json: bool) -> Result<u8, Error> {
     let record = outbox.get(id)?;
+    if let Some(ms) = outbox.body_dropped_at(&record.id)? {
+        return Err(Error::Usage(format!(
+            "email {}'s body and attachments were dropped by retention on {} (RetainBodyDays), so it cannot be sent again: send a new email",
+            record.id,
+            crate::config::time::rfc3339(ms / 1000)
+        )));
+    }
     if !force && matches!(record.status, Status::Sent | Status::Unknown) {
         return Err(OutboxError::NotClaimable {
             id: record.id,
