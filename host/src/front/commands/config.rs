@@ -159,7 +159,7 @@ fn set_host(home: &Home, key: &str, value: &str) -> Result<u8, Error> {
     print(&format!("set {HOST_TABLE} {} = {value}", spec.key))?;
     if spec.key == settings::SECRET_BACKEND {
         print(&format!(
-            "new secrets go to {value}; existing ones stay where they are (and are still found) until `mailhost secrets migrate --to {value}`"
+            "new secrets go to {value}; run `mailhost secrets migrate --to {value}` to move the existing ones (until then, those in secrets.toml are still found)"
         ))?;
     }
     OK
