@@ -30,6 +30,7 @@ mod purge;
 mod query;
 mod record;
 mod recovery;
+mod schedule;
 mod schema;
 
 #[cfg(test)]
@@ -47,8 +48,11 @@ pub use group::GroupOutcome;
 pub use lifecycle::Claim;
 pub use purge::{RetentionTotals, StorePurge};
 pub use record::{
-    Address, AttachmentRecord, EmailRecord, HeaderRecord, LastError, NewEmail, ReceiptRecord,
-    Status, Timestamp, UnknownStatus,
+    Address, AttachmentRecord, Door, EmailRecord, HeaderRecord, LastError, MimeSource, NewEmail,
+    ReceiptRecord, Status, Timestamp, UnknownStatus,
+};
+pub use schedule::{
+    Admission, AttemptOutcome, AttemptRecord, Candidate, DueEmail, Finish, Settled,
 };
 
 use owner::Owner;

@@ -74,6 +74,15 @@ impl Outbox {
                 )
             };
             out.deleted = ids(&tx, &sql, &args).map_err(|e| self.sql(e))?;
+            if !dry_run {
+                // Their attempt log (errors, times) goes with them.
+                let mut forget = tx
+                    .prepare("DELETE FROM attempts WHERE email_id = ?1")
+                    .map_err(|e| self.sql(e))?;
+                for id in &out.deleted {
+                    forget.execute([id]).map_err(|e| self.sql(e))?;
+                }
+            }
         }
         if let Some(before) = body_before_ms.filter(|_| !body_statuses.is_empty()) {
             let (list, mut args) = status_list(body_statuses, 3);
@@ -255,7 +264,7 @@ mod tests {
         let conn = outbox.conn();
         let read = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(read("PRAGMA auto_vacuum"), 2);
-        assert_eq!(read("PRAGMA user_version"), 2);
+        assert_eq!(read("PRAGMA user_version"), 3);
         assert_eq!(read("SELECT runs FROM retention_totals"), 0);
     }
 

@@ -21,7 +21,8 @@ pub(crate) const APPLICATION_ID: i32 = 0x4d48_7374;
 /// Append only: never edit or reorder a released migration.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_emails.sql"),
-    include_str!("migrations/0002_retention.sql"),
+    include_str!("migrations/0002_engine.sql"),
+    include_str!("migrations/0003_retention.sql"),
 ];
 
 /// `PRAGMA auto_vacuum` value of incremental vacuum.

@@ -1,4 +1,4 @@
--- mail.db schema 2: retention (see delivery/retention.rs).
+-- mail.db schema 3: retention (see delivery/retention.rs).
 --
 -- `body_dropped_at`: when the body and spooled attachments of an email were dropped after
 -- RetainBodyDays; the record (who, to whom, when, status, receipt, errors) stays until RetainDays.
