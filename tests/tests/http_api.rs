@@ -222,6 +222,15 @@ async fn a_token_is_required_and_a_revoked_one_stops_working() {
         "the listing shows no token"
     );
     home.ok(&["api-token", "revoke", "tests"]);
+    let audit = home.read("audit.log");
+    assert!(
+        audit.contains("\"api-token create\"") && audit.contains("\"api-token revoke\""),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(&token[3..]),
+        "the audit trail holds no token"
+    );
     let (status, _) = api.get("/v1/emails").await;
     assert_eq!(status, 401, "revoked while the service runs");
 }

@@ -2,6 +2,7 @@
 //! lines or JSON on stdout. Errors go back to `main`, which prints them once.
 
 mod api_token;
+pub(crate) mod audit;
 mod batch;
 mod check;
 mod config;
@@ -9,11 +10,15 @@ pub(crate) mod email;
 pub(crate) mod limits;
 mod login;
 mod plugin;
+mod purge;
+pub(crate) mod secret_input;
+mod secrets;
 mod staff;
 
 use std::io::Write;
 
 use crate::config::home::Home;
+use crate::config::permissions;
 use crate::error::{EXIT_OK, Error};
 use crate::front::cli::{Cli, Command};
 use crate::plugins::quarantine;
@@ -29,6 +34,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         return crate::front::demo::run(args);
     }
     let home = Home::resolve(cli.home.as_deref())?;
+    // As ssh refuses a private key others can read: mail or secrets open to other users stop
+    // every command (exit 2) unless --allow-unsafe-permissions; other files are warned about.
+    for warning in permissions::enforce(&home, cli.allow_unsafe_permissions)? {
+        warn(&warning);
+    }
     match quarantine::recover(&home) {
         Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
         Err(e) => warn(&format!("cannot record a plugin crash: {e}")),
@@ -41,6 +51,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
         Command::ApiToken(command) => api_token::run(&home, command),
+        Command::Secrets(command) => secrets::run(&home, command),
+        Command::Audit { since, json } => audit::run(&home, since.as_deref(), json),
         Command::Limits { json } => limits::run(&home, json),
         Command::Serve(args) => crate::front::serve::run(&home, &args),
         Command::Demo(_) => OK,
