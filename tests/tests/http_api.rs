@@ -630,3 +630,28 @@ async fn tls_from_serve_toml_and_no_plain_http_off_loopback() {
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_api_and_the_engine_cleanly_with_nothing_lost() {
+    let emulator = Emulator::start().unwrap();
+    let (home, mut service, token) = service(&emulator);
+    let api = Api::new(&service, &token);
+    let (status, accepted) = api.post(&email("before SIGTERM"), None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let base = api.base.clone();
+    let exit = tokio::task::spawn_blocking(move || service.stop(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "serve exited with {exit:?}");
+    assert!(
+        client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+    let listed = home.json(&["email", "list", "--json"]);
+    assert_eq!(listed[0]["id"], accepted["id"], "{listed:#}");
+}
