@@ -178,6 +178,9 @@ async fn an_idempotency_key_records_one_email_even_when_posted_concurrently() {
     let (status, again) = api.post(&email("once"), Some("order-7")).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["id"], first["id"]);
+    let (status, reused) = api.post(&email("another email"), Some("order-7")).await;
+    assert_eq!(status, 422, "a key reused for a different email: {reused}");
+    assert_eq!(reused["error"]["code"], "idempotency_key_reused");
 
     let tasks: Vec<_> = (0..20)
         .map(|_| {
