@@ -8,6 +8,7 @@ use mailhost_plugin_api::{
 };
 use url::Url;
 
+use crate::auth::certificate::AssertionAlgorithm;
 use crate::security::{self, Secret};
 
 /// `ClientID`: the application (client) ID of the app registration.
@@ -22,6 +23,13 @@ pub const AUTHORITY: &str = "Authority";
 pub const GRAPH_ENDPOINT: &str = "GraphEndpoint";
 /// `ClientSecret`: when set, the provider signs in app-only with client credentials.
 pub const CLIENT_SECRET: &str = "ClientSecret";
+/// `ClientCertificate`: path of a PEM (certificate + private key) or PKCS#12 file; when set,
+/// the provider signs in app-only with a certificate (it wins over `ClientSecret`).
+pub const CLIENT_CERTIFICATE: &str = "ClientCertificate";
+/// `ClientCertificatePassword`: the password of an encrypted key or PKCS#12 file.
+pub const CLIENT_CERTIFICATE_PASSWORD: &str = "ClientCertificatePassword";
+/// `ClientAssertionAlgorithm`: PS256 (`x5t#S256`, default) or RS256 (`x5t`).
+pub const CLIENT_ASSERTION_ALGORITHM: &str = "ClientAssertionAlgorithm";
 /// `AlternateFromMode`: how an alternate From address is sent.
 pub const ALTERNATE_FROM_MODE: &str = "AlternateFromMode";
 /// `DelegatedScopes`: the Graph permissions requested at delegated sign-in.
@@ -91,6 +99,23 @@ pub fn system_settings() -> Vec<SettingSpec> {
             "Client secret (App registration > Certificates & secrets); when set, mail is sent app-only with the Mail.Send application permission",
         )
         .secret(),
+        SettingSpec::new(
+            CLIENT_CERTIFICATE,
+            SettingKind::STRING,
+            "Path of the app's certificate with its private key: a PEM file (certificate + PKCS#8 or PKCS#1 key, the key may be encrypted) or a PKCS#12 .pfx/.p12; its public part must be uploaded under App registrations > the app > Certificates & secrets > Certificates. When set, mail is sent app-only and the certificate wins over ClientSecret",
+        ),
+        SettingSpec::new(
+            CLIENT_CERTIFICATE_PASSWORD,
+            SettingKind::STRING,
+            "Password of an encrypted private key or .pfx in ClientCertificate",
+        )
+        .secret(),
+        SettingSpec::new(
+            CLIENT_ASSERTION_ALGORITHM,
+            SettingKind::STRING,
+            "How the certificate signs the client assertion: PS256 (RSA-PSS, header x5t#S256; Microsoft's current format) or RS256 (PKCS#1 v1.5, header x5t) for older set-ups",
+        )
+        .default_value("PS256"),
         SettingSpec::new(
             ALTERNATE_FROM_MODE,
             SettingKind::STRING,
@@ -176,6 +201,12 @@ pub struct Settings {
     pub graph: Url,
     /// `ClientSecret`, if set.
     pub client_secret: Option<Secret>,
+    /// `ClientCertificate`, if set.
+    pub client_certificate: Option<std::path::PathBuf>,
+    /// `ClientCertificatePassword`, if set.
+    pub client_certificate_password: Option<Secret>,
+    /// `ClientAssertionAlgorithm`.
+    pub assertion_algorithm: AssertionAlgorithm,
     /// `AlternateFromMode`.
     pub alternate_from: AlternateFromMode,
     /// `DelegatedScopes`: permission names (bare, `.default`, or full URIs).
@@ -231,6 +262,18 @@ impl Settings {
             authority,
             graph,
             client_secret: find_setting(settings, CLIENT_SECRET).map(|s| Secret::new(s.trim())),
+            client_certificate: find_setting(settings, CLIENT_CERTIFICATE)
+                .map(|p| std::path::PathBuf::from(p.trim())),
+            // A password may legitimately begin or end with spaces: kept as given.
+            client_certificate_password: settings
+                .iter()
+                .find(|s| s.key.as_str() == CLIENT_CERTIFICATE_PASSWORD && !s.value.is_empty())
+                .map(|s| Secret::new(s.value.as_str())),
+            assertion_algorithm: crate::auth::certificate::parse_algorithm(find_setting(
+                settings,
+                CLIENT_ASSERTION_ALGORITHM,
+            ))
+            .map_err(|message| config(CLIENT_ASSERTION_ALGORITHM, message))?,
             alternate_from,
             delegated_scopes: {
                 let scopes: Vec<String> = find_setting(settings, DELEGATED_SCOPES)
@@ -273,9 +316,9 @@ impl Settings {
         })
     }
 
-    /// Whether the provider signs in app-only (client credentials).
+    /// Whether the provider signs in app-only (client credentials with a certificate or secret).
     pub fn app_only(&self) -> bool {
-        self.client_secret.is_some()
+        self.client_secret.is_some() || self.client_certificate.is_some()
     }
 
     /// `{Authority}/{tenant}/oauth2/v2.0/{endpoint}`.

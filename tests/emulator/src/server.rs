@@ -510,6 +510,38 @@ impl Emulator {
         self.shared.decline_device_code(user_code)
     }
 
+    /// Uploads a certificate (PEM or base64 DER, public part) to the app `client_id`, as the
+    /// portal's "Certificates & secrets > Upload certificate" does; returns its thumbprint.
+    ///
+    /// # Errors
+    /// No such app, or the text is not a certificate.
+    pub fn add_app_certificate(
+        &self,
+        client_id: &str,
+        certificate: &str,
+    ) -> Result<String, AdminError> {
+        self.shared.add_app_certificate(client_id, certificate)
+    }
+
+    /// Removes every certificate of the app `client_id`; returns how many.
+    ///
+    /// # Errors
+    /// No such app.
+    pub fn remove_app_certificates(&self, client_id: &str) -> Result<usize, AdminError> {
+        self.shared.remove_app_certificates(client_id)
+    }
+
+    /// Refuse (or accept, the default) a client assertion whose `jti` was presented before.
+    pub fn set_reject_replayed_assertions(&self, enabled: bool) {
+        self.shared.lock().config.reject_replayed_assertions = enabled;
+    }
+
+    /// Seconds a sent message takes to appear in the sender's Sent Items (0: at once, the
+    /// default); Exchange files the copy asynchronously.
+    pub fn set_sent_items_delay(&self, secs: u64) {
+        self.shared.lock().config.sent_items_delay_secs = secs;
+    }
+
     /// Approves the next authorization-code sign-in as `upn` (its `login_hint`, if any, must
     /// match).
     pub fn approve_sign_in(&self, upn: &str) -> Result<(), AdminError> {

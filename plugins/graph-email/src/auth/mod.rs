@@ -7,6 +7,7 @@
 //! * Otherwise: device code at `mailhost login`, then silent refresh-token reuse on sends.
 
 pub mod cache;
+pub mod certificate;
 pub mod client_credentials;
 pub mod device_code;
 pub mod endpoint;
@@ -107,7 +108,13 @@ impl Account {
         let settings = ctx.settings;
         let (account, scopes) = match mode {
             // The app's token is the app's, whichever staff member sends.
-            Mode::AppOnly => ("app".to_string(), app_scope(settings)),
+            Mode::AppOnly => (
+                match &settings.client_certificate {
+                    Some(path) => format!("app:certificate:{}", path.display()),
+                    None => "app".to_string(),
+                },
+                app_scope(settings),
+            ),
             Mode::Password => (
                 format!("password:{}:{}", ctx.staff.id, ctx.staff.sign_in_name()),
                 delegated_scopes(settings),
@@ -269,8 +276,14 @@ impl Auth {
         })?;
         Ok(match account.mode {
             Mode::AppOnly => format!(
-                "ClientSecret is set, so graph-email sends app-only for every staff member: the app {} signed in to tenant {} (no per-user sign-in is needed)",
-                ctx.settings.client_id, ctx.settings.tenant
+                "{} is set, so graph-email sends app-only for every staff member: the app {} signed in to tenant {} (no per-user sign-in is needed)",
+                if ctx.settings.client_certificate.is_some() {
+                    "ClientCertificate"
+                } else {
+                    "ClientSecret"
+                },
+                ctx.settings.client_id,
+                ctx.settings.tenant
             ),
             Mode::Password => format!(
                 "staff {staff} signed in to Microsoft as {} with username and password",
@@ -309,7 +322,7 @@ impl Auth {
             "forgot the Microsoft sign-in of staff {}{}",
             ctx.staff.id,
             if ctx.settings.app_only() {
-                " (mail is sent app-only while ClientSecret is set)"
+                " (mail is sent app-only while ClientSecret or ClientCertificate is set)"
             } else {
                 ""
             }
