@@ -30,6 +30,7 @@ use mailhost_plugin_api::{
     export_provider,
 };
 
+use crate::auth::browser::BrowserIo;
 use crate::auth::{Account, Auth};
 use crate::graph::{Graph, MailboxLimits};
 use crate::http::{Http, RetryPolicy};
@@ -115,6 +116,43 @@ impl GraphProvider {
         Ok(runtime.block_on(future))
     }
 
+    /// `sign_in` with the given browser and input: the host's settings `SignInMode`
+    /// (`device-code`, the default, or `browser`) and `SignInNoOpen` (`true`: print the address
+    /// instead of opening a browser) choose the flow.
+    ///
+    /// # Errors
+    /// The sign-in failed; the error says what to change.
+    pub fn sign_in_with(
+        &self,
+        request: &SignInRequest,
+        io: &BrowserIo,
+    ) -> Result<String, ProviderError> {
+        let settings = Settings::parse(&request.settings)?;
+        settings.check_transport()?;
+        let staff = Staff::from_api(&request.staff);
+        let ctx = Context {
+            http: &self.http,
+            settings: &settings,
+            staff: &staff,
+        };
+        let mode = request
+            .setting(auth::browser::SIGN_IN_MODE)
+            .map(|m| m.trim().to_ascii_lowercase());
+        match mode.as_deref() {
+            None | Some("device-code") => self.block_on(self.auth.sign_in(&ctx))?,
+            Some("browser") => {
+                let no_open = request
+                    .setting(auth::browser::SIGN_IN_NO_OPEN)
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                self.block_on(self.auth.sign_in_browser(&ctx, no_open, io))?
+            }
+            Some(other) => Err(ProviderError::configuration(format!(
+                "unknown sign-in mode '{other}' (setting {}): use device-code or browser",
+                auth::browser::SIGN_IN_MODE
+            ))),
+        }
+    }
+
     /// Describes the provider (see [`Provider::describe`]).
     pub fn info() -> ProviderInfo {
         ProviderInfo {
@@ -172,15 +210,7 @@ impl Provider for GraphProvider {
     }
 
     fn sign_in(&self, request: &SignInRequest) -> Result<String, ProviderError> {
-        let settings = Settings::parse(&request.settings)?;
-        settings.check_transport()?;
-        let staff = Staff::from_api(&request.staff);
-        let ctx = Context {
-            http: &self.http,
-            settings: &settings,
-            staff: &staff,
-        };
-        self.block_on(self.auth.sign_in(&ctx))?
+        self.sign_in_with(request, &BrowserIo::default())
     }
 
     fn sign_out(&self, request: &SignInRequest) -> Result<String, ProviderError> {

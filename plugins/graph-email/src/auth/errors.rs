@@ -19,6 +19,8 @@ pub enum Flow {
     Refresh,
     /// App-only client credentials.
     ClientCredentials,
+    /// Authorization code from the browser (`mailhost login --browser`).
+    Browser,
 }
 
 /// Whether a refresh failure means the refresh token can no longer be used (sign in again),
@@ -97,6 +99,16 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
                 "the saved Microsoft sign-in of staff {staff} has expired or was revoked: run `mailhost login {staff}` again"
             ))
         }
+        Some(50011) => ProviderError::configuration(format!(
+            "the redirect URI {} is not registered for the app {client} (AADSTS50011): in the Microsoft Entra admin center open App registrations > the app > Authentication > Add a platform > Mobile and desktop applications and add it (Microsoft ignores the port of http://localhost URIs)",
+            ctx.settings.redirect_uri
+        )),
+        Some(54005) => ProviderError::authentication(format!(
+            "the sign-in code was already used (AADSTS54005): run `mailhost login {staff} --browser` again"
+        )),
+        Some(501481) => ProviderError::authentication(format!(
+            "Microsoft refused the PKCE verifier of the sign-in (AADSTS501481): run `mailhost login {staff} --browser` again"
+        )),
         Some(700027) => ProviderError::configuration(format!(
             "Microsoft did not accept the certificate in {CLIENT_CERTIFICATE} for app {client}: its public part is not uploaded to the app registration (or was removed or has expired there), or the file's key is not the certificate's: upload the certificate (.cer/.pem without the key) under Microsoft Entra admin center > App registrations > the app > Certificates & secrets > Certificates > Upload certificate, and check that the thumbprint shown there is the one below"
         )),

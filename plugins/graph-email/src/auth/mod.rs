@@ -6,6 +6,7 @@
 //!   while it lives, and ROPC runs again when it dies.
 //! * Otherwise: device code at `mailhost login`, then silent refresh-token reuse on sends.
 
+pub mod browser;
 pub mod cache;
 pub mod certificate;
 pub mod client_credentials;
@@ -251,14 +252,45 @@ impl Auth {
     /// # Errors
     /// The sign-in failed or could not be saved.
     pub async fn sign_in(&self, ctx: &Context<'_>) -> Result<String, ProviderError> {
+        self.sign_in_as(ctx, None).await
+    }
+
+    /// `mailhost login --browser`: the authorization-code sign-in (PKCE) of an interactive
+    /// staff member; the refresh token is cached like the device-code one.
+    ///
+    /// # Errors
+    /// The sign-in failed or could not be saved.
+    pub async fn sign_in_browser(
+        &self,
+        ctx: &Context<'_>,
+        no_open: bool,
+        io: &browser::BrowserIo,
+    ) -> Result<String, ProviderError> {
+        self.sign_in_as(ctx, Some((no_open, io))).await
+    }
+
+    async fn sign_in_as(
+        &self,
+        ctx: &Context<'_>,
+        browser: Option<(bool, &browser::BrowserIo)>,
+    ) -> Result<String, ProviderError> {
         let account = Account::of(ctx);
+        if browser.is_some() && account.mode == Mode::Password {
+            return Err(ProviderError::configuration(format!(
+                "staff {} signs in with username and password (NonInteractive=true); browser sign-in is for interactive staff: `mailhost staff set {} --field NonInteractive=false`, then `mailhost login {} --browser`",
+                ctx.staff.id, ctx.staff.id, ctx.staff.id
+            )));
+        }
         let staff = &ctx.staff.id;
         let flight = self.cache.flight(&account.key);
         let _guard = flight.lock().await;
         let token = match account.mode {
             Mode::AppOnly => client_credentials::acquire(ctx, &account.scopes).await?,
             Mode::Password => ropc::acquire(ctx, &account.scopes).await?,
-            Mode::Interactive => device_code::acquire(ctx, &account.scopes).await?,
+            Mode::Interactive => match browser {
+                Some((no_open, io)) => browser::acquire(ctx, &account.scopes, no_open, io).await?,
+                None => device_code::acquire(ctx, &account.scopes).await?,
+            },
         };
         let who = token.account.clone();
         let now = now_secs();

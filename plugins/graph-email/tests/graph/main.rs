@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod browser;
 mod certificates;
 mod device_code;
 mod errors;
