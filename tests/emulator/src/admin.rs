@@ -47,7 +47,7 @@ pub enum AdminError {
     #[error("not a certificate: {0}")]
     BadCertificate(String),
     /// A fault's status is not one the emulator injects.
-    #[error("unsupported fault status {0} (use 503 or 504)")]
+    #[error("unsupported fault status {0} (use 503 or 504; 202 for deliver-then)")]
     BadStatus(u16),
 }
 
@@ -59,7 +59,7 @@ impl Shared {
 
     /// Messages in `address`'s Sent Items.
     pub(crate) fn sent_items(&self, address: &str) -> Vec<StoredMessage> {
-        self.lock().mail.folders(address).sent.clone()
+        self.lock().mail.folders(address).sent_now().to_vec()
     }
 
     /// Drafts of `address`.
@@ -115,6 +115,25 @@ impl Shared {
             return Err(AdminError::BadStatus(status));
         }
         self.lock().faults.unavailable = (count > 0).then_some(CountedFault {
+            remaining: count,
+            status,
+            retry_after_secs,
+            path_prefix,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn fault_deliver_then(
+        &self,
+        count: u64,
+        status: u16,
+        retry_after_secs: Option<u64>,
+        path_prefix: Option<String>,
+    ) -> Result<(), AdminError> {
+        if !matches!(status, 202 | 503 | 504) {
+            return Err(AdminError::BadStatus(status));
+        }
+        self.lock().faults.deliver_then = (count > 0).then_some(CountedFault {
             remaining: count,
             status,
             retry_after_secs,
@@ -288,6 +307,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/faults", get(faults))
         .route("/_emulator/faults/throttle", post(throttle))
         .route("/_emulator/faults/unavailable", post(unavailable))
+        .route("/_emulator/faults/deliver-then", post(deliver_then))
         .route("/_emulator/faults/latency", post(latency))
         .route("/_emulator/faults/clear", post(clear))
         .route("/_emulator/config", get(get_config).post(set_config))
@@ -479,6 +499,22 @@ async fn unavailable(State(shared): S, body: axum::body::Bytes) -> Response {
         Err(e) => return bad_request(e),
     };
     match shared.fault_unavailable(
+        body.count,
+        body.status.unwrap_or(503),
+        body.retry_after_secs,
+        body.path_prefix,
+    ) {
+        Ok(()) => ok(),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn deliver_then(State(shared): S, body: axum::body::Bytes) -> Response {
+    let body: FaultBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(e),
+    };
+    match shared.fault_deliver_then(
         body.count,
         body.status.unwrap_or(503),
         body.retry_after_secs,

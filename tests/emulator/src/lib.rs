@@ -34,7 +34,8 @@ pub use config::Config;
 pub use error::Error;
 pub use faults::{CountedFault, Counters, Faults, TokenRequestCounters};
 pub use mailbox::{
-    AttachmentInfo, EmailAddress, ItemBody, MessageHeader, Recipient, StoredMessage,
+    AttachmentInfo, EmailAddress, ExtendedProperty, ItemBody, MessageHeader, Recipient,
+    StoredMessage,
 };
 pub use server::Emulator;
 pub use tls::CA_FILE;

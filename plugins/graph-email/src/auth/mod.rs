@@ -153,24 +153,36 @@ impl Auth {
         ctx: &Context<'_>,
         account: &Account,
     ) -> Result<Secret, ProviderError> {
+        Ok(self.token_entry(ctx, account).await?.access())
+    }
+
+    /// As [`Auth::token`], returning the whole cache entry (with the granted `scope`). Never
+    /// prompts: an interactive staff member who has not signed in is an error.
+    ///
+    /// # Errors
+    /// The sign-in failed; the error says what to change.
+    pub async fn token_entry(
+        &self,
+        ctx: &Context<'_>,
+        account: &Account,
+    ) -> Result<CachedToken, ProviderError> {
         if let Some(entry) = self
             .cache
             .memory(&account.key)
             .filter(CachedToken::is_fresh)
         {
-            return Ok(entry.access());
+            return Ok(entry);
         }
         let flight = self.cache.flight(&account.key);
         let _guard = flight.lock().await;
         // Another call (or process) may have signed in while this one waited.
         let cached = self.cache.load(&account.key);
         if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh()) {
-            return Ok(entry.access());
+            return Ok(entry.clone());
         }
         let refresh = cached.as_ref().and_then(CachedToken::refresh);
         let token = self.acquire(ctx, account, refresh).await?;
-        let entry = self.store(account, token, cached.and_then(|c| c.refresh_token));
-        Ok(entry.access())
+        Ok(self.store(account, token, cached.and_then(|c| c.refresh_token)))
     }
 
     async fn acquire(
@@ -233,6 +245,7 @@ impl Auth {
                 },
             ),
             account: token.account,
+            scope: token.scope,
         };
         if let Err(error) = self.cache.save(&account.key, &entry) {
             log::warn!(
@@ -300,6 +313,7 @@ impl Auth {
             obtained_at: now,
             refresh_token: token.refresh_token.map(|t| t.expose().to_string()),
             account: token.account,
+            scope: token.scope,
         };
         self.cache.save(&account.key, &entry).map_err(|error| {
             ProviderError::internal(format!(

@@ -8,6 +8,7 @@ mod browser;
 mod certificates;
 mod device_code;
 mod errors;
+mod exactly_once;
 mod faults;
 mod sending;
 mod sign_in;
