@@ -19,6 +19,7 @@ mod config;
 mod directory;
 mod error;
 mod faults;
+pub mod fixtures;
 mod graph;
 mod identity;
 mod mailbox;

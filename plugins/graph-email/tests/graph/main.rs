@@ -7,9 +7,11 @@
 mod browser;
 mod certificates;
 mod device_code;
+mod diagnose;
 mod errors;
 mod exactly_once;
 mod faults;
+mod limits;
 mod sending;
 mod sign_in;
 mod support;
