@@ -3,7 +3,7 @@
 
 use graph_email::GraphProvider;
 use mailhost_emulator::{Emulator, fixtures, seed};
-use mailhost_plugin_api::abi_stable::std_types::{ROption, RVec};
+use mailhost_plugin_api::abi_stable::std_types::RVec;
 use mailhost_plugin_api::{DiagnoseRequest, Finding, FindingLevel, Provider, Setting, StaffMember};
 
 use crate::support::*;
@@ -91,7 +91,7 @@ fn an_interactive_member_who_has_not_signed_in_is_a_finding_not_a_prompt() {
     let staff = interactive_staff("doc-megan", seed::MFA_USER_UPN, seed::MFA_USER_NAME);
     let findings = diagnose(
         &settings(&emu, seed::MAILHOST_CLIENT_ID),
-        &[staff.clone()],
+        std::slice::from_ref(&staff),
         None,
     );
     let f = finding(&findings, "graph.sign-in", "doc-megan");
@@ -184,7 +184,11 @@ fn certificate_expiry_warns_within_30_days_and_fails_when_expired() {
     let soon = dir.path().join("soon.pem");
     std::fs::write(&soon, both).unwrap();
     let app = interactive_staff("doc-app", seed::USER_UPN, seed::USER_NAME);
-    let findings = diagnose(&cert_settings(&emu, &soon), &[app.clone()], None);
+    let findings = diagnose(
+        &cert_settings(&emu, &soon),
+        std::slice::from_ref(&app),
+        None,
+    );
     let f = finding(&findings, "graph.certificate", "");
     assert_eq!(f.level, FindingLevel::WARN, "{f:?}");
     assert!(f.message.contains("expires in"), "{f:?}");
@@ -204,7 +208,11 @@ fn certificate_expiry_warns_within_30_days_and_fails_when_expired() {
     let (_, both) = fixtures::certificate_expiring_in(-2).unwrap();
     let expired = dir.path().join("expired.pem");
     std::fs::write(&expired, both).unwrap();
-    let findings = diagnose(&cert_settings(&emu, &expired), &[app.clone()], None);
+    let findings = diagnose(
+        &cert_settings(&emu, &expired),
+        std::slice::from_ref(&app),
+        None,
+    );
     assert_eq!(
         finding(&findings, "graph.certificate", "").level,
         FindingLevel::FAIL
@@ -216,5 +224,4 @@ fn certificate_expiry_warns_within_30_days_and_fails_when_expired() {
         finding(&findings, "graph.certificate", "").level,
         FindingLevel::OK
     );
-    let _ = ROption::<u8>::RNone;
 }
