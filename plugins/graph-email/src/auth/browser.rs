@@ -301,7 +301,10 @@ async fn probe(ctx: &Context<'_>, url: &Url, redirect_uri: &str) -> Result<(), P
         Ok(client) => client,
         Err(_) => return Ok(()),
     };
-    let request = Request::new(Method::GET, url.clone(), Safety::Idempotent);
+    // prompt=login: the probe never completes a sign-in, even where a session exists.
+    let mut url = url.clone();
+    url.query_pairs_mut().append_pair("prompt", "login");
+    let request = Request::new(Method::GET, url, Safety::Idempotent);
     let Ok(response) = ctx.http.execute(&client, &request, &ctx.policy()).await else {
         // The browser will show what is wrong; the probe is only a shortcut.
         return Ok(());
