@@ -24,6 +24,7 @@ mod graph;
 mod identity;
 mod mailbox;
 pub mod seed;
+mod sending;
 mod server;
 mod state;
 mod time;
@@ -38,5 +39,6 @@ pub use mailbox::{
     AttachmentInfo, EmailAddress, ExtendedProperty, ItemBody, MessageHeader, Recipient,
     StoredMessage,
 };
+pub use sending::SendingLimits;
 pub use server::Emulator;
 pub use tls::CA_FILE;

@@ -493,6 +493,12 @@ impl Emulator {
         self.shared.set_access_token_lifetime(secs);
     }
 
+    /// Watches Exchange's per-mailbox sending limits: every submission past one is counted in
+    /// [`Counters::limit_breaches`](crate::Counters).
+    pub fn set_sending_limits(&self, limits: crate::SendingLimits) {
+        self.shared.set_sending_limits(limits);
+    }
+
     /// Turns the 4-concurrent-requests-per-app-and-mailbox limit on or off.
     pub fn set_concurrency_limit(&self, enabled: bool) {
         self.shared.set_concurrency_limit(enabled);

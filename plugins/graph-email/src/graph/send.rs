@@ -132,14 +132,16 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
             "the subject contains a line break",
         ));
     }
-    let custom = custom_headers(message).count();
+    let custom = message.custom_headers().count();
     if custom > MAX_CUSTOM_HEADERS {
         return Err(ProviderError::invalid_message(format!(
             "the email has {custom} custom headers; Microsoft Graph accepts at most {MAX_CUSTOM_HEADERS}: remove some"
         ))
         .with_code("InvalidInternetMessageHeaderCollection"));
     }
-    for header in custom_headers(message) {
+    // The host's Message-ID is not a custom header: Graph gives the message its own
+    // internetMessageId, and the message is found again by its extended property.
+    for header in message.custom_headers() {
         let name = header.name.as_str();
         let valid_name = name.len() > 2
             && name[..2].eq_ignore_ascii_case("x-")
@@ -200,17 +202,6 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
         .with_code("ErrorMessageSizeExceeded"));
     }
     Ok(attachments)
-}
-
-/// The host's `Message-ID` header: Exchange assigns its own Message-ID to a structured message
-/// (found again through the mailhost id property instead), so it is not sent as a custom header.
-fn is_message_id(header: &mailhost_plugin_api::Header) -> bool {
-    header.name.eq_ignore_ascii_case("Message-ID")
-}
-
-/// The headers sent as `internetMessageHeaders`.
-fn custom_headers(message: &Message) -> impl Iterator<Item = &mailhost_plugin_api::Header> {
-    message.headers.iter().filter(|h| !is_message_id(h))
 }
 
 /// Chooses the endpoint and From for the message.
@@ -301,11 +292,13 @@ pub fn message_json(message: &Message, route: &Route) -> Value {
             json[key] = recipients(list);
         }
     }
-    let headers: Vec<Value> = custom_headers(message)
-        .map(|h| json!({ "name": h.name.as_str(), "value": h.value.as_str() }))
-        .collect();
-    if !headers.is_empty() {
-        json["internetMessageHeaders"] = Value::Array(headers);
+    if message.custom_headers().next().is_some() {
+        json["internetMessageHeaders"] = Value::Array(
+            message
+                .custom_headers()
+                .map(|h| json!({ "name": h.name.as_str(), "value": h.value.as_str() }))
+                .collect(),
+        );
     }
     if !message.id.is_empty() {
         json["singleValueExtendedProperties"] = json!([{

@@ -49,26 +49,27 @@ fn sign_in_with(
     )
 }
 
+type Browser = Arc<Mutex<Option<std::thread::JoinHandle<String>>>>;
+
 /// A browser that is opened at the sign-in address, signs in as Megan and follows the redirect
-/// to the loopback listener; returns what the listener answered.
-fn loopback_browser() -> (BrowserIo, Arc<Mutex<Option<String>>>) {
-    let page = Arc::new(Mutex::new(None));
-    let seen = page.clone();
+/// to the loopback listener; joining it gives what the listener answered.
+fn loopback_browser() -> (BrowserIo, Browser) {
+    let browser: Browser = Arc::new(Mutex::new(None));
+    let slot = browser.clone();
     let io = BrowserIo {
         open: Box::new(move |url| {
             let url = url.to_string();
-            let seen = seen.clone();
-            std::thread::spawn(move || {
+            *slot.lock().unwrap() = Some(std::thread::spawn(move || {
                 let back = browser_sign_in(&url, seed::MFA_USER_UPN, seed::MFA_USER_PASSWORD);
                 assert!(back.starts_with("http://localhost:"), "{back}");
-                *seen.lock().unwrap() = Some(browser_get(&back));
-            });
+                browser_get(&back)
+            }));
             Ok(())
         }),
         read_line: Box::new(|| panic!("the loopback flow reads nothing")),
         wait: Duration::from_secs(30),
     };
-    (io, page)
+    (io, browser)
 }
 
 #[test]
@@ -87,7 +88,13 @@ fn loopback_sign_in_caches_a_refresh_token_for_silent_sends() {
     let (io, page) = loopback_browser();
     let said = sign_in_with(&provider, &login, &staff, &io).expect("signed in");
     assert!(said.contains(seed::MFA_USER_UPN), "{said}");
-    let page = page.lock().unwrap().clone().expect("the browser came back");
+    let page = page
+        .lock()
+        .unwrap()
+        .take()
+        .expect("a browser was opened")
+        .join()
+        .expect("the browser came back");
     assert!(page.contains("You are signed in"), "{page}");
     assert_eq!(emu.counters().token_requests.authorization_code, 1);
 
