@@ -235,16 +235,6 @@ impl Route {
         self.plugin.sign_in(&request)
     }
 
-    /// The plugin's settings as a call receives them (defaults applied, secrets included).
-    pub fn settings(&self) -> &[Setting] {
-        &self.settings
-    }
-
-    /// The staff member as the plugin receives them.
-    pub fn staff_member(&self) -> &StaffMember {
-        &self.staff
-    }
-
     /// Forgets cached sign-in state through the provider.
     ///
     /// # Errors

@@ -213,7 +213,7 @@ fn check(
         let mut members: Vec<StaffMember> = Vec::new();
         for (id, record) in chosen.iter().filter(|(_, r)| r.provider == name) {
             match dispatcher.prepare(id) {
-                Ok(route) => members.push(route.staff_member().clone()),
+                Ok(route) => members.push(route.staff().clone()),
                 Err(error) => out.push(host(
                     "host.staff",
                     FindingLevel::FAIL,
