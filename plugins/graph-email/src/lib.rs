@@ -169,6 +169,7 @@ impl GraphProvider {
                 capability::ATTACHMENTS,
                 capability::ALTERNATE_FROM,
                 capability::CUSTOM_HEADERS,
+                capability::RECONCILE,
             ]
             .into_iter()
             .map(Into::into)
