@@ -154,6 +154,10 @@ impl Shared {
         self.lock().config.access_token_lifetime_secs = secs;
     }
 
+    pub(crate) fn add_user_mailbox(&self, upn: &str, name: &str) {
+        self.lock().directory.add_user_mailbox(upn, name);
+    }
+
     pub(crate) fn set_sending_limits(&self, limits: crate::sending::SendingLimits) {
         self.lock().sending.limits = limits;
     }

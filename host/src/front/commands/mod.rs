@@ -1,6 +1,7 @@
 //! The handlers behind each command: they read the files, call the library, and print human
 //! lines or JSON on stdout. Errors go back to `main`, which prints them once.
 
+pub(crate) mod audit;
 mod batch;
 mod check;
 mod config;
@@ -9,11 +10,15 @@ pub(crate) mod email;
 pub(crate) mod limits;
 mod login;
 mod plugin;
+mod purge;
+pub(crate) mod secret_input;
+mod secrets;
 mod staff;
 
 use std::io::Write;
 
 use crate::config::home::Home;
+use crate::config::permissions;
 use crate::error::{EXIT_OK, Error};
 use crate::front::cli::{Cli, Command};
 use crate::plugins::quarantine;
@@ -29,6 +34,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         return crate::front::demo::run(args);
     }
     let home = Home::resolve(cli.home.as_deref())?;
+    // As ssh refuses a private key others can read: mail or secrets open to other users stop
+    // every command (exit 2) unless --allow-unsafe-permissions; other files are warned about.
+    for warning in permissions::enforce(&home, cli.allow_unsafe_permissions)? {
+        warn(&warning);
+    }
     match quarantine::recover(&home) {
         Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
         Err(e) => warn(&format!("cannot record a plugin crash: {e}")),
@@ -49,6 +59,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         } => doctor::run(&home, staff_id.as_deref(), send_test.as_deref(), json),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
+        Command::Secrets(command) => secrets::run(&home, command),
+        Command::Audit { since, json } => audit::run(&home, since.as_deref(), json),
         Command::Limits { json } => limits::run(&home, json),
         Command::Serve(args) => crate::front::serve::run(&home, &args),
         Command::Demo(_) => OK,
