@@ -94,6 +94,7 @@ fn kill_9_mid_batch_then_reconcile_every_email_arrives_exactly_once() {
         .iter()
         .filter(|r| r["status"] == "unknown")
         .count();
+    assert!(in_doubt >= 1, "the kill left sends in flight");
     let reconciled = home.run(&["email", "reconcile", "--all", "--json"]);
     let summary = stdout_json(&reconciled);
     assert_eq!(
