@@ -1,6 +1,7 @@
 //! App-only sign-in with a certificate: loading the certificate and its private key from the
-//! `ClientCertificate` file (PEM with the certificate and a PKCS#8 or PKCS#1 key, the PKCS#8 key
-//! possibly encrypted; or PKCS#12 `.pfx`/`.p12`), checking locally that the key belongs to the
+//! `ClientCertificate` file (PEM with the certificate and a PKCS#8 or PKCS#1 key, possibly
+//! encrypted: PKCS#8 PBES2, or OpenSSL's traditional `Proc-Type: 4,ENCRYPTED`; or PKCS#12
+//! `.pfx`/`.p12`), checking locally that the key belongs to the
 //! certificate, and signing the client assertion JWT of the Microsoft identity platform
 //! (learn.microsoft.com/entra/identity-platform/certificate-credentials).
 //!
@@ -98,11 +99,13 @@ pub enum CertificateError {
         /// What the decryption said.
         detail: String,
     },
-    /// An OpenSSL "traditional" encrypted RSA key (`Proc-Type: 4,ENCRYPTED`).
-    #[error("the private key in {} is an OpenSSL traditional encrypted RSA key (Proc-Type: 4,ENCRYPTED), which uses MD5 key derivation", path.display())]
+    /// An OpenSSL "traditional" encrypted RSA key with a cipher this program does not read.
+    #[error("the private key in {} is an OpenSSL traditional encrypted RSA key with the cipher '{cipher}', which this program does not read (it reads AES-128/192/256-CBC and DES-EDE3-CBC)", path.display())]
     LegacyEncryption {
         /// The file.
         path: PathBuf,
+        /// The `DEK-Info` cipher.
+        cipher: String,
     },
     /// The key is not an RSA key ring accepts.
     #[error("the private key in {} is not a usable RSA key ({detail}); Microsoft Entra client assertions are signed with RSA keys of 2048 bits or more", path.display())]
@@ -189,6 +192,9 @@ impl std::fmt::Debug for ClientCertificate {
 enum KeyDer {
     Pkcs8(Vec<u8>),
     Pkcs1(Vec<u8>),
+    /// PKCS#1 decrypted from OpenSSL's traditional encryption: if it does not parse, the
+    /// password was wrong (the padding check lets about 1 in 256 wrong passwords through).
+    DecryptedPkcs1(Vec<u8>),
 }
 
 impl ClientCertificate {
@@ -229,6 +235,13 @@ impl ClientCertificate {
         let key = match key {
             KeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(&der),
             KeyDer::Pkcs1(der) => RsaKeyPair::from_der(&der),
+            KeyDer::DecryptedPkcs1(der) => {
+                RsaKeyPair::from_der(&der).map_err(|_| CertificateError::CannotDecrypt {
+                    path: path_buf.clone(),
+                    detail: "the decrypted key does not parse".into(),
+                })?;
+                RsaKeyPair::from_der(&der)
+            }
         }
         .map_err(|e| CertificateError::UnsupportedKey {
             path: path_buf.clone(),
@@ -392,16 +405,35 @@ fn read_pem(
             "CERTIFICATE" => certs.push(block.contents().to_vec()),
             "PRIVATE KEY" if key.is_none() => key = Some(KeyDer::Pkcs8(block.contents().to_vec())),
             "RSA PRIVATE KEY" if key.is_none() => {
-                if block
+                let encrypted = block
                     .headers()
                     .get("Proc-Type")
-                    .is_some_and(|v| v.contains("ENCRYPTED"))
-                {
-                    return Err(CertificateError::LegacyEncryption {
+                    .is_some_and(|v| v.contains("ENCRYPTED"));
+                if !encrypted {
+                    key = Some(KeyDer::Pkcs1(block.contents().to_vec()));
+                    continue;
+                }
+                let Some(password) = password else {
+                    return Err(CertificateError::PasswordNeeded {
                         path: path.to_path_buf(),
                     });
-                }
-                key = Some(KeyDer::Pkcs1(block.contents().to_vec()));
+                };
+                let dek_info = block.headers().get("DEK-Info").unwrap_or("");
+                let plain =
+                    legacy::decrypt(dek_info, password.expose().as_bytes(), block.contents())
+                        .map_err(|detail| match detail {
+                            legacy::Failure::Unsupported(cipher) => {
+                                CertificateError::LegacyEncryption {
+                                    path: path.to_path_buf(),
+                                    cipher,
+                                }
+                            }
+                            legacy::Failure::Decrypt(detail) => CertificateError::CannotDecrypt {
+                                path: path.to_path_buf(),
+                                detail,
+                            },
+                        })?;
+                key = Some(KeyDer::DecryptedPkcs1(plain));
             }
             "ENCRYPTED PRIVATE KEY" if key.is_none() => {
                 let Some(password) = password else {
@@ -434,6 +466,73 @@ fn read_pem(
         }
     }
     Ok((certs, key))
+}
+
+/// OpenSSL's "traditional" PEM encryption (`Proc-Type: 4,ENCRYPTED` + `DEK-Info: CIPHER,IV`):
+/// the key is `EVP_BytesToKey(MD5, salt = first 8 bytes of the IV, one round)` of the password,
+/// the body is CBC with PKCS#7 padding. What `openssl rsa -aes256 -traditional` writes.
+mod legacy {
+    use cbc::cipher::block_padding::Pkcs7;
+    use cbc::cipher::{BlockModeDecrypt, KeyIvInit};
+    use md5::{Digest, Md5};
+
+    /// Why decryption failed.
+    pub(super) enum Failure {
+        /// A cipher not read here.
+        Unsupported(String),
+        /// A wrong password or damaged data.
+        Decrypt(String),
+    }
+
+    fn derive(password: &[u8], salt: &[u8], len: usize) -> Vec<u8> {
+        let mut key = Vec::with_capacity(len + 16);
+        let mut previous: Vec<u8> = Vec::new();
+        while key.len() < len {
+            let mut md5 = Md5::new();
+            md5.update(&previous);
+            md5.update(password);
+            md5.update(salt);
+            previous = md5.finalize().to_vec();
+            key.extend_from_slice(&previous);
+        }
+        key.truncate(len);
+        key
+    }
+
+    fn cbc<C>(key: &[u8], iv: &[u8], data: &[u8]) -> Result<Vec<u8>, Failure>
+    where
+        cbc::Decryptor<C>: KeyIvInit + BlockModeDecrypt,
+        C: cbc::cipher::BlockCipherDecrypt,
+    {
+        cbc::Decryptor::<C>::new_from_slices(key, iv)
+            .map_err(|e| Failure::Decrypt(e.to_string()))?
+            .decrypt_padded_vec::<Pkcs7>(data)
+            .map_err(|_| Failure::Decrypt("wrong password (the padding does not check)".into()))
+    }
+
+    pub(super) fn decrypt(
+        dek_info: &str,
+        password: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, Failure> {
+        let (cipher, iv) = dek_info
+            .split_once(',')
+            .ok_or_else(|| Failure::Unsupported(dek_info.to_string()))?;
+        let cipher = cipher.trim().to_ascii_uppercase();
+        let iv =
+            hex::decode(iv.trim()).map_err(|e| Failure::Decrypt(format!("DEK-Info IV: {e}")))?;
+        if iv.len() < 8 {
+            return Err(Failure::Decrypt("DEK-Info IV is too short".into()));
+        }
+        let salt = &iv[..8];
+        match cipher.as_str() {
+            "AES-128-CBC" => cbc::<aes::Aes128>(&derive(password, salt, 16), &iv, data),
+            "AES-192-CBC" => cbc::<aes::Aes192>(&derive(password, salt, 24), &iv, data),
+            "AES-256-CBC" => cbc::<aes::Aes256>(&derive(password, salt, 32), &iv, data),
+            "DES-EDE3-CBC" => cbc::<des::TdesEde3>(&derive(password, salt, 24), &iv, data),
+            other => Err(Failure::Unsupported(other.to_string())),
+        }
+    }
 }
 
 fn read_pkcs12(
@@ -543,6 +642,7 @@ mod tests {
             ("app-pkcs1.pem", None),
             ("app-encrypted.pem", Some(PASSWORD)),
             ("app.pfx", Some(PASSWORD)),
+            ("app-legacy-encrypted.pem", Some(PASSWORD)),
         ] {
             let other = load(name, password).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(other.x5t_s256(), plain.x5t_s256(), "{name}");
@@ -566,6 +666,14 @@ mod tests {
         assert!(matches!(
             load("app.pfx", None),
             Err(CertificateError::PasswordNeeded { .. })
+        ));
+        assert!(matches!(
+            load("app-legacy-encrypted.pem", None),
+            Err(CertificateError::PasswordNeeded { .. })
+        ));
+        assert!(matches!(
+            load("app-legacy-encrypted.pem", Some("wrong")),
+            Err(CertificateError::CannotDecrypt { .. })
         ));
         assert!(matches!(
             load("app.pfx", Some("wrong")),

@@ -36,6 +36,10 @@ fn every_certificate_format_sends_app_only() {
             Some(seed::CERTIFICATE_FIXTURE_PASSWORD),
         ),
         ("app.pfx", Some(seed::CERTIFICATE_FIXTURE_PASSWORD)),
+        (
+            "app-legacy-encrypted.pem",
+            Some(seed::CERTIFICATE_FIXTURE_PASSWORD),
+        ),
     ] {
         let provider = GraphProvider::new();
         let settings = cert_settings(&emu, file, password);
@@ -43,7 +47,7 @@ fn every_certificate_format_sends_app_only() {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     let inbox = emu.inbox(seed::RECIPIENT_UPN);
-    assert_eq!(inbox.len(), 4, "{inbox:#?}");
+    assert_eq!(inbox.len(), 5, "{inbox:#?}");
     assert!(
         inbox
             .iter()
@@ -54,7 +58,7 @@ fn every_certificate_format_sends_app_only() {
             .iter()
             .all(|m| m.from_address().as_deref() == Some(seed::USER_UPN))
     );
-    assert_eq!(emu.counters().token_requests.client_credentials, 4);
+    assert_eq!(emu.counters().token_requests.client_credentials, 5);
 }
 
 #[test]
