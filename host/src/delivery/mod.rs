@@ -5,4 +5,5 @@
 pub mod batch;
 pub mod compose;
 pub mod dispatch;
+pub mod mime;
 pub mod outbox;
