@@ -22,7 +22,9 @@
 //!    - Inline parts (a `cid:` image of a multipart/related) become ordinary attachments: the
 //!      API 1.0 `Message` has no Content-ID. [`losses`] names what such a provider loses, for
 //!      the info line the engine logs when it sends through one.
-//!    - Headers: the `X-` headers and the `Message-ID`.
+//!    - Headers: the `X-` headers. The Message-ID is not among them: today's structured
+//!      providers accept only `X-` headers (Graph's rule) and make their own Message-ID; the
+//!      record keeps the message's ([`Accepted::message_id`]) for reconciliation.
 
 mod read;
 mod section;
@@ -31,9 +33,9 @@ pub mod spool;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use mailhost_plugin_api::{Header, Mailbox, Message};
+use mailhost_plugin_api::{Mailbox, Message};
 
 use crate::delivery::compose::Sender;
 
@@ -265,11 +267,7 @@ pub fn structured(
         (None, Some(text)) => (text.clone(), false),
         (None, None) => (String::new(), false),
     };
-    let mut headers = read.headers.clone();
-    headers.push(Header {
-        name: "Message-ID".into(),
-        value: prepared.message_id.as_str().into(),
-    });
+    let headers = read.headers.clone();
     Message {
         id: id.into(),
         from,
@@ -286,6 +284,50 @@ pub fn structured(
             .collect::<Vec<_>>()
             .into(),
         headers: headers.into(),
+    }
+}
+
+/// A whole message accepted into its spool folder: the structured message for the record
+/// (attachment paths in the spool) and what was written.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The structured message (see [`structured`]).
+    pub message: Message,
+    /// The files written.
+    pub spooled: Spooled,
+    /// The message's Message-ID, with angle brackets.
+    pub message_id: String,
+}
+
+/// [`prepare`], [`spool::write`] into `folder` and [`structured`], in that order: the message
+/// is checked before anything is written. On an error after the folder was created, the caller
+/// removes the folder.
+///
+/// # Errors
+/// The message is refused ([`prepare`]), or the spool cannot be written.
+pub fn accept(
+    folder: &Path,
+    raw: &[u8],
+    additions: &Additions<'_>,
+    envelope: &Envelope,
+    sender: &Sender,
+) -> Result<Accepted, MimeError> {
+    let prepared = prepare(raw, additions)?;
+    let spooled = spool::write(folder, &prepared.bytes, &prepared.read.parts)?;
+    let message = structured(additions.id, &prepared, envelope, &spooled.parts, sender);
+    Ok(Accepted {
+        message,
+        spooled,
+        message_id: prepared.message_id,
+    })
+}
+
+/// [`losses`] of a spooled message file, for the info line of a send through a provider
+/// without the `mime` capability (empty when the file cannot be read: the send goes on).
+pub fn losses_of_file(path: &Path) -> Vec<&'static str> {
+    match std::fs::read(path) {
+        Ok(bytes) => read::read(&bytes).map(|r| losses(&r)).unwrap_or_default(),
+        Err(_) => Vec::new(),
     }
 }
 

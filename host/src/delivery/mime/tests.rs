@@ -177,11 +177,7 @@ fn related_with_a_cid_image_and_an_attachment() {
     assert_eq!(message.attachments[0].name.as_str(), "logo.png");
     assert_eq!(message.attachments[0].size, LOGO.len() as u64);
     let names: Vec<&str> = message.headers.iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["X-Mailer", "X-Order-Id", "Message-ID"]);
-    assert_eq!(
-        message.headers[2].value.as_str(),
-        "<20261201.1234@client.example>"
-    );
+    assert_eq!(names, ["X-Mailer", "X-Order-Id"]);
     assert_eq!(
         losses(read),
         vec![
@@ -362,4 +358,39 @@ fn a_bodyless_or_headerless_message_still_reads() {
     assert_eq!(read.text.as_deref(), Some("Just a line of text\n"));
     let read = read_only(b"To: undisclosed-recipients:;\nSubject: x\n\n").unwrap();
     assert!(read.to.is_empty());
+}
+
+#[test]
+fn accept_spools_and_structures_in_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("spool").join("id-1");
+    let envelope = envelope(&["alex@contoso.com", "audit@contoso.com"]);
+    let accepted = accept(&folder, RELATED, &additions(), &envelope, &sender()).unwrap();
+    assert_eq!(accepted.message_id, "<20261201.1234@client.example>");
+    assert_eq!(accepted.spooled.mime_path, folder.join(MESSAGE_FILE));
+    assert_eq!(addresses(&accepted.message.bcc), ["audit@contoso.com"]);
+    assert_eq!(accepted.message.attachments.len(), 2);
+    assert!(
+        accepted.message.attachments[1]
+            .path
+            .starts_with(folder.to_str().unwrap())
+    );
+    assert_eq!(
+        losses_of_file(&accepted.spooled.mime_path),
+        losses(&prepare(RELATED, &additions()).unwrap().read)
+    );
+    assert!(losses_of_file(&dir.path().join("missing.eml")).is_empty());
+    // A refused message writes nothing.
+    let other = dir.path().join("spool").join("id-2");
+    assert!(
+        accept(
+            &other,
+            b"Subject: a\rb\n\nx\n",
+            &additions(),
+            &envelope,
+            &sender()
+        )
+        .is_err()
+    );
+    assert!(!other.exists());
 }
