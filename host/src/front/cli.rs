@@ -43,6 +43,15 @@ pub enum Command {
     /// Email Maintenance: send email, list, show and retry stored emails, send a batch.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// sendmail-compatible: send the RFC 5322 message on standard input (`mailhost sendmail
+    /// --help` lists the flags: -t, -i, -oi, -f ADDR, -F NAME, --staff ID, RECIPIENT...).
+    /// Exits with sendmail's statuses: 0 sent, 75 queued, 64/65/67 refused.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's flags and the recipients.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
     /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
     /// a temporary home, send an email with an attachment and show what arrived.
     Demo(DemoArgs),
@@ -347,6 +356,19 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sendmail_takes_its_flags_verbatim() {
+        let cli = Cli::try_parse_from([
+            "mailhost", "--home", "/h", "sendmail", "-t", "-oi", "-fadele@x.com", "--help",
+            "a@x.com",
+        ])
+        .expect("parse");
+        let Command::Sendmail { args } = cli.command else {
+            panic!("not sendmail");
+        };
+        assert_eq!(args, ["-t", "-oi", "-fadele@x.com", "--help", "a@x.com"]);
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     if let Command::Demo(args) = &cli.command {
         return crate::front::demo::run(args);
     }
+    // sendmail prints its own lines and exits with sendmail's statuses.
+    if let Command::Sendmail { args } = cli.command {
+        return Ok(crate::front::sendmail::run(args, cli.home.as_deref()));
+    }
     let home = Home::resolve(cli.home.as_deref())?;
     match quarantine::recover(&home) {
         Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
@@ -38,7 +42,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
-        Command::Demo(_) => OK,
+        Command::Demo(_) | Command::Sendmail { .. } => OK,
     }
 }
 

@@ -21,6 +21,9 @@ Usage: mailhost sendmail [-t] [-i] [-f ADDR] [-F NAME] [--staff ID] [RECIPIENT..
   --staff ID     the sending staff member (else $MAILHOST_STAFF, else the staff member whose
                  address is the message's From, or -f)
   --home DIR     the mailhost home (else $MAILHOST_HOME)
+  --max-wait DURATION
+                 how long to wait for a sending limit or a short retry before leaving the
+                 email queued and exiting 75 (default 60s; 0s: do not wait)
   -v             print what happened on standard output
   -h, --help     this text
   Accepted and ignored: -odi -odb -odq -oem -oee -om -bm -B TYPE
@@ -48,6 +51,8 @@ pub struct SendmailArgs {
     pub staff: Option<String>,
     /// `--home`.
     pub home: Option<PathBuf>,
+    /// `--max-wait DURATION`, as written (`0s`, `90s`, `10m`).
+    pub max_wait: Option<String>,
     /// `-v`.
     pub verbose: bool,
     /// `-h`/`--help`.
@@ -97,6 +102,10 @@ where
             flag if flag.starts_with("-B") => {}
             "--staff" => parsed.staff = Some(value_of("--staff", "")?),
             "--home" => parsed.home = Some(PathBuf::from(value_of("--home", "")?)),
+            "--max-wait" => parsed.max_wait = Some(value_of("--max-wait", "")?),
+            flag if flag.starts_with("--max-wait=") => {
+                parsed.max_wait = Some(flag["--max-wait=".len()..].to_string());
+            }
             flag if flag.starts_with("--staff=") => {
                 parsed.staff = Some(flag["--staff=".len()..].to_string());
             }
@@ -156,6 +165,8 @@ mod tests {
         let a = ok(&["--staff", "adele", "--home", "/h", "x@y.com"]);
         assert_eq!(a.staff.as_deref(), Some("adele"));
         assert_eq!(a.home, Some(PathBuf::from("/h")));
+        assert_eq!(ok(&["--max-wait", "0s"]).max_wait.as_deref(), Some("0s"));
+        assert_eq!(ok(&["--max-wait=5m"]).max_wait.as_deref(), Some("5m"));
         let a = ok(&["--staff=adele", "--home=/h"]);
         assert_eq!(a.staff.as_deref(), Some("adele"));
         assert_eq!(a.home, Some(PathBuf::from("/h")));

@@ -1,7 +1,101 @@
-//! `mailhost sendmail` (and `sendmail`, through a symlink): an RFC 5322 message on standard
-//! input, sent through the delivery engine like every other email, with sendmail's flags and
-//! exit statuses.
+//! `mailhost sendmail` (and `sendmail`, through a symlink to the `mailhost` binary): an RFC
+//! 5322 message on standard input, sent through the delivery engine like every other email,
+//! with sendmail's flags ([`args`]) and exit statuses ([`exit`]).
+//!
+//! The steps: parse the flags; read the message ([`input`]); read its From and recipients and
+//! choose the staff member and envelope ([`plan`]); hand the whole message to
+//! [`Engine::submit_mime`], which checks it, spools it and records it before any provider
+//! code runs; then [`Engine::send_now`] sends it, waiting through short limit holds and
+//! retries. Nothing is recorded when the flags, the message or the staff member are wrong.
 
 pub mod args;
+pub mod exit;
 pub mod input;
 pub mod plan;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::home::Home;
+use crate::config::staff;
+use crate::delivery::engine::{Engine, EngineOptions, MimeSubmission};
+use crate::delivery::mime;
+use crate::delivery::outbox::{Door, Status};
+use crate::error::Error;
+use exit::Exit;
+
+/// The environment variable naming the sending staff member.
+pub const STAFF_ENV: &str = "MAILHOST_STAFF";
+
+/// How long `sendmail` waits for its email to go (limit holds, short retries) before it leaves
+/// it queued and exits 75.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs sendmail with `argv` (without the program name); `home` is `--home` given before the
+/// `sendmail` word, or `$MAILHOST_HOME`. Prints its own lines on stderr (and, with `-v`, the
+/// outcome on stdout) and returns the sysexits status.
+pub fn run(argv: Vec<String>, home: Option<&Path>) -> u8 {
+    match execute(argv, home) {
+        Ok(exit) | Err(exit) => {
+            if let Some(line) = &exit.message {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "mailhost: {line}");
+            }
+            exit.code
+        }
+    }
+}
+
+fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
+    let args = args::parse(argv).map_err(Exit::usage)?;
+    if args.help {
+        let _ = std::io::stdout().lock().write_all(args::HELP.as_bytes());
+        return Ok(Exit::ok());
+    }
+    let home_path = args.home.as_deref().or(home);
+    let home = Home::resolve(home_path).map_err(|e| Exit::from_error(&Error::Home(e)))?;
+    match crate::plugins::quarantine::recover(&home) {
+        Ok(warnings) => warnings
+            .iter()
+            .for_each(|w| crate::front::commands::warn(w)),
+        Err(e) => crate::front::commands::warn(&format!("cannot record a plugin crash: {e}")),
+    }
+    let raw = input::read_message(&mut std::io::stdin().lock(), args.ignore_dots).map_err(|e| {
+        Exit::io(format!(
+            "cannot read the message from standard input: {e}"
+        ))
+    })?;
+    let read = mime::read_only(&raw).map_err(|e| Exit::from_error(&Error::Mime(e)))?;
+    let staff_file = staff::load(&home).map_err(|e| Exit::from_error(&Error::Staff(e)))?;
+    let env_staff = std::env::var(STAFF_ENV).ok();
+    let plan = plan::plan(&args, env_staff.as_deref(), &read, &staff_file)?;
+
+    let outbox = crate::front::commands::email::open_store(&home).map_err(|e| Exit::from_error(&e))?;
+    let engine = Engine::new(&home, Arc::new(outbox), EngineOptions::default())
+        .map_err(|e| Exit::from_error(&e))?;
+    let record = engine
+        .submit_mime(&MimeSubmission {
+            staff_id: plan.staff_id.clone(),
+            envelope_from: plan.envelope_from.clone(),
+            recipients: plan.recipients.clone(),
+            mime: raw,
+            door: Door::Sendmail,
+            default_from: plan.default_from.clone(),
+        })
+        .map_err(|e| Exit::from_error(&e))?;
+    let record = engine
+        .send_now(&record.id, MAX_WAIT)
+        .map_err(|e| Exit::from_error(&e))?;
+    if args.verbose && record.status == Status::Sent {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "sent {} through {} to {}",
+            record.id,
+            record.provider,
+            plan.recipients.join(", ")
+        );
+    }
+    Ok(Exit::of_record(&record))
+}
