@@ -26,7 +26,9 @@ fn run() -> ExitCode {
     if argv.next().as_deref().is_some_and(is_sendmail_name) {
         let args: Result<Vec<String>, _> = argv.map(std::ffi::OsString::into_string).collect();
         let Ok(args) = args else {
-            eprintln!("mailhost: an argument is not valid UTF-8: pass addresses and names as UTF-8");
+            eprintln!(
+                "mailhost: an argument is not valid UTF-8: pass addresses and names as UTF-8"
+            );
             return ExitCode::from(mailhost::front::sendmail::exit::EX_USAGE);
         };
         let home = std::env::var_os("MAILHOST_HOME").map(std::path::PathBuf::from);

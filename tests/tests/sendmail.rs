@@ -561,5 +561,9 @@ fn a_spent_sending_limit_queues_with_exit_75() {
         1,
         "the second is kept queued: {statuses:?}"
     );
-    assert_eq!(emulator.inbox(seed::RECIPIENT_UPN).len(), 1, "the limit held");
+    assert_eq!(
+        emulator.inbox(seed::RECIPIENT_UPN).len(),
+        1,
+        "the limit held"
+    );
 }

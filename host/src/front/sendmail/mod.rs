@@ -15,12 +15,11 @@ pub mod plan;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::home::Home;
 use crate::config::staff;
-use crate::delivery::engine::{Engine, EngineOptions, MimeSubmission};
+use crate::delivery::engine::MimeSubmission;
 use crate::delivery::mime;
 use crate::delivery::outbox::{Door, Status};
 use crate::error::Error;
@@ -30,7 +29,7 @@ use exit::Exit;
 pub const STAFF_ENV: &str = "MAILHOST_STAFF";
 
 /// How long `sendmail` waits for its email to go (limit holds, short retries) before it leaves
-/// it queued and exits 75.
+/// it queued and exits 75, unless `--max-wait` says otherwise (the same as `email send`).
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs sendmail with `argv` (without the program name); `home` is `--home` given before the
@@ -54,6 +53,11 @@ fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
         let _ = std::io::stdout().lock().write_all(args::HELP.as_bytes());
         return Ok(Exit::ok());
     }
+    let max_wait = match &args.max_wait {
+        Some(text) => crate::front::cli::parse_duration(text)
+            .map_err(|e| Exit::usage(format!("--max-wait: {e}")))?,
+        None => MAX_WAIT,
+    };
     let home_path = args.home.as_deref().or(home);
     let home = Home::resolve(home_path).map_err(|e| Exit::from_error(&Error::Home(e)))?;
     match crate::plugins::quarantine::recover(&home) {
@@ -62,19 +66,17 @@ fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
             .for_each(|w| crate::front::commands::warn(w)),
         Err(e) => crate::front::commands::warn(&format!("cannot record a plugin crash: {e}")),
     }
-    let raw = input::read_message(&mut std::io::stdin().lock(), args.ignore_dots).map_err(|e| {
-        Exit::io(format!(
-            "cannot read the message from standard input: {e}"
-        ))
-    })?;
+    let raw = input::read_message(&mut std::io::stdin().lock(), args.ignore_dots)
+        .map_err(|e| Exit::io(format!("cannot read the message from standard input: {e}")))?;
     let read = mime::read_only(&raw).map_err(|e| Exit::from_error(&Error::Mime(e)))?;
     let staff_file = staff::load(&home).map_err(|e| Exit::from_error(&Error::Staff(e)))?;
     let env_staff = std::env::var(STAFF_ENV).ok();
     let plan = plan::plan(&args, env_staff.as_deref(), &read, &staff_file)?;
 
-    let outbox = crate::front::commands::email::open_store(&home).map_err(|e| Exit::from_error(&e))?;
-    let engine = Engine::new(&home, Arc::new(outbox), EngineOptions::default())
-        .map_err(|e| Exit::from_error(&e))?;
+    let outbox =
+        crate::front::commands::email::open_store(&home).map_err(|e| Exit::from_error(&e))?;
+    let engine =
+        crate::front::commands::email::engine(&home, outbox).map_err(|e| Exit::from_error(&e))?;
     let record = engine
         .submit_mime(&MimeSubmission {
             staff_id: plan.staff_id.clone(),
@@ -86,7 +88,7 @@ fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
         })
         .map_err(|e| Exit::from_error(&e))?;
     let record = engine
-        .send_now(&record.id, MAX_WAIT)
+        .send_now(&record.id, max_wait)
         .map_err(|e| Exit::from_error(&e))?;
     if args.verbose && record.status == Status::Sent {
         let _ = writeln!(
