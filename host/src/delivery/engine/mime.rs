@@ -96,3 +96,99 @@ impl Engine {
         self.record(email)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::home::Home;
+    use crate::delivery::engine::EngineOptions;
+    use crate::delivery::outbox::{Outbox, Status};
+
+    fn engine(dir: &std::path::Path) -> Engine {
+        let home = Home::open(dir).unwrap();
+        std::fs::write(
+            home.staff_path(),
+            "[staff.adele]\nprovider = \"pickup-dir\"\nemail = \"adele@contoso.com\"\nname = \"Adele Vance\"\n",
+        )
+        .unwrap();
+        let outbox = Arc::new(Outbox::open(home.mail_db_path()).unwrap());
+        Engine::new(&home, outbox, EngineOptions::default()).unwrap()
+    }
+
+    fn submission(mime: &[u8]) -> MimeSubmission {
+        MimeSubmission {
+            staff_id: "adele".into(),
+            envelope_from: "adele@contoso.com".into(),
+            recipients: vec!["alex@contoso.com".into(), "audit@contoso.com".into()],
+            mime: mime.to_vec(),
+            door: Door::Sendmail,
+            default_from: None,
+        }
+    }
+
+    #[test]
+    fn a_whole_message_is_spooled_and_recorded_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path());
+        let record = engine
+            .submit_mime(&submission(
+                b"From: adele@contoso.com\nTo: alex@contoso.com\nBcc: audit@contoso.com\nSubject: s\n\nb\n",
+            ))
+            .unwrap();
+        assert_eq!(record.status, Status::Queued);
+        assert_eq!(record.message_id, format!("<{}@mailhost>", record.id));
+        assert_eq!(record.recipient_count, 2);
+        let mime = record.mime.as_ref().unwrap();
+        assert_eq!(mime.recipients, ["alex@contoso.com", "audit@contoso.com"]);
+        let spooled = std::fs::read_to_string(&mime.path).unwrap();
+        assert!(
+            spooled
+                .starts_with("From: adele@contoso.com\r\nTo: alex@contoso.com\r\nSubject: s\r\n")
+        );
+        assert!(!spooled.contains("Bcc"), "{spooled}");
+        assert!(spooled.contains(&format!("Message-ID: <{}@mailhost>\r\n", record.id)));
+        assert_eq!(
+            record.bcc.len(),
+            1,
+            "the envelope's extra recipient is a Bcc recipient"
+        );
+        // The client's own Message-ID is the record's.
+        let record = engine
+            .submit_mime(&submission(
+                b"Message-ID: <abc@client>\nFrom: adele@contoso.com\n\nb\n",
+            ))
+            .unwrap();
+        assert_eq!(record.message_id, "<abc@client>");
+    }
+
+    #[test]
+    fn a_refused_message_or_envelope_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path());
+        let injected = submission(b"From: adele@contoso.com\nSubject: a\rBcc: eve@x.com\n\nb\n");
+        assert!(matches!(
+            engine.submit_mime(&injected),
+            Err(Error::Mime(mime::MimeError::BareCr { line: 2 }))
+        ));
+        let mut bad_rcpt = submission(b"Subject: s\n\nb\n");
+        bad_rcpt.recipients = vec!["alex@contoso.com\r\nRCPT TO:<eve@x.com>".into()];
+        assert!(matches!(
+            engine.submit_mime(&bad_rcpt),
+            Err(Error::Usage(_))
+        ));
+        let mut none = submission(b"Subject: s\n\nb\n");
+        none.recipients.clear();
+        assert!(matches!(engine.submit_mime(&none), Err(Error::Usage(_))));
+        let mut stranger = submission(b"Subject: s\n\nb\n");
+        stranger.staff_id = "eve".into();
+        assert!(matches!(
+            engine.submit_mime(&stranger),
+            Err(Error::Staff(_))
+        ));
+        assert!(engine.outbox().list(None, None).unwrap().is_empty());
+        let spool = dir.path().join("spool");
+        assert!(!spool.exists() || std::fs::read_dir(&spool).unwrap().next().is_none());
+    }
+}
