@@ -14,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use email_support::records;
 use mail_parser::{MessageParser, MimeHeaders};
 use mailhost_emulator::{Emulator, seed};
+use mailhost_tests::fixtures::fixture_path;
 use mailhost_tests::homes::{STAFF, graph_home, pickup_home};
 use mailhost_tests::{Home, assert_exit, mailhost_bin, one_line};
 
@@ -224,28 +225,36 @@ fn a_lone_dot_ends_the_message_unless_dash_i() {
 }
 
 #[test]
-fn html_inline_image_attachment_reply_to_and_x_headers_through_pickup_dir() {
+fn a_whole_message_reaches_pickup_dir_intact() {
     let (home, pickup) = pickup_home();
-    let output = sendmail_env(&home, &["-t"], NEWSLETTER, &[("RUST_LOG", "mailhost=info")]);
+    let output = sendmail(&home, &["-t"], NEWSLETTER);
     assert_exit(&output, 0, &["sendmail", "-t"]);
-    let log = stderr(&output);
-    assert!(
-        log.contains("inline images are sent as attachments"),
-        "the info line names what a provider without MIME loses:\n{log}"
-    );
     let eml = only_eml(&pickup);
-    let (_, receivers) = envelope(&eml);
-    assert!(
-        receivers.contains(&"audit@contoso.com".to_string()),
-        "{receivers:?}"
+    let (sender, receivers) = envelope(&eml);
+    assert_eq!(sender, "adele@contoso.com");
+    assert_eq!(
+        receivers,
+        [
+            "alex@contoso.com",
+            "lidia@contoso.com",
+            "megan@contoso.com",
+            "audit@contoso.com"
+        ]
     );
     assert!(!has_header(&eml, "Bcc"));
     let parsed = MessageParser::default().parse(&eml).unwrap();
+    // Sent as it came in: the client's Message-ID, both alternatives, the inline image with its
+    // Content-ID, the attachment, Reply-To and the X- headers.
+    assert_eq!(parsed.message_id(), Some("20261201.1234@client.example"));
     assert!(
         parsed
             .body_html(0)
             .unwrap()
             .contains("cid:logo@contoso.com")
+    );
+    assert_eq!(
+        parsed.body_text(0).unwrap().trim(),
+        "Our logo is above. The report is attached."
     );
     assert_eq!(
         parsed.reply_to().unwrap().first().unwrap().address(),
@@ -263,11 +272,78 @@ fn html_inline_image_attachment_reply_to_and_x_headers_through_pickup_dir() {
         .find(|a| a.attachment_name() == Some("logo.png"))
         .unwrap();
     assert_eq!(logo.contents(), LOGO);
+    assert_eq!(logo.content_id(), Some("logo@contoso.com"));
     let report = attachments
         .iter()
         .find(|a| a.attachment_name() == Some("Relevé décembre.pdf"))
         .unwrap();
     assert_eq!(report.contents(), REPORT);
+}
+
+#[test]
+fn rebuilt_from_its_parts_the_inline_image_is_an_attachment() {
+    let (home, pickup) = pickup_home();
+    home.ok(&["config", "set", "pickup-dir", "WholeMessages", "false"]);
+    let output = sendmail(&home, &["-t"], NEWSLETTER);
+    assert_exit(&output, 0, &["sendmail", "-t"]);
+    let eml = only_eml(&pickup);
+    assert!(envelope(&eml).1.contains(&"audit@contoso.com".to_string()));
+    assert!(!has_header(&eml, "Bcc"));
+    let parsed = MessageParser::default().parse(&eml).unwrap();
+    assert!(
+        parsed
+            .body_html(0)
+            .unwrap()
+            .contains("cid:logo@contoso.com")
+    );
+    assert_eq!(parsed.header_raw("X-Order-Id").map(str::trim), Some("4711"));
+    assert_eq!(
+        parsed.reply_to().unwrap().first().unwrap().address(),
+        Some("replies@contoso.com")
+    );
+    let attachments: Vec<_> = parsed.attachments().collect();
+    let logo = attachments
+        .iter()
+        .find(|a| a.attachment_name() == Some("logo.png"))
+        .unwrap();
+    assert_eq!(logo.contents(), LOGO);
+    let report = attachments
+        .iter()
+        .find(|a| a.attachment_name() == Some("Relevé décembre.pdf"))
+        .unwrap();
+    assert_eq!(report.contents(), REPORT);
+}
+
+#[test]
+fn a_provider_without_mime_gets_the_parts_and_the_log_says_what_it_loses() {
+    let home = Home::new();
+    home.add_enabled(&fixture_path("echo"));
+    let out = home.path().join("echo.txt");
+    home.ok(&["config", "set", "echo-00", "OutFile", out.to_str().unwrap()]);
+    home.add_adele("echo-00", &[]);
+    let output = sendmail_env(&home, &["-t"], NEWSLETTER, &[("RUST_LOG", "mailhost=info")]);
+    assert_exit(&output, 0, &["sendmail", "-t", "(echo)"]);
+    let log = stderr(&output);
+    assert!(
+        log.contains("inline images are sent as attachments")
+            && log.contains("the plain-text alternative is left out"),
+        "the info line names what a provider without MIME loses:\n{log}"
+    );
+    let recorded = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        recorded.contains("message.subject=Newsletter with logo\n"),
+        "{recorded}"
+    );
+    assert!(recorded.contains("message.to=alex@contoso.com\nmessage.to=lidia@contoso.com\n"));
+    let list = records(&home);
+    assert_eq!(list[0]["status"], "sent");
+    let bcc: Vec<&str> = list[0]["bcc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(bcc, ["audit@contoso.com"]);
 }
 
 #[test]
