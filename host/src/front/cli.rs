@@ -373,6 +373,10 @@ pub struct BatchArgs {
     /// Send worker threads (the provider's ConcurrentRequests limit still holds per mailbox).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Record every line as queued and return at once: `mailhost serve` (or `email flush`)
+    /// sends them under the sending limits.
+    #[arg(long)]
+    pub queue: bool,
     /// Print the summary as one JSON object (no progress bar).
     #[arg(long)]
     pub json: bool,
