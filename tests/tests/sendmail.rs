@@ -655,7 +655,6 @@ fn a_transient_fault_queues_with_exit_75() {
 }
 
 #[test]
-#[ignore = "needs the Graph provider's sending limits (MessagesPerMinute, branch graph): remove once merged"]
 fn a_spent_sending_limit_queues_with_exit_75() {
     let emulator = Emulator::start().unwrap();
     let home = graph_home(&emulator);
