@@ -683,3 +683,26 @@ fn a_spent_sending_limit_queues_with_exit_75() {
         "the limit held"
     );
 }
+
+#[test]
+fn dash_q_sends_what_is_queued() {
+    let (home, pickup) = pickup_home();
+    home.ok(&[
+        "email",
+        "send",
+        "--staff",
+        "adele",
+        "--to",
+        "alex@contoso.com",
+        "--subject",
+        "later",
+        "--queue",
+    ]);
+    assert!(emls(&pickup).is_empty());
+    let output = sendmail(&home, &["-q"], b"");
+    assert_exit(&output, 0, &["sendmail", "-q"]);
+    assert_eq!(emls(&pickup).len(), 1);
+    assert_eq!(records(&home)[0]["status"], "sent");
+    let output = sendmail(&home, &["-q30m"], b"");
+    assert_exit(&output, 64, &["sendmail", "-q30m"]);
+}

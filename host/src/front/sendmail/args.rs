@@ -25,6 +25,8 @@ Usage: mailhost sendmail [-t] [-i] [-f ADDR] [-F NAME] [--staff ID] [RECIPIENT..
                  how long to wait for a sending limit or a short retry before leaving the
                  email queued and exiting 75 (default 60s; 0s: do not wait)
   -v             print what happened on standard output
+  -q             send every queued email that is due, then exit (`mailhost email flush`);
+                 no message is read
   -h, --help     this text
   Accepted and ignored: -odi -odb -odq -oem -oee -om -bm -B TYPE
 
@@ -57,6 +59,8 @@ pub struct SendmailArgs {
     pub verbose: bool,
     /// `-h`/`--help`.
     pub help: bool,
+    /// `-q`: send every queued email that is due (as `mailhost email flush`), read no message.
+    pub flush: bool,
     /// The recipients given as arguments.
     pub recipients: Vec<String>,
 }
@@ -95,6 +99,12 @@ where
             "-i" | "-oi" => parsed.ignore_dots = true,
             "-v" => parsed.verbose = true,
             "-h" | "--help" => parsed.help = true,
+            "-q" => parsed.flush = true,
+            flag if flag.starts_with("-q") => {
+                return Err(format!(
+                    "sendmail option '{flag}' (a queue run at an interval or for some emails) is not supported: run `mailhost serve` to send queued email continuously, or `mailhost sendmail -q` (`mailhost email flush`) once"
+                ));
+            }
             flag if IGNORED.contains(&flag) => {}
             "-B" => {
                 value_of("-B", "")?;
@@ -190,7 +200,9 @@ mod tests {
     fn unknown_flags_and_missing_values_are_refused() {
         let e = parse(["-bs"]).unwrap_err();
         assert!(e.contains("'-bs' is not supported"), "{e}");
-        assert!(parse(["-q"]).is_err());
+        assert!(ok(&["-q"]).flush);
+        let e = parse(["-q15m"]).unwrap_err();
+        assert!(e.contains("mailhost serve"), "{e}");
         assert!(parse(["-oQ/var/spool"]).is_err());
         let e = parse(["-f"]).unwrap_err();
         assert!(e.contains("-f needs a value"), "{e}");

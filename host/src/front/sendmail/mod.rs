@@ -53,11 +53,12 @@ fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
         let _ = std::io::stdout().lock().write_all(args::HELP.as_bytes());
         return Ok(Exit::ok());
     }
-    let max_wait = match &args.max_wait {
-        Some(text) => crate::front::cli::parse_duration(text)
-            .map_err(|e| Exit::usage(format!("--max-wait: {e}")))?,
-        None => MAX_WAIT,
-    };
+    let max_wait = args
+        .max_wait
+        .as_deref()
+        .map(crate::front::cli::parse_duration)
+        .transpose()
+        .map_err(|e| Exit::usage(format!("--max-wait: {e}")))?;
     let home_path = args.home.as_deref().or(home);
     let home = Home::resolve(home_path).map_err(|e| Exit::from_error(&Error::Home(e)))?;
     match crate::plugins::quarantine::recover(&home) {
@@ -65,6 +66,22 @@ fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
             .iter()
             .for_each(|w| crate::front::commands::warn(w)),
         Err(e) => crate::front::commands::warn(&format!("cannot record a plugin crash: {e}")),
+    }
+    if args.flush {
+        let outbox =
+            crate::front::commands::email::open_store(&home).map_err(|e| Exit::from_error(&e))?;
+        let engine = crate::front::commands::email::engine(&home, outbox)
+            .map_err(|e| Exit::from_error(&e))?;
+        return crate::front::commands::email::flush(
+            &engine,
+            max_wait.unwrap_or(Duration::ZERO),
+            false,
+        )
+        .map(|code| Exit {
+            code,
+            message: None,
+        })
+        .map_err(|e| Exit::from_error(&e));
     }
     let raw = input::read_message(&mut std::io::stdin().lock(), args.ignore_dots)
         .map_err(|e| Exit::io(format!("cannot read the message from standard input: {e}")))?;
@@ -88,7 +105,7 @@ fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
         })
         .map_err(|e| Exit::from_error(&e))?;
     let record = engine
-        .send_now(&record.id, max_wait)
+        .send_now(&record.id, max_wait.unwrap_or(MAX_WAIT))
         .map_err(|e| Exit::from_error(&e))?;
     if args.verbose && record.status == Status::Sent {
         let _ = writeln!(
