@@ -706,3 +706,24 @@ fn dash_q_sends_what_is_queued() {
     let output = sendmail(&home, &["-q30m"], b"");
     assert_exit(&output, 64, &["sendmail", "-q30m"]);
 }
+
+#[test]
+fn a_disabled_provider_is_exit_69_and_the_email_is_kept() {
+    let (home, pickup) = pickup_home();
+    home.ok(&["plugin", "disable", "pickup-dir"]);
+    let message = b"From: adele@contoso.com\nTo: alex@contoso.com\nSubject: s\n\nb\n";
+    let output = sendmail(&home, &["-t"], message);
+    assert_exit(&output, 69, &["sendmail", "disabled provider"]);
+    let line = one_line(&stderr(&output)).to_string();
+    assert!(
+        line.contains("plugin enable pickup-dir") && line.contains("email retry"),
+        "{line}"
+    );
+    let kept = &records(&home)[0];
+    assert_eq!(kept["status"], "failed");
+    assert!(emls(&pickup).is_empty());
+    // Once enabled, a retry sends the spooled message.
+    home.ok(&["plugin", "enable", "pickup-dir"]);
+    home.ok(&["email", "retry", kept["id"].as_str().unwrap()]);
+    assert_eq!(emls(&pickup).len(), 1);
+}
