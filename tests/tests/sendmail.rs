@@ -727,3 +727,43 @@ fn a_disabled_provider_is_exit_69_and_the_email_is_kept() {
     home.ok(&["email", "retry", kept["id"].as_str().unwrap()]);
     assert_eq!(emls(&pickup).len(), 1);
 }
+
+#[test]
+fn a_ten_megabyte_attachment_arrives_whole_either_way() {
+    let (home, pickup) = pickup_home();
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let message = format!(
+        "From: adele@contoso.com\nTo: alex@contoso.com\nSubject: big\nMIME-Version: 1.0\n\
+         Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n\
+         See attached.\n--b\nContent-Type: application/octet-stream\n\
+         Content-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=\"big.bin\"\n\n\
+         {}\n--b--\n",
+        base64(&data)
+    );
+    assert_exit(
+        &sendmail(&home, &["-t"], message.as_bytes()),
+        0,
+        &["sendmail", "whole"],
+    );
+    home.ok(&["config", "set", "pickup-dir", "WholeMessages", "false"]);
+    assert_exit(
+        &sendmail(&home, &["-t"], message.as_bytes()),
+        0,
+        &["sendmail", "parts"],
+    );
+    let all = emls(&pickup);
+    assert_eq!(all.len(), 2);
+    for eml in &all {
+        let parsed = MessageParser::default().parse(eml).unwrap();
+        let big = parsed
+            .attachments()
+            .find(|a| a.attachment_name() == Some("big.bin"))
+            .unwrap();
+        assert!(
+            big.contents() == data.as_slice(),
+            "the 10 MB attachment differs"
+        );
+    }
+}
