@@ -14,6 +14,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "MAILHOST_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Run even when mail or secrets under the home are readable by other users (they are
+    /// reported; fix them with the `chmod` shown).
+    #[arg(long, global = true)]
+    pub allow_unsafe_permissions: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -56,6 +61,18 @@ pub enum Command {
             value_name = "ARGS"
         )]
         args: Vec<String>,
+    },
+    /// The secret store: list the names (never values) and move them between backends.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// The audit trail: who changed the configuration, when, what (never secret values).
+    Audit {
+        /// Only entries since this long ago (`7d`, `12h`) or this time (RFC 3339, `2026-12-01`).
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
     /// a temporary home, send an email with an attachment and show what arrived.
@@ -199,14 +216,22 @@ pub enum ConfigCommand {
         /// The setting key.
         key: String,
     },
-    /// Set a setting.
+    /// Set a setting (`mailhost` as PLUGIN: the host's own settings).
     Set {
-        /// The plugin name.
+        /// The plugin name, or `mailhost`.
         plugin: String,
         /// The setting key.
         key: String,
         /// The value.
-        value: String,
+        #[arg(
+            required_unless_present = "value_stdin",
+            conflicts_with = "value_stdin"
+        )]
+        value: Option<String>,
+        /// Read the value from standard input (one line; typed without echo on a terminal),
+        /// so a secret never appears on the command line.
+        #[arg(long)]
+        value_stdin: bool,
     },
     /// Remove a setting (its default applies again).
     Unset {
@@ -214,6 +239,23 @@ pub enum ConfigCommand {
         plugin: String,
         /// The setting key.
         key: String,
+    },
+}
+
+/// `mailhost secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// The names of the stored secrets and where each lives (never values).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every secret to another backend and make it the home's `SecretBackend`.
+    Migrate {
+        /// file or keyring (systemd credentials are read-only).
+        #[arg(long, value_name = "BACKEND")]
+        to: String,
     },
 }
 
@@ -354,6 +396,27 @@ pub enum EmailCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete old emails and drop old bodies as RetainDays and RetainBodyDays say (sent emails
+    /// only, unless --status names others).
+    Purge(PurgeArgs),
+}
+
+/// `mailhost email purge` options.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Delete emails older than this (`90d`, `12h`) instead of RetainDays.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+    /// Purge emails with this status (repeatable; default: sent). queued, failed and unknown
+    /// emails are only purged when named.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Vec<String>,
+    /// Report what would go; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mailhost email send-batch` options.

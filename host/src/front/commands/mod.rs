@@ -1,6 +1,7 @@
 //! The handlers behind each command: they read the files, call the library, and print human
 //! lines or JSON on stdout. Errors go back to `main`, which prints them once.
 
+pub(crate) mod audit;
 mod batch;
 mod check;
 mod config;
@@ -8,11 +9,15 @@ pub(crate) mod email;
 pub(crate) mod limits;
 mod login;
 mod plugin;
+mod purge;
+pub(crate) mod secret_input;
+mod secrets;
 mod staff;
 
 use std::io::Write;
 
 use crate::config::home::Home;
+use crate::config::permissions;
 use crate::error::{EXIT_OK, Error};
 use crate::front::cli::{Cli, Command};
 use crate::plugins::quarantine;
@@ -32,6 +37,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         return Ok(crate::front::sendmail::run(args, cli.home.as_deref()));
     }
     let home = Home::resolve(cli.home.as_deref())?;
+    // As ssh refuses a private key others can read: mail or secrets open to other users stop
+    // every command (exit 2) unless --allow-unsafe-permissions; other files are warned about.
+    for warning in permissions::enforce(&home, cli.allow_unsafe_permissions)? {
+        warn(&warning);
+    }
     match quarantine::recover(&home) {
         Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
         Err(e) => warn(&format!("cannot record a plugin crash: {e}")),
@@ -43,6 +53,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
+        Command::Secrets(command) => secrets::run(&home, command),
+        Command::Audit { since, json } => audit::run(&home, since.as_deref(), json),
         Command::Limits { json } => limits::run(&home, json),
         Command::Serve(args) => crate::front::serve::run(&home, &args),
         Command::Demo(_) | Command::Sendmail { .. } => OK,

@@ -129,6 +129,12 @@ impl Loader {
                 name: plugin.name().to_string(),
             });
         }
+        if plugin.name() == crate::config::settings::HOST_TABLE {
+            return Err(LoadError::ReservedName {
+                who,
+                name: plugin.name().to_string(),
+            });
+        }
         let plugin = Arc::new(plugin);
         loaded.insert(path.to_path_buf(), plugin.clone());
         Ok((plugin, print))
