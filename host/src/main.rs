@@ -34,7 +34,7 @@ fn run() -> ExitCode {
             return ExitCode::from(mailhost::front::sendmail::exit::EX_USAGE);
         };
         let home = std::env::var_os("MAILHOST_HOME").map(std::path::PathBuf::from);
-        return ExitCode::from(mailhost::front::sendmail::run(args, home.as_deref()));
+        return ExitCode::from(mailhost::front::sendmail::run(args, home.as_deref(), false));
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

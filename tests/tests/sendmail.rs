@@ -767,3 +767,20 @@ fn a_ten_megabyte_attachment_arrives_whole_either_way() {
         );
     }
 }
+
+#[test]
+fn mail_readable_by_others_stops_sendmail_with_exit_78() {
+    use std::os::unix::fs::PermissionsExt;
+    let (home, pickup) = pickup_home();
+    let message = b"From: adele@contoso.com\nTo: alex@contoso.com\nSubject: s\n\nb\n";
+    assert_exit(&sendmail(&home, &["-t"], message), 0, &["sendmail"]);
+    let db = home.path().join("mail.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = sendmail(&home, &["-t"], message);
+    assert_exit(&output, 78, &["sendmail", "mail.db 0644"]);
+    assert!(stderr(&output).contains("chmod"), "{}", stderr(&output));
+    assert_eq!(emls(&pickup).len(), 1);
+    let output = sendmail(&home, &["-t", "--allow-unsafe-permissions"], message);
+    assert_exit(&output, 0, &["sendmail", "--allow-unsafe-permissions"]);
+    assert_eq!(emls(&pickup).len(), 2);
+}

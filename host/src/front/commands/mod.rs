@@ -34,7 +34,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     }
     // sendmail prints its own lines and exits with sendmail's statuses.
     if let Command::Sendmail { args } = cli.command {
-        return Ok(crate::front::sendmail::run(args, cli.home.as_deref()));
+        return Ok(crate::front::sendmail::run(
+            args,
+            cli.home.as_deref(),
+            cli.allow_unsafe_permissions,
+        ));
     }
     let home = Home::resolve(cli.home.as_deref())?;
     // As ssh refuses a private key others can read: mail or secrets open to other users stop

@@ -24,6 +24,8 @@ Usage: mailhost sendmail [-t] [-i] [-f ADDR] [-F NAME] [--staff ID] [RECIPIENT..
   --max-wait DURATION
                  how long to wait for a sending limit or a short retry before leaving the
                  email queued and exiting 75 (default 60s; 0s: do not wait)
+  --allow-unsafe-permissions
+                 run even when mail or secrets in the home are readable by other users
   -v             print what happened on standard output
   -q             send every queued email that is due, then exit (`mailhost email flush`);
                  no message is read
@@ -59,6 +61,8 @@ pub struct SendmailArgs {
     pub verbose: bool,
     /// `-h`/`--help`.
     pub help: bool,
+    /// `--allow-unsafe-permissions`: run even when mail or secrets are readable by others.
+    pub allow_unsafe_permissions: bool,
     /// `-q`: send every queued email that is due (as `mailhost email flush`), read no message.
     pub flush: bool,
     /// The recipients given as arguments.
@@ -100,6 +104,7 @@ where
             "-v" => parsed.verbose = true,
             "-h" | "--help" => parsed.help = true,
             "-q" => parsed.flush = true,
+            "--allow-unsafe-permissions" => parsed.allow_unsafe_permissions = true,
             flag if flag.starts_with("-q") => {
                 return Err(format!(
                     "sendmail option '{flag}' (a queue run at an interval or for some emails) is not supported: run `mailhost serve` to send queued email continuously, or `mailhost sendmail -q` (`mailhost email flush`) once"
@@ -201,6 +206,7 @@ mod tests {
         let e = parse(["-bs"]).unwrap_err();
         assert!(e.contains("'-bs' is not supported"), "{e}");
         assert!(ok(&["-q"]).flush);
+        assert!(ok(&["--allow-unsafe-permissions"]).allow_unsafe_permissions);
         let e = parse(["-q15m"]).unwrap_err();
         assert!(e.contains("mailhost serve"), "{e}");
         assert!(parse(["-oQ/var/spool"]).is_err());

@@ -4,7 +4,7 @@
 //! message; 67 `EX_NOUSER` no such staff member; 69 `EX_UNAVAILABLE` the provider cannot be
 //! used (the email is kept as failed); 70 `EX_SOFTWARE` an internal error; 74 `EX_IOERR`
 //! standard input, the spool or mail.db could not be read or written; 78 `EX_CONFIG` the
-//! home's configuration is wrong.
+//! home's configuration is wrong (or its mail and secrets are readable by other users).
 
 use super::plan::PlanError;
 use crate::config::staff::StaffError;
@@ -83,6 +83,7 @@ impl Exit {
             | Error::Registry(_)
             | Error::Settings(_)
             | Error::Secrets(_)
+            | Error::Permissions(_)
             | Error::Staff(_) => EX_CONFIG,
             _ => EX_SOFTWARE,
         };

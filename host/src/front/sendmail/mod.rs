@@ -33,10 +33,11 @@ pub const STAFF_ENV: &str = "MAILHOST_STAFF";
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs sendmail with `argv` (without the program name); `home` is `--home` given before the
-/// `sendmail` word, or `$MAILHOST_HOME`. Prints its own lines on stderr (and, with `-v`, the
-/// outcome on stdout) and returns the sysexits status.
-pub fn run(argv: Vec<String>, home: Option<&Path>) -> u8 {
-    match execute(argv, home) {
+/// `sendmail` word, or `$MAILHOST_HOME`, and `allow_unsafe` the global
+/// `--allow-unsafe-permissions`. Prints its own lines on stderr (and, with `-v`, the outcome
+/// on stdout) and returns the sysexits status.
+pub fn run(argv: Vec<String>, home: Option<&Path>, allow_unsafe: bool) -> u8 {
+    match execute(argv, home, allow_unsafe) {
         Ok(exit) | Err(exit) => {
             if let Some(line) = &exit.message {
                 let mut err = std::io::stderr().lock();
@@ -47,7 +48,7 @@ pub fn run(argv: Vec<String>, home: Option<&Path>) -> u8 {
     }
 }
 
-fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
+fn execute(argv: Vec<String>, home: Option<&Path>, allow_unsafe: bool) -> Result<Exit, Exit> {
     let args = args::parse(argv).map_err(Exit::usage)?;
     if args.help {
         let _ = std::io::stdout().lock().write_all(args::HELP.as_bytes());
@@ -61,6 +62,13 @@ fn execute(argv: Vec<String>, home: Option<&Path>) -> Result<Exit, Exit> {
         .map_err(|e| Exit::usage(format!("--max-wait: {e}")))?;
     let home_path = args.home.as_deref().or(home);
     let home = Home::resolve(home_path).map_err(|e| Exit::from_error(&Error::Home(e)))?;
+    // Mail or secrets open to other users stop sendmail too (EX_CONFIG), as every command.
+    let allow_unsafe = allow_unsafe || args.allow_unsafe_permissions;
+    for warning in crate::config::permissions::enforce(&home, allow_unsafe)
+        .map_err(|e| Exit::from_error(&Error::Permissions(e)))?
+    {
+        crate::front::commands::warn(&warning);
+    }
     match crate::plugins::quarantine::recover(&home) {
         Ok(warnings) => warnings
             .iter()
