@@ -3,11 +3,11 @@
 //! the email's spool folder.
 //!
 //! The steps, in order:
-//! 1. [`prepare`] splits the raw bytes ([`section`]), refusing header injection (a CR that does
+//! 1. [`prepare`] splits the raw bytes (`section.rs`), refusing header injection (a CR that does
 //!    not end a line, a NUL, or a decoded header value holding CR/LF), and makes the message the
 //!    spool keeps: CRLF line ends, `Bcc` (and `Resent-Bcc`) fields removed (the envelope carries
 //!    those recipients), and `Message-ID: <ID@mailhost>`, `Date` and `From` added when missing.
-//!    It reads the message with `mail-parser` ([`read`]): addresses, the decoded subject, X-
+//!    It reads the message with `mail-parser` (`read.rs`): addresses, the decoded subject, X-
 //!    headers, the text and HTML bodies (quoted-printable and base64 decoded, every charset
 //!    turned into UTF-8) and each attachment and inline part.
 //! 2. [`spool::write`] writes `message.eml` and each part (0600 files in a 0700 folder,

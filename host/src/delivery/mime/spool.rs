@@ -25,7 +25,7 @@ pub struct SpooledPart {
     pub content_id: Option<String>,
 }
 
-/// What [`write`] put in the folder.
+/// What [`write()`] put in the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spooled {
     /// `FOLDER/message.eml`.

@@ -4,8 +4,8 @@
 //!
 //! The steps: parse the flags; read the message ([`input`]); read its From and recipients and
 //! choose the staff member and envelope ([`plan`]); hand the whole message to
-//! [`Engine::submit_mime`], which checks it, spools it and records it before any provider
-//! code runs; then [`Engine::send_now`] sends it, waiting through short limit holds and
+//! [`Engine::submit_mime`](crate::delivery::engine::Engine::submit_mime), which checks it, spools it and records it before any provider
+//! code runs; then [`Engine::send_now`](crate::delivery::engine::Engine::send_now) sends it, waiting through short limit holds and
 //! retries. Nothing is recorded when the flags, the message or the staff member are wrong.
 
 pub mod args;
