@@ -394,3 +394,42 @@ fn accept_spools_and_structures_in_one_step() {
     );
     assert!(!other.exists());
 }
+
+#[test]
+fn forwarded_messages_and_text_files_are_attachments() {
+    let raw = b"From: adele@contoso.com\nTo: alex@contoso.com\nSubject: Fwd: order\n\
+        MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n\
+        --x\nContent-Type: text/plain\n\nSee below.\n\
+        --x\nContent-Type: message/rfc822\n\n\
+        From: megan@contoso.com\nTo: adele@contoso.com\nSubject: order\n\nPlease ship it.\n\
+        --x\nContent-Type: text/plain; charset=iso-8859-1; name=\"notes.txt\"\n\
+        Content-Disposition: attachment; filename=\"notes.txt\"\n\
+        Content-Transfer-Encoding: quoted-printable\n\nCaf=E9\n\
+        --x\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAEC\n\
+        --x--\n";
+    let prepared = prepare(raw, &additions()).unwrap();
+    let read = &prepared.read;
+    assert_eq!(read.text.as_deref(), Some("See below."));
+    let parts: Vec<(&str, &str)> = read
+        .parts
+        .iter()
+        .map(|p| (p.name.as_str(), p.content_type.as_str()))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("attachment-1.eml", "message/rfc822"),
+            ("notes.txt", "text/plain; charset=utf-8"),
+            ("attachment-3.bin", "application/octet-stream"),
+        ]
+    );
+    let forwarded = String::from_utf8_lossy(&read.parts[0].data);
+    assert!(forwarded.contains("Subject: order") && forwarded.contains("Please ship it."));
+    assert_eq!(
+        read.parts[1].data,
+        "Café".as_bytes(),
+        "text attachments are UTF-8"
+    );
+    assert_eq!(read.parts[2].data, [0, 1, 2]);
+    assert!(read.parts.iter().all(|p| !p.inline));
+}
