@@ -35,7 +35,7 @@ Usage: mailhost sendmail [-t] [-i] [-f ADDR] [-F NAME] [--staff ID] [RECIPIENT..
 Exit status (sysexits.h, as sendmail): 0 sent; 75 accepted and queued (a sending limit or a
 temporary fault; `mailhost serve` or `mailhost email flush` sends it later); 1 the provider
 refused it (kept as failed: `mailhost email retry ID`); 64 bad usage or no recipients;
-65 a bad message (header injection, bad address); 67 unknown staff member; 69 the provider
+65 a bad message (header injection, bad address, over 200 MiB); 67 unknown staff member; 69 the provider
 cannot be used; 74 standard input or the spool could not be read or written; 78 the
 configuration is wrong.
 ";

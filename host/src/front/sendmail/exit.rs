@@ -63,6 +63,11 @@ impl Exit {
         Self::with(EX_USAGE, message)
     }
 
+    /// A bad message.
+    pub fn data(message: impl Into<String>) -> Self {
+        Self::with(EX_DATAERR, message)
+    }
+
     /// An input or output failure.
     pub fn io(message: impl Into<String>) -> Self {
         Self::with(EX_IOERR, message)

@@ -91,8 +91,15 @@ fn execute(argv: Vec<String>, home: Option<&Path>, allow_unsafe: bool) -> Result
         })
         .map_err(|e| Exit::from_error(&e));
     }
-    let raw = input::read_message(&mut std::io::stdin().lock(), args.ignore_dots)
-        .map_err(|e| Exit::io(format!("cannot read the message from standard input: {e}")))?;
+    let raw = input::read_message(
+        &mut std::io::stdin().lock(),
+        args.ignore_dots,
+        input::MAX_MESSAGE_BYTES,
+    )
+    .map_err(|e| match e {
+        input::InputError::Read(_) => Exit::io(e.to_string()),
+        input::InputError::TooLarge(_) => Exit::data(e.to_string()),
+    })?;
     let read = mime::read_only(&raw).map_err(|e| Exit::from_error(&Error::Mime(e)))?;
     let staff_file = staff::load(&home).map_err(|e| Exit::from_error(&Error::Staff(e)))?;
     let env_staff = std::env::var(STAFF_ENV).ok();
