@@ -627,20 +627,19 @@ fn base64(data: &[u8]) -> String {
 }
 
 #[test]
-fn a_transient_fault_queues_with_exit_75() {
+fn throttling_queues_with_exit_75() {
     let emulator = Emulator::start().unwrap();
     let home = graph_home(&emulator);
     home.ok(&["config", "set", "graph-email", "MaxRetries", "0"]);
-    emulator
-        .fault_unavailable(1000, 503, Some(600), Some("/v1.0"))
-        .unwrap();
+    // A 429 is a refusal that certainly sent nothing: the email waits for Retry-After.
+    emulator.fault_throttle(1000, 600, Some("/v1.0"));
     let message = format!(
         "From: {}\nTo: {}\nSubject: later\n\nb\n",
         seed::USER_UPN,
         seed::RECIPIENT_UPN
     );
     let output = sendmail(&home, &["-t"], message.as_bytes());
-    assert_exit(&output, 75, &["sendmail", "503"]);
+    assert_exit(&output, 75, &["sendmail", "429"]);
     let line = one_line(&stderr(&output)).to_string();
     assert!(
         line.contains("queued") && line.contains("email flush"),
