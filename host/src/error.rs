@@ -56,6 +56,9 @@ pub enum Error {
     /// An email's input.
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    /// A whole message (sendmail, the SMTP relay): refused, or its spool files not written.
+    #[error(transparent)]
+    Mime(#[from] crate::delivery::mime::MimeError),
     /// The email store, mail.db (locked: exit 1; unusable file: exit 2).
     #[error(transparent)]
     Outbox(#[from] crate::delivery::outbox::OutboxError),
@@ -87,6 +90,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Failed(_) => EXIT_FAILED,
+            Self::Mime(crate::delivery::mime::MimeError::Spool { .. }) => EXIT_FAILED,
             Self::Outbox(e) if store_failed(e) => EXIT_FAILED,
             Self::Batch(crate::delivery::batch::BatchError::Store(e)) if store_failed(e) => {
                 EXIT_FAILED

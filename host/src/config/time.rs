@@ -28,6 +28,28 @@ pub fn rfc3339(seconds: i64) -> String {
     )
 }
 
+/// Formats seconds since the epoch as an RFC 5322 date in UTC: `Tue, 01 Dec 2026 10:14:45 +0000`.
+pub fn rfc5322(seconds: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month = MONTHS[usize::try_from(month.saturating_sub(1))
+        .unwrap_or(0)
+        .min(11)];
+    format!(
+        "{weekday}, {day:02} {month} {year:04} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
 /// The current time in seconds since the epoch.
 pub fn now_seconds() -> i64 {
     unix_seconds(SystemTime::now())
@@ -139,6 +161,12 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400 + 3661), "2000-02-29T01:01:01Z");
+        assert_eq!(rfc5322(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322(1_796_120_085), "Tue, 01 Dec 2026 10:14:45 +0000");
+        assert_eq!(
+            rfc5322(951_782_400 + 3661),
+            "Tue, 29 Feb 2000 01:01:01 +0000"
+        );
     }
 
     #[test]

@@ -69,6 +69,19 @@ pub enum Command {
     /// Email Maintenance: send email, list, show and retry stored emails, send a batch.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// sendmail-compatible: send the RFC 5322 message on standard input (`mailhost sendmail
+    /// --help` lists the flags: -t, -i, -oi, -f ADDR, -F NAME, --staff ID, RECIPIENT...).
+    /// Exits with sendmail's statuses: 0 sent, 75 queued, 64/65/67 refused.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's flags and the recipients.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// The secret store: list the names (never values) and move them between backends.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -550,6 +563,26 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sendmail_takes_its_flags_verbatim() {
+        let cli = Cli::try_parse_from([
+            "mailhost",
+            "--home",
+            "/h",
+            "sendmail",
+            "-t",
+            "-oi",
+            "-fadele@x.com",
+            "--help",
+            "a@x.com",
+        ])
+        .expect("parse");
+        let Command::Sendmail { args } = cli.command else {
+            panic!("not sendmail");
+        };
+        assert_eq!(args, ["-t", "-oi", "-fadele@x.com", "--help", "a@x.com"]);
     }
 
     #[test]

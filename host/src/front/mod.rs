@@ -6,4 +6,5 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod http;
+pub mod sendmail;
 pub mod serve;

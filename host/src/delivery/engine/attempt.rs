@@ -66,11 +66,15 @@ impl Engine {
                         .into(),
                 })
             }
-            Some(_) => {
+            Some(mime) => {
+                let mut lost =
+                    crate::delivery::mime::losses_of_file(std::path::Path::new(&mime.path));
+                lost.push("headers other than From, To, Cc, Reply-To, Subject and X- headers are not kept");
                 log::info!(
-                    "provider '{}' takes no whole MIME messages: email {} is sent from its parsed parts, so inline images travel as ordinary attachments and headers other than From, To, Cc, Reply-To, Subject, Message-ID and X- headers are not kept",
+                    "provider '{}' takes no whole MIME messages: email {} is sent from its parsed parts, so {}",
                     lane.route.provider_name(),
-                    record.id
+                    record.id,
+                    lost.join("; ")
                 );
                 plugin.send(&lane.request(record))
             }

@@ -15,6 +15,7 @@
 mod attempt;
 mod lanes;
 mod metrics;
+mod mime;
 pub mod policy;
 mod reconcile;
 mod scheduler;
@@ -27,6 +28,7 @@ use mailhost_plugin_api::{Attachment, ProviderError};
 
 pub use lanes::{LANE_TTL, Lane, Lanes};
 pub use metrics::{Histogram, LATENCY_BUCKETS, Metrics, MetricsSnapshot};
+pub use mime::MimeSubmission;
 pub use reconcile::ReconcileSummary;
 pub use scheduler::{Drain, DrainSummary, NOT_READY_WAIT, Scope, StopSignal};
 

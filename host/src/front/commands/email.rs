@@ -543,7 +543,8 @@ fn retry_failed(
 }
 
 /// `email flush [--max-wait D]`: sends every due email, then reports what is left.
-fn flush(engine: &Arc<Engine>, max_wait: Duration, json: bool) -> Result<u8, Error> {
+/// `email flush` (and `sendmail -q`): sends every due email, then prints what happened.
+pub(crate) fn flush(engine: &Arc<Engine>, max_wait: Duration, json: bool) -> Result<u8, Error> {
     let before = engine.metrics().snapshot();
     let summary = engine.drain(
         &Scope::All,

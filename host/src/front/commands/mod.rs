@@ -34,6 +34,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     if let Command::Demo(args) = &cli.command {
         return crate::front::demo::run(args);
     }
+    // sendmail prints its own lines and exits with sendmail's statuses.
+    if let Command::Sendmail { args } = cli.command {
+        return Ok(crate::front::sendmail::run(
+            args,
+            cli.home.as_deref(),
+            cli.allow_unsafe_permissions,
+        ));
+    }
     let home = Home::resolve(cli.home.as_deref())?;
     // As ssh refuses a private key others can read: mail or secrets open to other users stop
     // every command (exit 2) unless --allow-unsafe-permissions; other files are warned about.
@@ -65,7 +73,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Audit { since, json } => audit::run(&home, since.as_deref(), json),
         Command::Limits { json } => limits::run(&home, json),
         Command::Serve(args) => crate::front::serve::run(&home, &args),
-        Command::Demo(_) => OK,
+        Command::Demo(_) | Command::Sendmail { .. } => OK,
     }
 }
 

@@ -8,12 +8,14 @@ use mailhost_plugin_api::{ProviderInfo, SettingSpec, capability};
 use super::CheckResult;
 
 /// The capability names this API version defines.
-pub const KNOWN_CAPABILITIES: [&str; 5] = [
+pub const KNOWN_CAPABILITIES: [&str; 7] = [
     capability::SIGN_IN,
     capability::HTML,
     capability::ATTACHMENTS,
     capability::ALTERNATE_FROM,
     capability::CUSTOM_HEADERS,
+    capability::MIME,
+    capability::RECONCILE,
 ];
 
 /// Every metadata check, in report order.
