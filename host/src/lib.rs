@@ -27,6 +27,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod files;
+pub mod front;
 pub mod home;
 pub mod loader;
 pub mod outbox;
