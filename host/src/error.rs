@@ -6,13 +6,13 @@
 
 use std::io;
 
-use crate::compose::ComposeError;
-use crate::files::FileError;
-use crate::loader::LoadError;
-use crate::registry::RegistryError;
-use crate::secrets::SecretError;
-use crate::settings::SettingsError;
-use crate::staff::StaffError;
+use crate::config::files::FileError;
+use crate::config::secrets::SecretError;
+use crate::config::settings::SettingsError;
+use crate::config::staff::StaffError;
+use crate::delivery::compose::ComposeError;
+use crate::plugins::loader::LoadError;
+use crate::plugins::registry::RegistryError;
 
 /// Exit status for success.
 pub const EXIT_OK: u8 = 0;
@@ -32,7 +32,7 @@ pub enum Error {
     Failed(String),
     /// The home directory could not be used.
     #[error(transparent)]
-    Home(#[from] crate::home::HomeError),
+    Home(#[from] crate::config::home::HomeError),
     /// A file could not be read or written.
     #[error(transparent)]
     File(#[from] FileError),
@@ -56,10 +56,10 @@ pub enum Error {
     Compose(#[from] ComposeError),
     /// The email store, mail.db (locked: exit 1; unusable file: exit 2).
     #[error(transparent)]
-    Outbox(#[from] crate::outbox::OutboxError),
+    Outbox(#[from] crate::delivery::outbox::OutboxError),
     /// A send-batch could not run to the end (file unreadable: exit 2; store locked: exit 1).
     #[error(transparent)]
-    Batch(#[from] crate::batch::BatchError),
+    Batch(#[from] crate::delivery::batch::BatchError),
     /// Writing to standard output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -77,7 +77,9 @@ impl Error {
         match self {
             Self::Failed(_) => EXIT_FAILED,
             Self::Outbox(e) if store_failed(e) => EXIT_FAILED,
-            Self::Batch(crate::batch::BatchError::Store(e)) if store_failed(e) => EXIT_FAILED,
+            Self::Batch(crate::delivery::batch::BatchError::Store(e)) if store_failed(e) => {
+                EXIT_FAILED
+            }
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
             _ => EXIT_USAGE,
         }
@@ -91,10 +93,11 @@ impl Error {
 
 /// Whether a store error is an operation that failed (locked, an SQLite failure such as a full
 /// disk) rather than a file or input that must be fixed.
-fn store_failed(error: &crate::outbox::OutboxError) -> bool {
+fn store_failed(error: &crate::delivery::outbox::OutboxError) -> bool {
     matches!(
         error,
-        crate::outbox::OutboxError::Locked { .. } | crate::outbox::OutboxError::Sqlite { .. }
+        crate::delivery::outbox::OutboxError::Locked { .. }
+            | crate::delivery::outbox::OutboxError::Sqlite { .. }
     )
 }
 

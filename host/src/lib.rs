@@ -6,40 +6,24 @@
 //! members who send (`staff.toml`) and the secrets both need (`secrets.toml`, mode 0600), and
 //! sends email through the provider a staff member uses.
 //!
-//! The layers, from the files up:
-//! - [`home`] and [`files`]: where the files live, atomic writes and locks.
-//! - [`registry`], [`settings`], [`staff`], [`secrets`]: one file each.
-//! - [`loader`], [`quarantine`], [`services`], [`provider`]: opening libraries safely and
-//!   calling them.
-//! - [`compose`] (CLI input to a [`Message`](mailhost_plugin_api::Message)) and [`dispatch`]
-//!   (staff member to provider, settings and a send).
-//! - [`cli`] and [`commands`]: the command line; [`error`]: errors and exit codes.
+//! The layers, from the files up (each a folder):
+//! - [`config`]: the home and its files: settings, staff, secrets, atomic writes, the clock.
+//! - [`plugins`]: the registry, loading libraries safely, quarantine, host services, calling a
+//!   provider, and the conformance check.
+//! - [`delivery`]: the email store (`mail.db`), composing messages, dispatch to a provider and
+//!   the engine that sends.
+//! - [`front`]: the doors people and programs come in by (the command line, the demo).
+//! - [`error`] and [`report`]: errors, exit codes, and what the binary prints.
 
 // Tests may unwrap: a failed step should stop the test loudly.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod batch;
-pub mod check;
-pub mod cli;
-pub mod commands;
-pub mod compose;
-pub mod demo;
-pub mod dispatch;
+pub mod config;
+pub mod delivery;
 pub mod error;
-pub mod files;
 pub mod front;
-pub mod home;
-pub mod loader;
-pub mod outbox;
-pub mod provider;
-pub mod quarantine;
-pub mod registry;
+pub mod plugins;
 pub mod report;
-pub mod secrets;
-pub mod services;
-pub mod settings;
-pub mod staff;
-pub mod time;
 
+pub use config::home::Home;
 pub use error::Error;
-pub use home::Home;

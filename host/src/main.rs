@@ -7,8 +7,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mailhost::cli::Cli;
-use mailhost::commands;
+use mailhost::front::cli::Cli;
+use mailhost::front::commands;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))

@@ -10,11 +10,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::WithMetadata;
-use abi_stable::std_types::{RResult, RString};
+use abi_stable::std_types::{RResult, RString, RVec};
 
 use crate::error::ProviderError;
 use crate::host::{self, HostServicesBox, LogLevel};
 use crate::module::{ProviderModule, ProviderModule_Ref};
+// @api-since 1.2 begin
+use crate::service::{
+    DiagnoseRequest, Finding, LimitSpec, MimeSendRequest, ReconcileOutcome, ReconcileRequest,
+};
+// @api-since 1.2 end
 use crate::types::{ProviderInfo, Receipt, SendRequest, SignInRequest};
 
 /// An email provider, written as plain Rust.
@@ -55,6 +60,62 @@ pub trait Provider: Send + Sync + 'static {
             "this provider keeps no sign-in state to forget",
         ))
     }
+
+    // @api-since 1.2 begin
+    /// (API 1.2) The sending limits the provider knows of. Each names one of the provider's
+    /// declared settings, which holds the number (`0` = no limit), so an administrator can
+    /// change it with `mailhost config set`. The default declares none.
+    ///
+    /// # Errors
+    /// The limits could not be stated.
+    fn limits(&self) -> Result<Vec<LimitSpec>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    /// (API 1.2) The mailbox the service counts `request` against. The default is the staff
+    /// member's address.
+    ///
+    /// # Errors
+    /// The request names no usable mailbox.
+    fn sending_mailbox(&self, request: &SendRequest) -> Result<String, ProviderError> {
+        Ok(request.staff.email.to_string())
+    }
+
+    /// (API 1.2) Sends the whole message in `request.mime_path` to `request.recipients`.
+    /// Called only when [`ProviderInfo::capabilities`] lists
+    /// [`capability::MIME`](crate::capability::MIME). The default says it is not supported.
+    ///
+    /// # Errors
+    /// As [`Provider::send`].
+    fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
+        let _ = request;
+        Err(ProviderError::unsupported(
+            "this provider does not send whole MIME messages; the host sends the parsed message instead",
+        ))
+    }
+
+    /// (API 1.2) Whether an email whose outcome is in doubt was sent: look it up where the
+    /// service keeps what it sent. The default cannot tell.
+    ///
+    /// # Errors
+    /// The lookup itself failed (the host keeps the email `unknown`).
+    fn reconcile(&self, request: &ReconcileRequest) -> Result<ReconcileOutcome, ProviderError> {
+        let _ = request;
+        Ok(ReconcileOutcome::unknown(
+            "this provider cannot look up what it sent",
+        ))
+    }
+
+    /// (API 1.2) Checks the set-up for `mailhost doctor`, without prompting anyone and
+    /// without sending unless `request.send_test_to` is set. The default finds nothing.
+    ///
+    /// # Errors
+    /// The checks could not run at all.
+    fn diagnose(&self, request: &DiagnoseRequest) -> Result<Vec<Finding>, ProviderError> {
+        let _ = request;
+        Ok(Vec::new())
+    }
+    // @api-since 1.2 end
 }
 
 type Constructor = fn() -> Box<dyn Provider>;
@@ -135,6 +196,33 @@ extern "C" fn sign_out_shim(request: &SignInRequest) -> RResult<RString, Provide
     .into()
 }
 
+// @api-since 1.2 begin
+extern "C" fn limits_shim() -> RResult<RVec<LimitSpec>, ProviderError> {
+    contain("limits", || provider()?.limits().map(RVec::from)).into()
+}
+
+extern "C" fn sending_mailbox_shim(request: &SendRequest) -> RResult<RString, ProviderError> {
+    contain("sending_mailbox", || {
+        provider()?.sending_mailbox(request).map(RString::from)
+    })
+    .into()
+}
+
+extern "C" fn send_mime_shim(request: &MimeSendRequest) -> RResult<Receipt, ProviderError> {
+    contain("send_mime", || provider()?.send_mime(request)).into()
+}
+
+extern "C" fn reconcile_shim(
+    request: &ReconcileRequest,
+) -> RResult<ReconcileOutcome, ProviderError> {
+    contain("reconcile", || provider()?.reconcile(request)).into()
+}
+
+extern "C" fn diagnose_shim(request: &DiagnoseRequest) -> RResult<RVec<Finding>, ProviderError> {
+    contain("diagnose", || provider()?.diagnose(request).map(RVec::from)).into()
+}
+// @api-since 1.2 end
+
 /// Builds the root module for a provider made by `constructor`. Used by
 /// [`export_provider!`](crate::export_provider); call it yourself only to build a module by hand.
 pub fn provider_module(constructor: Constructor) -> ProviderModule_Ref {
@@ -147,6 +235,13 @@ pub fn provider_module(constructor: Constructor) -> ProviderModule_Ref {
         sign_in: sign_in_shim,
         sign_out: sign_out_shim,
         // @api-since 1.1 end
+        // @api-since 1.2 begin
+        limits: limits_shim,
+        sending_mailbox: sending_mailbox_shim,
+        send_mime: send_mime_shim,
+        reconcile: reconcile_shim,
+        diagnose: diagnose_shim,
+        // @api-since 1.2 end
     });
     ProviderModule_Ref(MODULE.static_as_prefix())
 }

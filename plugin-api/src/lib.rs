@@ -8,6 +8,7 @@ pub mod export;
 pub mod host;
 pub mod module;
 pub mod secret;
+pub mod service;
 pub mod types;
 pub mod version;
 
@@ -19,6 +20,10 @@ pub use export::Provider;
 pub use host::{HostServices, HostServices_TO, HostServicesBox, LogLevel};
 pub use module::{ProviderModule, ProviderModule_Ref};
 pub use secret::Secret;
+pub use service::{
+    DiagnoseRequest, Finding, FindingLevel, LimitKind, LimitSpec, MimeSendRequest,
+    ReconcileOutcome, ReconcileRequest, ReconcileState,
+};
 pub use types::{
     Attachment, Header, Mailbox, Message, ProviderInfo, Receipt, SendRequest, Setting, SettingKind,
     SettingSpec, SignInRequest, StaffMember, capability, find_setting, is_plausible_address,

@@ -14,10 +14,13 @@ use abi_stable::StableAbi;
 use abi_stable::library::RootModule;
 use abi_stable::package_version_strings;
 use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RResult, RString};
+use abi_stable::std_types::{RResult, RString, RVec};
 
 use crate::error::ProviderError;
 use crate::host::{HostServicesBox, LogLevel};
+use crate::service::{
+    DiagnoseRequest, Finding, LimitSpec, MimeSendRequest, ReconcileOutcome, ReconcileRequest,
+};
 use crate::types::{ProviderInfo, Receipt, SendRequest, SignInRequest};
 
 /// The functions a provider library exports. Build it with [`crate::export_provider!`] rather
@@ -47,6 +50,27 @@ pub struct ProviderModule {
     /// (API 1.1) Forgets the staff member's cached sign-in; returns a line to show the user.
     pub sign_out: extern "C" fn(request: &SignInRequest) -> RResult<RString, ProviderError>,
     // @api-since 1.1 end
+
+    // @api-since 1.2 begin
+    /// (API 1.2) The sending limits the provider knows of, each naming the setting that holds
+    /// its number.
+    pub limits: extern "C" fn() -> RResult<RVec<LimitSpec>, ProviderError>,
+
+    /// (API 1.2) The mailbox the service counts this email against (Exchange: the mailbox
+    /// that submits it).
+    pub sending_mailbox: extern "C" fn(request: &SendRequest) -> RResult<RString, ProviderError>,
+
+    /// (API 1.2) Sends a whole RFC 5322 message to its envelope recipients. Called only for
+    /// providers that declare the `mime` capability.
+    pub send_mime: extern "C" fn(request: &MimeSendRequest) -> RResult<Receipt, ProviderError>,
+
+    /// (API 1.2) Finds out whether an email whose outcome is in doubt was sent.
+    pub reconcile:
+        extern "C" fn(request: &ReconcileRequest) -> RResult<ReconcileOutcome, ProviderError>,
+
+    /// (API 1.2) Checks the set-up without sending (unless asked to) for `mailhost doctor`.
+    pub diagnose: extern "C" fn(request: &DiagnoseRequest) -> RResult<RVec<Finding>, ProviderError>,
+    // @api-since 1.2 end
 }
 
 impl RootModule for ProviderModule_Ref {

@@ -220,6 +220,11 @@ pub mod capability {
     pub const ALTERNATE_FROM: &str = "alternate-from";
     /// The provider passes custom `X-` headers through.
     pub const CUSTOM_HEADERS: &str = "custom-headers";
+    /// (API 1.2) Sends whole RFC 5322 messages through `send_mime`.
+    pub const MIME: &str = "mime";
+    /// (API 1.2) Can tell whether an email in doubt was sent (`reconcile` answers more than
+    /// "unknown").
+    pub const RECONCILE: &str = "reconcile";
 }
 
 impl ProviderInfo {

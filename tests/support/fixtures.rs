@@ -4,8 +4,9 @@
 //!   test artifacts; [`fixture_path`] finds them.
 //! - Fixtures built against *another version of the plugin API* cannot live in the workspace
 //!   (one package, one version). [`api_fixture`] makes them at test time: it copies
-//!   `plugin-api/` into `<target>/fixture-builds/src/`, rewrites its version (and for 1.0
-//!   strips the lines between the `@api-since 1.1 begin/end` markers), writes a tiny provider
+//!   `plugin-api/` into `<target>/fixture-builds/src/`, rewrites its version (and strips the
+//!   lines between the `@api-since 1.N begin/end` markers of every later minor: 1.1 and 1.2 for
+//!   1.0, 1.2 for 1.1), writes a tiny provider
 //!   against it as a stand-alone cargo project (`[workspace]`, the workspace `Cargo.lock`
 //!   copied in so dependency versions match), and builds it into
 //!   `<target>/fixture-builds`. Builds are cached for the process and reused across processes
@@ -98,8 +99,12 @@ pub enum ApiFixture {
     Major2,
     /// API 1.9.0: a newer minor than the host's; the host must refuse it.
     Minor9,
-    /// API 1.0.0, without the 1.1 functions (`sign_in`, `sign_out`): must load and send.
+    /// API 1.0.0, without the 1.1 functions (`sign_in`, `sign_out`) and the 1.2 ones: must
+    /// load and send.
     V1_0,
+    /// API 1.1.0, without the 1.2 functions (`limits`, `send_mime`, `reconcile`, ...): must
+    /// load and send.
+    V1_1,
 }
 
 impl ApiFixture {
@@ -109,6 +114,7 @@ impl ApiFixture {
             Self::Major2 => "2.0.0",
             Self::Minor9 => "1.9.0",
             Self::V1_0 => "1.0.0",
+            Self::V1_1 => "1.1.0",
         }
     }
 
@@ -118,11 +124,17 @@ impl ApiFixture {
             Self::Major2 => "api-2-0",
             Self::Minor9 => "api-1-9",
             Self::V1_0 => "api-1-0",
+            Self::V1_1 => "api-1-1",
         }
     }
 
-    fn strips_1_1(self) -> bool {
-        self == Self::V1_0
+    /// The minor versions whose marked lines its copy of the API leaves out.
+    fn stripped_minors(self) -> &'static [&'static str] {
+        match self {
+            Self::V1_0 => &["1.1", "1.2"],
+            Self::V1_1 => &["1.2"],
+            Self::Major2 | Self::Minor9 => &[],
+        }
     }
 }
 
@@ -149,7 +161,7 @@ pub fn api_fixture(which: ApiFixture) -> PathBuf {
     let src = root.join("src").join(slug);
     let api_dir = src.join("api");
     let provider_dir = src.join("provider");
-    write_api_copy(&api_dir, which.version(), which.strips_1_1());
+    write_api_copy(&api_dir, which.version(), which.stripped_minors());
     write_provider(&provider_dir, which);
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -252,7 +264,7 @@ fn resolve_inherited(table: &mut toml::Table, from: &toml::Table, is_deps: bool)
 }
 
 /// Copies `plugin-api/` to `dir` as version `version`, a stand-alone package.
-fn write_api_copy(dir: &Path, version: &str, strip_1_1: bool) {
+fn write_api_copy(dir: &Path, version: &str, strip: &[&str]) {
     let api = workspace_root().join("plugin-api");
     let (ws_package, ws_deps) = workspace_tables();
     let mut manifest: toml::Table = fs::read_to_string(api.join("Cargo.toml"))
@@ -277,12 +289,12 @@ fn write_api_copy(dir: &Path, version: &str, strip_1_1: bool) {
         &toml::to_string(&manifest).unwrap(),
     );
 
-    copy_tree(&api, dir, &api, strip_1_1);
+    copy_tree(&api, dir, &api, strip);
 }
 
 /// Copies every file under `from` (except `Cargo.toml` at the root and build output) to `to`,
-/// stripping the 1.1 lines from `src/module.rs` and `src/export.rs` when asked.
-fn copy_tree(from: &Path, to: &Path, root: &Path, strip_1_1: bool) {
+/// stripping the lines of the minors in `strip` from `src/module.rs` and `src/export.rs`.
+fn copy_tree(from: &Path, to: &Path, root: &Path, strip: &[&str]) {
     for entry in fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();
         let relative = path.strip_prefix(root).unwrap();
@@ -290,7 +302,7 @@ fn copy_tree(from: &Path, to: &Path, root: &Path, strip_1_1: bool) {
             continue;
         }
         if path.is_dir() {
-            copy_tree(&path, to, root, strip_1_1);
+            copy_tree(&path, to, root, strip);
             continue;
         }
         let target = to.join(relative);
@@ -299,29 +311,33 @@ fn copy_tree(from: &Path, to: &Path, root: &Path, strip_1_1: bool) {
             fs::copy(&path, &target).unwrap();
             continue;
         };
-        if strip_1_1
-            && (relative == Path::new("src/module.rs") || relative == Path::new("src/export.rs"))
-        {
-            text = strip_since_1_1(&text);
-            assert!(
-                !text.contains("sign_in:"),
-                "stripping the 1.1 lines from {} left a sign_in field",
-                relative.display()
-            );
+        if relative == Path::new("src/module.rs") || relative == Path::new("src/export.rs") {
+            for minor in strip {
+                text = strip_since(&text, minor);
+            }
+            for (minor, field) in [("1.1", "sign_in:"), ("1.2", "reconcile:")] {
+                assert!(
+                    !strip.contains(&minor) || !text.contains(field),
+                    "stripping the {minor} lines from {} left a {field} field",
+                    relative.display()
+                );
+            }
         }
         write_if_changed(&target, &text);
     }
 }
 
-/// Removes every line from `// @api-since 1.1 begin` to `// @api-since 1.1 end`, inclusive.
-pub fn strip_since_1_1(text: &str) -> String {
+/// Removes every line from `// @api-since MINOR begin` to `// @api-since MINOR end`, inclusive.
+pub fn strip_since(text: &str, minor: &str) -> String {
+    let begin = format!("// @api-since {minor} begin");
+    let end = format!("// @api-since {minor} end");
     let mut out = String::with_capacity(text.len());
     let mut skipping = false;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
-        if trimmed == "// @api-since 1.1 begin" {
+        if trimmed == begin {
             skipping = true;
-        } else if trimmed == "// @api-since 1.1 end" {
+        } else if trimmed == end {
             skipping = false;
         } else if !skipping {
             out.push_str(line);
@@ -395,10 +411,15 @@ export_provider!(|| Fixture);
 mod tests {
     use super::*;
 
-    /// Builds all three generated fixtures (slow on a cold target directory).
+    /// Builds all four generated fixtures (slow on a cold target directory).
     #[test]
     fn generated_fixtures_build() {
-        for which in [ApiFixture::Major2, ApiFixture::Minor9, ApiFixture::V1_0] {
+        for which in [
+            ApiFixture::Major2,
+            ApiFixture::Minor9,
+            ApiFixture::V1_0,
+            ApiFixture::V1_1,
+        ] {
             assert!(api_fixture(which).exists());
         }
     }
@@ -406,6 +427,7 @@ mod tests {
     #[test]
     fn strips_only_the_marked_lines() {
         let text = "a\n    // @api-since 1.1 begin\n    b\n    // @api-since 1.1 end\nc\n";
-        assert_eq!(strip_since_1_1(text), "a\nc\n");
+        assert_eq!(strip_since(text, "1.1"), "a\nc\n");
+        assert_eq!(strip_since(text, "1.2"), text);
     }
 }

@@ -108,7 +108,7 @@ fn a_plugin_of_api_2_is_refused_with_the_rebuild_hint() {
     assert!(line.contains("fixture_api_2_0"), "{line}");
     assert!(
         line.contains(
-            "was built for plugin API 2.0; this host provides 1.1: rebuild it against mailhost-plugin-api 1.x"
+            "was built for plugin API 2.0; this host provides 1.2: rebuild it against mailhost-plugin-api 1.x"
         ),
         "{line}"
     );
@@ -148,6 +148,25 @@ fn a_plugin_of_api_1_0_loads_sends_and_has_no_sign_in() {
     assert_failed(&output, &["login", "adele"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no interactive sign-in"), "{stderr}");
+}
+
+#[test]
+fn a_plugin_of_api_1_1_loads_and_sends_without_the_1_2_functions() {
+    let home = Home::new();
+    let path = home.install(&api_fixture(ApiFixture::V1_1));
+    home.register_enabled(&path);
+    let entry = home.plugin_entry("api-1-1");
+    assert!(
+        entry["api_version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("1.1"),
+        "{entry:#}"
+    );
+    assert!(state_text(&entry).contains("loaded"), "{entry:#}");
+    home.add_adele("api-1-1", &[]);
+    let sent = home.json(&send_args("adele"));
+    assert_eq!(sent["status"], "sent", "{sent:#}");
 }
 
 #[test]

@@ -130,7 +130,7 @@ fn the_json_report_has_the_documented_shape() {
     );
     assert_eq!(report["plugin"]["name"], "pickup-dir");
     assert!(report["plugin"]["version"].is_string());
-    assert_eq!(report["plugin"]["api_version"], "1.1.0");
+    assert_eq!(report["plugin"]["api_version"], "1.2.0");
     let names: Vec<&str> = checks(&report)
         .iter()
         .map(|c| c["name"].as_str().unwrap())

@@ -25,7 +25,7 @@ fn add_list_info_enable_disable_remove_round_trip() {
         entry["api_version"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("1.1"),
+            .starts_with("1.2"),
         "{entry:#}"
     );
     assert_eq!(entry["path"], path_text, "{entry:#}");

@@ -1,4 +1,8 @@
-//! The front doors by which email comes in over the network. Each is a thin layer over the
-//! delivery engine: it parses, checks who is sending, and hands over a complete email.
+//! The front doors: the command line ([`cli`] parses, [`commands`] runs), the demo ([`demo`])
+//! and the SMTP relay ([`smtp`]). Each door is thin: it checks its input and calls the
+//! delivery layer.
 
+pub mod cli;
+pub mod commands;
+pub mod demo;
 pub mod smtp;

@@ -1,0 +1,367 @@
+//! The command line, declared with clap. See `DESIGN.md` for the contract; handlers live in
+//! [`crate::front::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Send email through provider plugins loaded at run time.
+#[derive(Debug, Parser)]
+#[command(name = "mailhost", version, about, long_about = None)]
+pub struct Cli {
+    /// The mailhost home (plugins.toml, settings.toml, staff.toml, secrets, mail.db).
+    #[arg(long, global = true, env = "MAILHOST_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plugin Maintenance: register, list, enable, disable, verify provider plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// System Configuration: the settings each plugin declares.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Staff Maintenance: who sends, through which provider.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// Interactive sign-in for a staff member (device code, MFA); caches tokens.
+    Login {
+        /// The staff ID.
+        staff_id: String,
+    },
+    /// Forget a staff member's cached sign-in.
+    Logout {
+        /// The staff ID.
+        staff_id: String,
+    },
+    /// Email Maintenance: send email, list, show and retry stored emails, send a batch.
+    #[command(subcommand)]
+    Email(EmailCommand),
+    /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
+    /// a temporary home, send an email with an attachment and show what arrived.
+    Demo(DemoArgs),
+}
+
+/// `mailhost plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Inspect and validate a library, pin its SHA-256 and register it.
+    Add {
+        /// The plugin library (.so, .dylib, .dll).
+        path: PathBuf,
+        /// Enable it right away.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// List registered plugins with their state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one plugin, including its settings and staff fields.
+    Info {
+        /// The plugin name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a plugin (also lifts a crash quarantine).
+    Enable {
+        /// The plugin name.
+        name: String,
+    },
+    /// Disable a plugin.
+    Disable {
+        /// The plugin name.
+        name: String,
+    },
+    /// Unregister a plugin (its settings are kept for a later `plugin add`).
+    Remove {
+        /// The plugin name.
+        name: String,
+    },
+    /// Re-check hash, ABI and version of registered plugins.
+    Verify {
+        /// Only this plugin.
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Conformance run for provider authors: load a library without registering it (in a
+    /// child process) and check its description, settings, sends and secret handling.
+    Check(CheckArgs),
+}
+
+/// `mailhost plugin check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin library (.so, .dylib, .dll).
+    pub path: PathBuf,
+    /// A value for a declared setting or staff field, KEY=VALUE (repeatable); required ones
+    /// not given get an automatic value where the type allows.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Seconds one step (loading, one send) may take before it counts as a hang.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: run the checks in this process, using this work folder (set by the parent).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub child_work: Option<PathBuf>,
+}
+
+/// `mailhost config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// List settings (all plugins, or one), with defaults and missing required values.
+    List {
+        /// Only this plugin.
+        plugin: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one setting's value (secret values are not printed).
+    Get {
+        /// The plugin name.
+        plugin: String,
+        /// The setting key.
+        key: String,
+    },
+    /// Set a setting.
+    Set {
+        /// The plugin name.
+        plugin: String,
+        /// The setting key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Remove a setting (its default applies again).
+    Unset {
+        /// The plugin name.
+        plugin: String,
+        /// The setting key.
+        key: String,
+    },
+}
+
+/// The options `staff add` and `staff set` share.
+#[derive(Debug, Args)]
+pub struct StaffOptions {
+    /// The provider plugin: its name or display name (`graph-email`, `Microsoft Graph`).
+    #[arg(long, value_name = "PLUGIN")]
+    pub provider: Option<String>,
+    /// The staff member's address, the default From.
+    #[arg(long, value_name = "ADDR")]
+    pub email: Option<String>,
+    /// The display name.
+    #[arg(long, value_name = "DISPLAY")]
+    pub name: Option<String>,
+    /// The sign-in name.
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Read the password from standard input (one line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// A provider custom field, KEY=VALUE (repeatable; an empty value removes it).
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+}
+
+/// `mailhost staff ...`
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member.
+    Add {
+        /// The staff ID.
+        id: String,
+        /// The staff member's details.
+        #[command(flatten)]
+        options: StaffOptions,
+    },
+    /// Change a staff member (only the options given).
+    Set {
+        /// The staff ID.
+        id: String,
+        /// The details to change.
+        #[command(flatten)]
+        options: StaffOptions,
+        /// Delete the stored password.
+        #[arg(long, conflicts_with = "password_stdin")]
+        clear_password: bool,
+    },
+    /// Show one staff member.
+    Show {
+        /// The staff ID.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List staff members.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a staff member and their stored password.
+    Remove {
+        /// The staff ID.
+        id: String,
+    },
+}
+
+/// `mailhost email ...`
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum EmailCommand {
+    /// Send one email (it is recorded in mail.db first, so it is never lost).
+    Send(SendArgs),
+    /// List stored emails, newest first.
+    List {
+        /// Only emails with this status: queued, sending, sent, failed, unknown.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print JSON (every field).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one stored email, including its error and receipt.
+    Show {
+        /// The email's id, or a unique start of it (at least 4 characters).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a stored email again: one by id, or every failed one with --failed.
+    Retry {
+        /// The email's id, or a unique start of it.
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<String>,
+        /// Retry every failed email.
+        #[arg(long)]
+        failed: bool,
+        /// Also send an email that was already sent or whose outcome is unknown.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one email per line of a JSON-lines file; rerunning the file resumes it.
+    SendBatch(BatchArgs),
+}
+
+/// `mailhost email send-batch` options.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The batch file: one JSON object per line (to, cc, bcc, reply_to, from, subject, body,
+    /// html, attach).
+    #[arg(value_name = "FILE.jsonl")]
+    pub file: PathBuf,
+    /// The sending staff member.
+    #[arg(long, value_name = "ID")]
+    pub staff: String,
+    /// Provider calls in flight per From mailbox.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub per_mailbox: u16,
+    /// Print the summary as one JSON object (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mailhost demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's temporary home (its path is printed) instead of deleting it. The demo
+    /// never uses --home or $MAILHOST_HOME: it always starts from a fresh home.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `mailhost email send` options.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The sending staff member.
+    #[arg(long, value_name = "ID")]
+    pub staff: String,
+    /// To recipients.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub to: Vec<String>,
+    /// Cc recipients.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub cc: Vec<String>,
+    /// Bcc recipients.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub bcc: Vec<String>,
+    /// An alternate From address (Send As / on behalf).
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// Reply-To address.
+    #[arg(long, value_name = "ADDR")]
+    pub reply_to: Vec<String>,
+    /// The subject.
+    #[arg(long, default_value = "")]
+    pub subject: String,
+    /// The body text.
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// A file holding the body.
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// The body is HTML.
+    #[arg(long)]
+    pub html: bool,
+    /// A file to attach (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
+    /// A custom header, 'X-Name: value' (repeatable).
+    #[arg(long, value_name = "'X-Name: value'")]
+    pub header: Vec<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn home_is_accepted_anywhere() {
+        let cli = Cli::try_parse_from(["mailhost", "plugin", "list", "--home", "/h", "--json"])
+            .expect("parse");
+        assert_eq!(cli.home, Some(PathBuf::from("/h")));
+        let cli = Cli::try_parse_from([
+            "mailhost", "--home", "/h", "email", "send", "--staff", "a", "--to", "x@y.com",
+            "z@y.com",
+        ])
+        .expect("parse");
+        let Command::Email(EmailCommand::Send(args)) = cli.command else {
+            panic!("not a send");
+        };
+        assert_eq!(args.to.len(), 2);
+    }
+}

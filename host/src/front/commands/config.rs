@@ -1,0 +1,163 @@
+//! `mailhost config list|get|set|unset`: System Configuration.
+
+use serde_json::{Value, json};
+
+use super::{OK, print, print_json, table};
+use crate::config::home::Home;
+use crate::config::secrets::{self, SecretStore};
+use crate::config::settings::{self, SettingRow};
+use crate::error::{EXIT_FAILED, Error};
+use crate::front::cli::ConfigCommand;
+use crate::plugins::registry::{self, PluginEntry};
+
+pub(super) fn run(home: &Home, command: ConfigCommand) -> Result<u8, Error> {
+    match command {
+        ConfigCommand::List { plugin, json } => list(home, plugin.as_deref(), json),
+        ConfigCommand::Get { plugin, key } => get(home, &plugin, &key),
+        ConfigCommand::Set { plugin, key, value } => set(home, &plugin, &key, &value),
+        ConfigCommand::Unset { plugin, key } => unset(home, &plugin, &key),
+    }
+}
+
+fn list(home: &Home, plugin: Option<&str>, json: bool) -> Result<u8, Error> {
+    let registry = registry::load(home)?;
+    let entries: Vec<&PluginEntry> = match plugin {
+        Some(name) => vec![registry.require(name)?],
+        None => registry.plugins.iter().collect(),
+    };
+    let stored = settings::load(home)?;
+    let secrets = SecretStore::open(home)?;
+    let mut all = Vec::new();
+    for entry in entries {
+        all.push((entry, settings::rows(entry, &stored, &secrets)?));
+    }
+    if json {
+        let items: Vec<Value> = all
+            .iter()
+            .map(|(entry, rows)| {
+                json!({
+                    "plugin": entry.name,
+                    "settings": rows.iter().map(row_json).collect::<Vec<_>>(),
+                    "missing": rows.iter().filter(|r| r.missing()).map(|r| r.decl.key.clone()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&Value::Array(items))?;
+        return OK;
+    }
+    if all.is_empty() {
+        print("no plugins registered: add one with `mailhost plugin add PATH`")?;
+    }
+    for (entry, rows) in &all {
+        print(&format!("[{}]", entry.name))?;
+        if rows.is_empty() {
+            print("  (no settings)")?;
+            continue;
+        }
+        let lines: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let note = match (r.missing(), r.source) {
+                    (true, _) => format!(
+                        "required, missing: run `mailhost config set {} {} VALUE`",
+                        entry.name, r.decl.key
+                    ),
+                    (false, settings::Source::Default) => "(default)".into(),
+                    (false, settings::Source::Unset) => "(unset)".into(),
+                    (false, settings::Source::Set) => String::new(),
+                };
+                vec![
+                    format!("  {}", r.decl.key),
+                    r.shown.clone().unwrap_or_else(|| "-".into()),
+                    note,
+                ]
+            })
+            .collect();
+        print(&table(&lines))?;
+    }
+    OK
+}
+
+fn row_json(row: &SettingRow) -> Value {
+    json!({
+        "key": row.decl.key,
+        "value": row.shown,
+        "source": row.source.name(),
+        "type": row.decl.kind,
+        "required": row.decl.required,
+        "secret": row.decl.secret,
+        "missing": row.missing(),
+    })
+}
+
+fn get(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
+    let registry = registry::load(home)?;
+    let entry = registry.require(plugin)?;
+    let decl = settings::find_decl(&entry.name, &entry.settings, key)?;
+    let stored = settings::load(home)?;
+    let secrets = SecretStore::open(home)?;
+    let rows = settings::rows(entry, &stored, &secrets)?;
+    let row = rows.iter().find(|r| r.decl.key == decl.key);
+    match row.and_then(|r| r.shown.clone()) {
+        Some(value) => {
+            print(&value)?;
+            OK
+        }
+        None => {
+            super::warn(&format!(
+                "setting '{}' of plugin '{}' is not set: run `mailhost config set {} {} VALUE`",
+                decl.key, entry.name, entry.name, decl.key
+            ));
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+fn set(home: &Home, plugin: &str, key: &str, value: &str) -> Result<u8, Error> {
+    let registry = registry::load(home)?;
+    let entry = registry.require(plugin)?;
+    let decl = settings::find_decl(&entry.name, &entry.settings, key)?;
+    let value = settings::normalize("setting", &entry.name, decl, value)?;
+    if decl.secret {
+        SecretStore::open(home)?.put(&secrets::setting_key(&entry.name, &decl.key), &value)?;
+        remove_plain(home, &entry.name, &decl.key)?;
+        print(&format!(
+            "set {} {} (secret, stored in the secret store)",
+            entry.name, decl.key
+        ))?;
+    } else {
+        let (name, key) = (entry.name.clone(), decl.key.clone());
+        let stored = value.clone();
+        settings::update(home, move |s| {
+            s.plugins.entry(name).or_default().insert(key, stored);
+        })?;
+        print(&format!("set {} {} = {value}", entry.name, decl.key))?;
+    }
+    OK
+}
+
+fn remove_plain(home: &Home, plugin: &str, key: &str) -> Result<(), Error> {
+    if settings::load(home)?.value(plugin, key).is_some() {
+        settings::update(home, |s| {
+            if let Some(table) = s.plugins.get_mut(plugin) {
+                table.remove(key);
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn unset(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
+    let registry = registry::load(home)?;
+    let entry = registry.require(plugin)?;
+    // An undeclared key may still be in the file (a hand edit, or an older plugin version).
+    let key = match settings::find_decl(&entry.name, &entry.settings, key) {
+        Ok(decl) => decl.key.clone(),
+        Err(e) if settings::load(home)?.value(&entry.name, key).is_none() => return Err(e.into()),
+        Err(_) => key.to_string(),
+    };
+    remove_plain(home, &entry.name, &key)?;
+    SecretStore::open(home)?.delete(&secrets::setting_key(&entry.name, &key))?;
+    print(&format!("unset {} {}", entry.name, key))?;
+    OK
+}

@@ -1,0 +1,42 @@
+//! `mailhost login|logout STAFF_ID`: the provider's interactive sign-in and sign-out. Device-code
+//! instructions reach the terminal through the plugin's `notify` as they arrive.
+
+use mailhost_plugin_api::{ErrorKind, ProviderError};
+
+use super::{OK, print};
+use crate::config::home::Home;
+use crate::delivery::dispatch::Dispatcher;
+use crate::error::Error;
+
+pub(super) fn login(home: &Home, staff_id: &str) -> Result<u8, Error> {
+    let dispatcher = Dispatcher::new(home)?;
+    let route = dispatcher.prepare(staff_id)?;
+    let line = route
+        .sign_in()
+        .map_err(|e| failure("sign-in", staff_id, route.provider_name(), e))?;
+    print(&line)?;
+    OK
+}
+
+pub(super) fn logout(home: &Home, staff_id: &str) -> Result<u8, Error> {
+    let dispatcher = Dispatcher::new(home)?;
+    let route = dispatcher.prepare(staff_id)?;
+    let line = route
+        .sign_out()
+        .map_err(|e| failure("sign-out", staff_id, route.provider_name(), e))?;
+    print(&line)?;
+    OK
+}
+
+fn failure(what: &str, staff_id: &str, provider: &str, error: ProviderError) -> Error {
+    if error.kind == ErrorKind::UNSUPPORTED {
+        Error::Usage(format!(
+            "provider '{provider}' has no interactive sign-in; store a username and password instead: `mailhost staff set {staff_id} --username USER --password-stdin`"
+        ))
+    } else {
+        Error::Failed(format!(
+            "{what} for staff member '{staff_id}' failed ({}): {error}",
+            error.kind
+        ))
+    }
+}

@@ -1,0 +1,109 @@
+//! The handlers behind each command: they read the files, call the library, and print human
+//! lines or JSON on stdout. Errors go back to `main`, which prints them once.
+
+mod batch;
+mod check;
+mod config;
+pub(crate) mod email;
+mod login;
+mod plugin;
+mod staff;
+
+use std::io::Write;
+
+use crate::config::home::Home;
+use crate::error::{EXIT_OK, Error};
+use crate::front::cli::{Cli, Command};
+use crate::plugins::quarantine;
+
+/// Runs the parsed command line; returns the exit status for outcomes that are not errors
+/// (such as a failed send already reported as JSON).
+///
+/// # Errors
+/// Whatever the command failed with; [`Error::exit_code`] gives the status.
+pub fn run(cli: Cli) -> Result<u8, Error> {
+    // The demo makes its own temporary home and never touches --home or $MAILHOST_HOME.
+    if let Command::Demo(args) = &cli.command {
+        return crate::front::demo::run(args);
+    }
+    let home = Home::resolve(cli.home.as_deref())?;
+    match quarantine::recover(&home) {
+        Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
+        Err(e) => warn(&format!("cannot record a plugin crash: {e}")),
+    }
+    match cli.command {
+        Command::Plugin(command) => plugin::run(&home, command),
+        Command::Config(command) => config::run(&home, command),
+        Command::Staff(command) => staff::run(&home, command),
+        Command::Login { staff_id } => login::login(&home, &staff_id),
+        Command::Logout { staff_id } => login::logout(&home, &staff_id),
+        Command::Email(command) => email::run(&home, command),
+        Command::Demo(_) => OK,
+    }
+}
+
+/// Prints `text` and a newline on stdout.
+pub(crate) fn print(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)?;
+    Ok(())
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Output(e.into()))?;
+    print(&text)
+}
+
+/// Prints a warning on stderr.
+pub(crate) fn warn(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "mailhost: warning: {text}");
+}
+
+/// Lays out rows as aligned columns (the last column is not padded).
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The success exit status.
+pub(crate) const OK: Result<u8, Error> = Ok(EXIT_OK);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let rows = vec![
+            vec!["NAME".to_string(), "STATE".to_string()],
+            vec!["pickup-dir".to_string(), "ready".to_string()],
+        ];
+        assert_eq!(table(&rows), "NAME        STATE\npickup-dir  ready");
+    }
+}
