@@ -8,11 +8,16 @@
 //! `[smtp]` table ([`config`]); failed sign-ins are slowed and locked out ([`lockout`]).
 
 pub mod backend;
+pub mod config;
 pub mod data;
 pub mod envelope;
+pub mod listener;
+pub mod lockout;
+pub mod network;
 pub mod reply;
 pub mod sasl;
 pub mod session;
+pub mod tls;
 
 pub use backend::{AcceptError, RelayBackend};
 pub use envelope::{Envelope, Identity, Recipient};
