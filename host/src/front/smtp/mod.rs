@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod credentials;
 pub mod data;
 pub mod envelope;
 pub mod listener;
