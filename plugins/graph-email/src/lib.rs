@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod graph;
 pub mod http;
+pub mod mime;
 pub mod security;
 pub mod settings;
 
