@@ -27,8 +27,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mailhost_plugin_api::{
-    Provider, ProviderError, ProviderInfo, Receipt, SendRequest, SignInRequest, capability,
-    export_provider,
+    MimeSendRequest, Provider, ProviderError, ProviderInfo, Receipt, SendRequest, SignInRequest,
+    capability, export_provider,
 };
 
 use crate::auth::{Account, Auth};
@@ -131,6 +131,7 @@ impl GraphProvider {
                 capability::ATTACHMENTS,
                 capability::ALTERNATE_FROM,
                 capability::CUSTOM_HEADERS,
+                capability::MIME,
             ]
             .into_iter()
             .map(Into::into)
@@ -169,6 +170,33 @@ impl Provider for GraphProvider {
                 ..probe
             };
             graph::send::send(&graph, message).await
+        })?
+    }
+
+    fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
+        let settings = Settings::parse(&request.request.settings)?;
+        settings.check_transport()?;
+        let staff = Staff::from_api(&request.request.staff);
+        let ctx = Context {
+            http: &self.http,
+            settings: &settings,
+            staff: &staff,
+        };
+        let account = Account::of(&ctx);
+        self.block_on(async {
+            let probe = Graph {
+                ctx: &ctx,
+                auth: &self.auth,
+                account: account.clone(),
+                limit: self.limits.of(&settings.client_id, &staff.email),
+            };
+            // The limit applies to the mailbox the request acts in, as for `send`.
+            let route = graph::send::route(&probe, &request.request.message);
+            let graph = Graph {
+                limit: self.limits.of(&settings.client_id, &route.acting_mailbox),
+                ..probe
+            };
+            graph::mime_send::send_mime(&graph, request).await
         })?
     }
 

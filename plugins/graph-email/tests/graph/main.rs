@@ -7,6 +7,7 @@
 mod device_code;
 mod errors;
 mod faults;
+mod mime;
 mod sending;
 mod sign_in;
 mod support;
