@@ -11,6 +11,7 @@ pub mod backend;
 pub mod config;
 pub mod credentials;
 pub mod data;
+pub mod dsn;
 pub mod envelope;
 pub mod listener;
 pub mod lockout;

@@ -896,5 +896,7 @@ fn header_from(message: &[u8]) -> HeaderFrom {
     }
 }
 
+pub mod replay;
+
 #[cfg(test)]
 mod tests;

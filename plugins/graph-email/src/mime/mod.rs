@@ -13,6 +13,7 @@
 //! recipients receive nothing (the message goes structured so that Graph is told exactly).
 
 pub mod convert;
+pub mod replay;
 pub mod rewrite;
 
 /// Why a message could not be made ready.

@@ -494,3 +494,16 @@ fn temporary_failure_to_record() {
         .collect();
     assert_eq!(texts, ["451 4.3.0 disk full", "250 2.0.0 Ok"]);
 }
+
+/// The fuzz corpus (`fuzz/corpus/smtp_session`) replayed, so CI exercises it.
+#[test]
+fn fuzz_corpus_replays() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/smtp_session");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        super::replay::replay(&bytes);
+        n += 1;
+    }
+    assert!(n >= 10, "the corpus in {} has {n} inputs", dir.display());
+}
