@@ -1,6 +1,8 @@
 //! What a session collects: who is sending (an [`Identity`]) and the [`Envelope`] of one
 //! message, with the DSN parameters of RFC 3461.
 
+use serde::{Deserialize, Serialize};
+
 /// The staff member a session sends as, with what they may use as a From address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -23,7 +25,8 @@ impl Identity {
 }
 
 /// What the client asked for with `RET=` on MAIL (RFC 3461 §4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DsnReturn {
     /// Not given.
     #[default]
@@ -35,7 +38,7 @@ pub enum DsnReturn {
 }
 
 /// One envelope recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     /// The address from `RCPT TO`.
     pub address: String,
@@ -52,7 +55,7 @@ pub struct Recipient {
 }
 
 /// The envelope of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// `MAIL FROM`.
     pub from: String,
