@@ -231,6 +231,27 @@ impl SmtpConfig {
     }
 }
 
+impl SmtpConfig {
+    /// The relay's settings for `mailhost serve`: the `[smtp]` table of `serve_toml`, with
+    /// `--smtp ADDR` flags (`cli_listen`) replacing its `listen` list. `None` when neither
+    /// asks for a relay.
+    ///
+    /// # Errors
+    /// As [`SmtpConfig::load`].
+    pub fn for_serve(
+        serve_toml: &Path,
+        cli_listen: &[SocketAddr],
+    ) -> Result<Option<Self>, SmtpConfigError> {
+        let file = Self::load(serve_toml)?;
+        if cli_listen.is_empty() {
+            return Ok(file);
+        }
+        let mut config = file.unwrap_or_default();
+        config.listen = cli_listen.to_vec();
+        Ok(Some(config))
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     crate::config::files::line_of(text, offset)
 }
@@ -279,10 +300,14 @@ impl SmtpSection {
         };
         config.tls = match (&self.tls_cert, &self.tls_key) {
             (None, None) => None,
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: PathBuf::from(cert.get_ref()),
-                key: PathBuf::from(key.get_ref()),
-            }),
+            (Some(cert), Some(key)) => {
+                // Relative paths are relative to the folder of serve.toml (the home).
+                let base = path.parent().unwrap_or(Path::new("."));
+                Some(TlsFiles {
+                    cert: base.join(cert.get_ref()),
+                    key: base.join(key.get_ref()),
+                })
+            }
             (Some(only), None) | (None, Some(only)) => {
                 return Err(at(
                     only.span(),
@@ -430,6 +455,26 @@ listen = "127.0.0.1:8025"
         assert_eq!(c.hostname, "relay.contoso.com");
         assert_eq!(c.trusted[0].staff, "scanner");
         assert!(parse("[http]\nlisten = \"x\"\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn command_line_listeners_replace_the_file_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        let cli = ["127.0.0.1:0".parse().unwrap()];
+        assert_eq!(SmtpConfig::for_serve(&path, &[]).unwrap(), None);
+        let c = SmtpConfig::for_serve(&path, &cli).unwrap().unwrap();
+        assert_eq!(c.listen, cli);
+        std::fs::write(
+            &path,
+            "[smtp]\nlisten = [\"127.0.0.1:2525\"]\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\nmax_recipients = 7\n",
+        )
+        .unwrap();
+        let c = SmtpConfig::for_serve(&path, &cli).unwrap().unwrap();
+        assert_eq!((c.listen.as_slice(), c.max_recipients), (&cli[..], 7));
+        assert_eq!(c.tls.unwrap().cert, dir.path().join("relay.pem"));
+        let c = SmtpConfig::for_serve(&path, &[]).unwrap().unwrap();
+        assert_eq!(c.listen, ["127.0.0.1:2525".parse().unwrap()]);
     }
 
     #[test]
