@@ -159,6 +159,58 @@ pub fn build(input: &DsnInput<'_>) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The DSN for the relayed email `email_id` whose message and envelope were spooled at
+/// `mime_path` and `envelope_path` (see [`super::intake::spool`]), as a message and the
+/// envelope to send it with (to the original envelope sender, `NOTIFY=NEVER` so a failing DSN
+/// never causes another). The engine's final-failure hook records it like a relayed email of
+/// the same staff member. `Ok(None)`: no DSN is wanted.
+///
+/// # Errors
+/// The spooled files cannot be read.
+pub fn for_failed_email(
+    mime_path: &std::path::Path,
+    envelope_path: &std::path::Path,
+    from_address: &str,
+    reporting_host: &str,
+    kind: ErrorKind,
+    diagnostic: &str,
+    email_id: &str,
+) -> Result<Option<(Vec<u8>, Envelope)>, String> {
+    let spooled = super::intake::read_envelope(envelope_path)?;
+    let original = std::fs::read(mime_path)
+        .map_err(|e| format!("cannot read {}: {e}", mime_path.display()))?;
+    let input = DsnInput {
+        reporting_host,
+        from_address,
+        envelope: &spooled.envelope,
+        original: &original,
+        arrival_unix: spooled.arrival_unix,
+        kind,
+        diagnostic,
+        email_id,
+    };
+    let Some(message) = build(&input) else {
+        return Ok(None);
+    };
+    let envelope = Envelope {
+        from: from_address.to_string(),
+        recipients: vec![super::envelope::Recipient {
+            address: spooled.envelope.from.clone(),
+            notify_never: true,
+            notify_failure: false,
+            notify_success: false,
+            notify_delay: false,
+            orcpt: None,
+        }],
+        eight_bit_mime: true,
+        smtputf8: false,
+        declared_size: 0,
+        ret: DsnReturn::Headers,
+        envid: None,
+    };
+    Ok(Some((message, envelope)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +293,34 @@ mod tests {
         null.from.clear();
         assert!(build(&input(&null)).is_none());
         assert_eq!(status_for(ErrorKind::TOO_LARGE), "5.3.4");
+    }
+
+    #[test]
+    fn from_the_spool() {
+        use crate::front::smtp::envelope::Identity;
+        use crate::front::smtp::intake;
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity {
+            staff: "adele".into(),
+            addresses: vec!["adele@contoso.com".into()],
+            max_recipients: 5,
+        };
+        let e = envelope(false, DsnReturn::Unspecified);
+        let i = intake::prepare(&identity, &e, ORIGINAL);
+        let s = intake::spool(dir.path(), &i, 1_700_000_000).unwrap();
+        let (dsn, env) = for_failed_email(
+            &s.mime_path,
+            &s.envelope_path,
+            "adele@contoso.com",
+            "relay.test",
+            ErrorKind::PERMISSION,
+            "ErrorSendAsDenied",
+            &i.email_id,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(String::from_utf8(dsn).unwrap().contains("Status: 5.7.1"));
+        assert_eq!(env.addresses(), ["adele@contoso.com"]);
+        assert!(env.recipients[0].notify_never);
     }
 }
