@@ -176,17 +176,31 @@ impl Route {
         compose::compose(draft, &self.sender(), id)
     }
 
+    /// The provider's settings, resolved (defaults applied, secrets from the store).
+    pub fn settings(&self) -> &[Setting] {
+        &self.settings
+    }
+
+    /// The staff member as the provider receives them.
+    pub fn staff(&self) -> &StaffMember {
+        &self.staff
+    }
+
+    /// The request the provider receives for `message`.
+    pub fn request(&self, message: &Message) -> SendRequest {
+        SendRequest {
+            settings: self.settings.clone().into(),
+            staff: self.staff.clone(),
+            message: message.clone(),
+        }
+    }
+
     /// Sends `message` through the provider. Thread-safe; calls may overlap.
     ///
     /// # Errors
     /// The provider's structured error (exit 1 for a single send).
     pub fn send(&self, message: &Message) -> Result<Receipt, ProviderError> {
-        let request = SendRequest {
-            settings: self.settings.clone().into(),
-            staff: self.staff.clone(),
-            message: message.clone(),
-        };
-        self.plugin.send(&request)
+        self.plugin.send(&self.request(message))
     }
 
     /// Interactive sign-in through the provider.

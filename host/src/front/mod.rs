@@ -1,8 +1,9 @@
-//! The front doors: the command line ([`cli`] parses, [`commands`] runs), the demo ([`demo`])
-//! and the SMTP relay ([`smtp`]). Each door is thin: it checks its input and calls the
-//! delivery layer.
+//! The front doors: the command line ([`cli`] parses, [`commands`] runs), the always-on service
+//! and its listeners ([`serve`]), the SMTP relay ([`smtp`]) and the demo ([`demo`]). Each door
+//! is thin: it checks its input and calls the delivery engine.
 
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod serve;
 pub mod smtp;

@@ -161,6 +161,12 @@ impl LoadedPlugin {
         }
     }
 
+    /// Whether the provider can tell whether an email in doubt was sent (API 1.2 `reconcile`
+    /// present and the `reconcile` capability declared).
+    pub fn reconciles(&self) -> bool {
+        self.module.reconcile().is_some() && self.info.has_capability(capability::RECONCILE)
+    }
+
     /// Whether an email in doubt was sent; `unknown` when the provider cannot tell.
     ///
     /// # Errors

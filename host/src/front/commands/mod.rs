@@ -5,6 +5,7 @@ mod batch;
 mod check;
 mod config;
 pub(crate) mod email;
+pub(crate) mod limits;
 mod login;
 mod plugin;
 mod staff;
@@ -38,6 +39,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
+        Command::Limits { json } => limits::run(&home, json),
+        Command::Serve(args) => crate::front::serve::run(&home, &args),
         Command::Demo(_) => OK,
     }
 }
@@ -57,10 +60,24 @@ pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
     print(&text)
 }
 
+/// `text` with control characters other than newline and tab (ANSI escapes, CR, bells) shown
+/// as `\u{..}` escapes, so provider- or client-supplied text cannot redraw the terminal.
+pub(crate) fn terminal_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Prints a warning on stderr.
 pub(crate) fn warn(text: &str) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "mailhost: warning: {text}");
+    let _ = writeln!(err, "mailhost: warning: {}", terminal_safe(text));
 }
 
 /// Lays out rows as aligned columns (the last column is not padded).
@@ -97,6 +114,13 @@ pub(crate) const OK: Result<u8, Error> = Ok(EXIT_OK);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(terminal_safe("ok\x1b[2Jsent"), "ok\\u{1b}[2Jsent");
+        assert_eq!(terminal_safe("a\nb\tc"), "a\nb\tc");
+        assert_eq!(terminal_safe("x\ry"), "x\\u{d}y");
+    }
 
     #[test]
     fn tables_align() {

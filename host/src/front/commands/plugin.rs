@@ -84,6 +84,7 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
                     capabilities: Vec::new(),
                     settings: Vec::new(),
                     staff_fields: Vec::new(),
+                    limits: Vec::new(),
                     quarantine: None,
                 };
                 pin(&mut entry, &plugin, &print_);
@@ -134,6 +135,13 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
 /// Copies the loaded plugin's description and the file's fingerprint into `entry`.
 fn pin(entry: &mut PluginEntry, plugin: &LoadedPlugin, print_: &loader::Fingerprint) {
     entry.set_description(plugin.info(), plugin.api_version());
+    match plugin.limits() {
+        Ok(limits) => entry.set_limits(&limits),
+        Err(e) => log::warn!(
+            "plugin '{}' could not state its sending limits ({e}); none are enforced for it",
+            entry.name
+        ),
+    }
     entry.sha256 = print_.sha256.clone();
     entry.size = print_.size;
     entry.mtime = print_.mtime;
