@@ -307,7 +307,7 @@ mod tests {
         };
         let e = envelope(false, DsnReturn::Unspecified);
         let i = intake::prepare(&identity, &e, ORIGINAL);
-        let s = intake::spool(dir.path(), &i, 1_700_000_000).unwrap();
+        let s = intake::spool(&dir.path().join(&i.email_id), &i, 1_700_000_000).unwrap();
         let (dsn, env) = for_failed_email(
             &s.mime_path,
             &s.envelope_path,

@@ -29,19 +29,24 @@ pub trait RelayRecorder: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct HomeRelay<R> {
     directory: StaffDirectory,
-    spool_dir: PathBuf,
+    spool_root: PathBuf,
     recorder: R,
 }
 
 impl<R: RelayRecorder> HomeRelay<R> {
-    /// A backend signing in through `directory`, spooling into `spool_dir` and recording with
-    /// `recorder`.
-    pub fn new(directory: StaffDirectory, spool_dir: PathBuf, recorder: R) -> Self {
+    /// A backend signing in through `directory`, spooling into `spool_root/<email id>/`
+    /// (the home's spool) and recording with `recorder`.
+    pub fn new(directory: StaffDirectory, spool_root: PathBuf, recorder: R) -> Self {
         Self {
             directory,
-            spool_dir,
+            spool_root,
             recorder,
         }
+    }
+
+    /// The recorder.
+    pub fn recorder(&self) -> &R {
+        &self.recorder
     }
 }
 
@@ -62,13 +67,14 @@ impl<R: RelayRecorder> RelayBackend for HomeRelay<R> {
     ) -> Result<String, AcceptError> {
         let intake = intake::prepare(identity, envelope, message);
         let arrival = crate::config::time::unix_seconds(SystemTime::now());
-        let spooled = intake::spool(&self.spool_dir, &intake, arrival).map_err(|e| {
+        let folder = self.spool_root.join(&intake.email_id);
+        let spooled = intake::spool(&folder, &intake, arrival).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&folder);
             log::error!("smtp: cannot spool a relayed message: {e}");
             AcceptError::Temporary("cannot store the message right now; try again later".into())
         })?;
         if let Err(e) = self.recorder.record(&intake, &spooled) {
-            let _ = std::fs::remove_file(&spooled.mime_path);
-            let _ = std::fs::remove_file(&spooled.envelope_path);
+            let _ = std::fs::remove_dir_all(&folder);
             return Err(e);
         }
         Ok(intake.email_id)
@@ -159,10 +165,8 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e, AcceptError::Temporary("database busy".into()));
-        assert_eq!(
-            std::fs::read_dir(&spool).unwrap().count(),
-            2,
-            "only the first email's files"
-        );
+        let folders: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+        assert_eq!(folders.len(), 1, "only the first email's folder");
+        assert!(spool.join(&id).join(intake::MESSAGE_FILE).exists());
     }
 }

@@ -2,9 +2,9 @@
 //! engine records it: give it an email ID and a `Message-ID` (`<{id}@mailhost>` when the
 //! client set none), read the host's structured view of it (the envelope decides the
 //! recipients: To and Cc as the headers place them, every other envelope recipient as Bcc),
-//! and spool it durably (`{id}.eml` plus `{id}.envelope.json` for DSNs; written to a temporary
-//! file, fsync'd, renamed, the folder fsync'd) so the record never points at bytes that could
-//! still be lost.
+//! and spool it durably in the email's spool folder (`spool/<id>/message.eml` plus
+//! `envelope.json` for DSNs; each written to a temporary file, fsync'd, renamed, the folders
+//! fsync'd) so the record never points at bytes that could still be lost.
 
 use std::path::{Path, PathBuf};
 
@@ -50,9 +50,9 @@ pub struct SpooledEnvelope {
 /// The paths of a spooled message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spooled {
-    /// `{id}.eml`.
+    /// `message.eml` in the email's folder.
     pub mime_path: PathBuf,
-    /// `{id}.envelope.json`.
+    /// `envelope.json` beside it.
     pub envelope_path: PathBuf,
     /// The size of the message file.
     pub mime_size: u64,
@@ -166,17 +166,25 @@ pub fn prepare(identity: &Identity, envelope: &Envelope, raw: &[u8]) -> Intake {
     }
 }
 
-/// Writes the message and its envelope into `spool_dir` (created 0700), each fsync'd.
+/// The message file's name in an email's spool folder.
+pub const MESSAGE_FILE: &str = "message.eml";
+/// The envelope file's name beside it.
+pub const ENVELOPE_FILE: &str = "envelope.json";
+
+/// Writes the message and its envelope into the email's `folder` (it and its parent created
+/// 0700), each fsync'd.
 ///
 /// # Errors
 /// A file could not be written or synced.
-pub fn spool(spool_dir: &Path, intake: &Intake, arrival_unix: i64) -> Result<Spooled, FileError> {
-    if !spool_dir.exists() {
-        std::fs::create_dir_all(spool_dir).map_err(|e| FileError::new("create", spool_dir, e))?;
-        files::chmod(spool_dir, 0o700).map_err(|e| FileError::new("chmod", spool_dir, e))?;
+pub fn spool(folder: &Path, intake: &Intake, arrival_unix: i64) -> Result<Spooled, FileError> {
+    for dir in folder.parent().into_iter().chain(std::iter::once(folder)) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
+            files::chmod(dir, 0o700).map_err(|e| FileError::new("chmod", dir, e))?;
+        }
     }
-    let mime_path = spool_dir.join(format!("{}.eml", intake.email_id));
-    let envelope_path = spool_dir.join(format!("{}.envelope.json", intake.email_id));
+    let mime_path = folder.join(MESSAGE_FILE);
+    let envelope_path = folder.join(ENVELOPE_FILE);
     let sidecar = SpooledEnvelope {
         staff: intake.staff.clone(),
         arrival_unix,
@@ -277,7 +285,8 @@ mod tests {
             &envelope(&["b@x.com"]),
             b"From: adele@contoso.com\r\n\r\nx\r\n",
         );
-        let s = spool(&spool_dir, &i, 1_700_000_000).unwrap();
+        let s = spool(&spool_dir.join(&i.email_id), &i, 1_700_000_000).unwrap();
+        assert_eq!(s.mime_path, spool_dir.join(&i.email_id).join(MESSAGE_FILE));
         assert_eq!(std::fs::read(&s.mime_path).unwrap(), i.mime);
         let mode = |p: &Path| files::mode_of(&std::fs::metadata(p).unwrap());
         assert_eq!(mode(&spool_dir), 0o700);
