@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// How long in-flight sends may take to finish after SIGTERM or Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
+    /// Run the SMTP relay on this address (repeatable; replaces serve.toml's `[smtp] listen`).
+    #[arg(long = "smtp", value_name = "ADDR:PORT")]
+    pub smtp: Vec<std::net::SocketAddr>,
 }
 
 /// Parses `90`, `90s`, `10m`, `2h` or `1d` (a number alone is seconds).

@@ -20,6 +20,7 @@ pub mod lockout;
 pub mod network;
 pub mod reply;
 pub mod sasl;
+pub mod service;
 pub mod session;
 pub mod tls;
 
