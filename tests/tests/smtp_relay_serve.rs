@@ -520,3 +520,112 @@ fn kill_9_right_after_250_loses_nothing() {
     let inbox = wait_for_inbox(&emulator, seed::RECIPIENT_UPN, 1);
     assert_eq!(inbox[0].subject, "survives");
 }
+
+#[test]
+fn a_25_mb_attachment_goes_through_an_upload_session() {
+    let emulator = Emulator::start().unwrap();
+    let (home, cert) = relay_home(&emulator, "");
+    let relay = serve(&home);
+    let out = python(&format!(
+        r#"
+import hashlib, random, smtplib, ssl
+from email.message import EmailMessage
+data = random.Random(7).randbytes(25_000_000)
+m = EmailMessage()
+m["From"] = {from_:?}
+m["To"] = {to:?}
+m["Subject"] = "scan caf\u00e9"
+m["X-Scanner"] = "floor-2"
+m.set_content("See the scan.")
+m.add_alternative('<p>See <img src="cid:logo@scan"></p>', subtype="html")
+m.get_payload()[1].add_related(b"\x89PNG\r\n\x1a\nlogo", "image", "png", cid="<logo@scan>")
+m.add_attachment(data, maintype="application", subtype="pdf", filename="scan.pdf")
+ctx = ssl.create_default_context(cafile={cert:?})
+with smtplib.SMTP("127.0.0.1", {port}) as s:
+    s.starttls(context=ctx)
+    s.login({user:?}, {pw:?})
+    s.send_message(m, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+print(hashlib.sha256(data).hexdigest())
+"#,
+        from_ = seed::USER_UPN,
+        to = seed::RECIPIENT_UPN,
+        cert = cert.to_str().unwrap(),
+        port = relay.plain.port(),
+        user = STAFF,
+        pw = RELAY_PASSWORD,
+    ));
+    let sha = out.trim();
+    let got = &wait_for_inbox(&emulator, seed::RECIPIENT_UPN, 1)[0];
+    assert!(
+        !got.mime,
+        "too big for one request: rebuilt as a structured message"
+    );
+    assert_eq!(got.subject, "scan caf\u{e9}");
+    assert_eq!(got.header("X-Scanner"), Some("floor-2"));
+    let pdf = got
+        .attachments
+        .iter()
+        .find(|a| a.name == "scan.pdf")
+        .unwrap();
+    assert_eq!((pdf.size, pdf.sha256.as_str()), (25_000_000, sha));
+    let logo = got.attachments.iter().find(|a| a.is_inline).unwrap();
+    assert_eq!(logo.content_id.as_deref(), Some("logo@scan"));
+}
+
+#[test]
+fn a_final_failure_sends_a_dsn_to_the_sender() {
+    let emulator = Emulator::start().unwrap();
+    let (home, _cert) = relay_home(&emulator, "");
+    // The relay lets alex use Megan's address, but Exchange refuses it (no Send As).
+    home.ok(&["staff", "set", STAFF, "--relay-from", seed::MFA_USER_UPN]);
+    let relay = serve(&home);
+    let mut c = Raw::signed_in(relay.plain);
+    c.say(&format!(
+        "MAIL FROM:<{}> RET=HDRS ENVID=inv-7\r\n",
+        seed::MFA_USER_UPN
+    ));
+    c.say(&format!(
+        "RCPT TO:<{}> NOTIFY=FAILURE\r\n",
+        seed::RECIPIENT_UPN
+    ));
+    c.say("DATA\r\n");
+    let r = c.say(&format!(
+        "From: Megan <{}>\r\nTo: {}\r\nSubject: Invoice 7\r\n\r\nsecret body\r\n.\r\n",
+        seed::MFA_USER_UPN,
+        seed::RECIPIENT_UPN
+    ));
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    let id = r.trim().rsplit(' ').next().unwrap().to_string();
+    let dsn = &wait_for_inbox(&emulator, seed::MFA_USER_UPN, 1)[0];
+    assert_eq!(dsn.subject, "Undelivered Mail Returned to Sender");
+    let shown = home.json(&["email", "show", &id, "--json"]);
+    assert_eq!(shown["status"], "failed", "{shown:#}");
+    assert!(emulator.inbox(seed::RECIPIENT_UPN).is_empty());
+}
+
+#[test]
+fn a_trusted_network_sends_without_auth() {
+    let emulator = Emulator::start().unwrap();
+    let (home, _cert) = relay_home(
+        &emulator,
+        &format!("\n[[smtp.trusted]]\nnetwork = \"127.0.0.0/8\"\nstaff = \"{STAFF}\"\n"),
+    );
+    let relay = serve(&home);
+    let mut c = Raw::connect(relay.plain);
+    c.reply();
+    c.say("HELO printer\r\n");
+    assert!(
+        c.say(&format!("MAIL FROM:<{}>\r\n", seed::USER_UPN))
+            .starts_with("250")
+    );
+    c.say(&format!("RCPT TO:<{}>\r\n", seed::RECIPIENT_UPN));
+    c.say("DATA\r\n");
+    assert!(
+        c.say(&format!("{}.\r\n", message("printer")))
+            .starts_with("250 2.0.0")
+    );
+    assert_eq!(
+        wait_for_inbox(&emulator, seed::RECIPIENT_UPN, 1)[0].subject,
+        "printer"
+    );
+}
