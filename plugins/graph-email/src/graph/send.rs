@@ -164,7 +164,7 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
     for header in message.custom_headers() {
         let name = header.name.as_str();
         let valid_name = name.len() > 2
-            && name[..2].eq_ignore_ascii_case("x-")
+            && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
             && name.chars().all(|c| c.is_ascii_graphic() && c != ':');
         if !valid_name {
             return Err(ProviderError::invalid_message(format!(

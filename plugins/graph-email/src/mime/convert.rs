@@ -170,7 +170,7 @@ pub fn convert(mime: &[u8], recipients: &[String]) -> Result<Converted, MimeErro
     for (raw_name, value) in message.headers_raw() {
         let name = raw_name.trim();
         if name.len() > 2
-            && name[..2].eq_ignore_ascii_case("x-")
+            && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
             && name.chars().all(|c| c.is_ascii_graphic() && c != ':')
         {
             if out.headers.len() < MAX_CUSTOM_HEADERS {

@@ -39,21 +39,13 @@ pub fn for_mime_send(
     }
     let (head_end, body_start) = split(mime).ok_or(MimeError::NotAMessage)?;
     let head = &mime[..head_end];
+    // What mailhost adds goes first: a header block that a parser stops reading early (a
+    // malformed line) still shows it, so no blind copy is silently lost (found by fuzzing).
     let mut out = Vec::with_capacity(mime.len() + 64 * (blind.len() + 1));
-    let mut has_message_id = false;
-    for field in fields(head) {
-        let name = field_name(field);
-        if name.eq_ignore_ascii_case(b"Bcc") {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"Message-ID") {
-            has_message_id = true;
-        }
-        out.extend_from_slice(field);
-        if !field.ends_with(b"\n") {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
+    let fields = fields(head);
+    let has_message_id = fields
+        .iter()
+        .any(|f| field_name(f).eq_ignore_ascii_case(b"Message-ID"));
     if !has_message_id
         && let Some(id) = message_id
         && !id.chars().any(char::is_control)
@@ -69,6 +61,15 @@ pub fn for_mime_send(
             out.extend_from_slice(format!("<{}>", r.trim()).as_bytes());
         }
         out.extend_from_slice(b"\r\n");
+    }
+    for field in fields {
+        if field_name(field).eq_ignore_ascii_case(b"Bcc") {
+            continue;
+        }
+        out.extend_from_slice(field);
+        if !field.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&mime[body_start..]);
