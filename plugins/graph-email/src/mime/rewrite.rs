@@ -30,11 +30,16 @@ pub fn for_mime_send(
     }
     let blind: Vec<&String> = recipients.iter().filter(|r| !listed(&named, r)).collect();
     for r in &blind {
-        if r.is_empty()
-            || r.chars()
-                .any(|c| c.is_control() || c == '<' || c == '>' || c == ',')
-        {
+        if r.is_empty() || r.chars().any(|c| c.is_control() || c == '<' || c == '>') {
             return Err(MimeError::BadRecipient((*r).clone()));
+        }
+        // A quoted or otherwise unusual address (spaces, specials) might be read differently
+        // from a header by Exchange: such messages go structured, where recipients are JSON.
+        if !r.contains('@')
+            || r.chars()
+                .any(|c| c.is_whitespace() || ",:;\"()[]\\".contains(c))
+        {
+            return Ok(None);
         }
     }
     let (head_end, body_start) = split(mime).ok_or(MimeError::NotAMessage)?;
