@@ -33,9 +33,11 @@ pub fn for_mime_send(
         if r.is_empty() || r.chars().any(|c| c.is_control() || c == '<' || c == '>') {
             return Err(MimeError::BadRecipient((*r).clone()));
         }
-        // A quoted or otherwise unusual address (spaces, specials) might be read differently
-        // from a header by Exchange: such messages go structured, where recipients are JSON.
-        if !r.contains('@')
+        // A quoted, non-ASCII or otherwise unusual address (spaces, specials) might be read
+        // differently from a header by Exchange: such messages go structured, where
+        // recipients are JSON.
+        if !r.is_ascii()
+            || !r.contains('@')
             || r.chars()
                 .any(|c| c.is_whitespace() || ",:;\"()[]\\".contains(c))
         {
