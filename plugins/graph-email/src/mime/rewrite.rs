@@ -70,7 +70,10 @@ pub fn for_mime_send(
         out.extend_from_slice(b"\r\n");
     }
     for field in fields {
-        if field_name(field).eq_ignore_ascii_case(b"Bcc") {
+        // A continuation line before any field belongs to nothing; kept, it would continue
+        // the fields added above.
+        let orphan = field.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        if orphan || field_name(field).eq_ignore_ascii_case(b"Bcc") {
             continue;
         }
         out.extend_from_slice(field);
