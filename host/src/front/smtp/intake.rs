@@ -84,7 +84,11 @@ fn listed(list: &[Mailbox], address: &str) -> bool {
 /// Prepares `raw` (what the session accepted) from `identity` with `envelope`.
 pub fn prepare(identity: &Identity, envelope: &Envelope, raw: &[u8]) -> Intake {
     let email_id = uuid::Uuid::new_v4().to_string();
-    let parsed = MessageParser::default().parse(raw);
+    // mail-parser 0.11.9 can panic on some malformed multiparts (found by fuzzing): the
+    // message is then recorded with the envelope's view only.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .ok()
+        .flatten();
     let existing = parsed
         .as_ref()
         .and_then(|m| m.message_id())

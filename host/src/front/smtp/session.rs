@@ -879,7 +879,9 @@ enum HeaderFrom {
 
 /// The addresses of the message's From header.
 fn header_from(message: &[u8]) -> HeaderFrom {
-    let Some(parsed) = mail_parser::MessageParser::default().parse_headers(message) else {
+    let parsed =
+        std::panic::catch_unwind(|| mail_parser::MessageParser::default().parse_headers(message));
+    let Some(parsed) = parsed.ok().flatten() else {
         return HeaderFrom::Missing;
     };
     let Some(from) = parsed.from() else {

@@ -110,8 +110,11 @@ pub fn convert(mime: &[u8], recipients: &[String]) -> Result<Converted, MimeErro
     if recipients.is_empty() {
         return Err(MimeError::NoRecipients);
     }
-    let message = MessageParser::default()
-        .parse(mime)
+    // mail-parser 0.11.9 can panic on some malformed multiparts ("Invalid part ID, could not
+    // find multipart", found by fuzzing): such a message is refused, not a crash.
+    let message = std::panic::catch_unwind(|| MessageParser::default().parse(mime))
+        .ok()
+        .flatten()
         .ok_or(MimeError::NotAMessage)?;
     let mut out = Converted {
         subject: clean(message.subject().unwrap_or_default()),
