@@ -146,6 +146,9 @@ pub struct ServeArgs {
     /// `[http]` section.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<String>,
+    /// Run the SMTP relay on this address (repeatable; replaces serve.toml's `[smtp] listen`).
+    #[arg(long = "smtp", value_name = "ADDR:PORT")]
+    pub smtp: Vec<std::net::SocketAddr>,
 }
 
 /// Parses `90`, `90s`, `10m`, `2h` or `1d` (a number alone is seconds).
@@ -331,6 +334,24 @@ pub struct StaffOptions {
     pub fields: Vec<String>,
 }
 
+/// `staff set` options for the SMTP relay (`mailhost serve --smtp`).
+#[derive(Debug, Default, Args)]
+pub struct RelayOptions {
+    /// Read the SMTP relay password from standard input (one line); only its Argon2id hash is
+    /// stored. The relay's user name is the staff ID or the staff member's address.
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub relay_password_stdin: bool,
+    /// Delete the SMTP relay password (the staff member can no longer AUTH to the relay).
+    #[arg(long, conflicts_with = "relay_password_stdin")]
+    pub clear_relay_password: bool,
+    /// A further From address the relay lets them send as (repeatable; added to the list).
+    #[arg(long = "relay-from", value_name = "ADDR")]
+    pub relay_from: Vec<String>,
+    /// Empty the relay From list first (alone: clear it).
+    #[arg(long)]
+    pub clear_relay_from: bool,
+}
+
 /// `mailhost staff ...`
 #[derive(Debug, Subcommand)]
 pub enum StaffCommand {
@@ -352,6 +373,9 @@ pub enum StaffCommand {
         /// Delete the stored password.
         #[arg(long, conflicts_with = "password_stdin")]
         clear_password: bool,
+        /// The SMTP relay credential and From addresses.
+        #[command(flatten)]
+        relay: RelayOptions,
     },
     /// Show one staff member.
     Show {

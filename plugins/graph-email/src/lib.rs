@@ -20,6 +20,7 @@ pub mod auth;
 pub mod diagnose;
 pub mod graph;
 pub mod http;
+pub mod mime;
 pub mod security;
 pub mod settings;
 
@@ -27,8 +28,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mailhost_plugin_api::{
-    DiagnoseRequest, Finding, LimitKind, LimitSpec, Provider, ProviderError, ProviderInfo, Receipt,
-    ReconcileOutcome, ReconcileRequest, SendRequest, SignInRequest, capability, export_provider,
+    DiagnoseRequest, Finding, LimitKind, LimitSpec, MimeSendRequest, Provider, ProviderError,
+    ProviderInfo, Receipt, ReconcileOutcome, ReconcileRequest, SendRequest, SignInRequest,
+    capability, export_provider,
 };
 
 use crate::auth::browser::BrowserIo;
@@ -170,6 +172,7 @@ impl GraphProvider {
                 capability::ALTERNATE_FROM,
                 capability::CUSTOM_HEADERS,
                 capability::RECONCILE,
+                capability::MIME,
             ]
             .into_iter()
             .map(Into::into)
@@ -228,6 +231,20 @@ impl Provider for GraphProvider {
             let (graph, _) = self.graph_for(&ctx, &request.message);
             graph::send::send(&graph, &request.message).await
         })?
+    }
+
+    fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
+        let settings = Settings::parse(&request.request.settings)?;
+        settings.check_transport()?;
+        let staff = Staff::from_api(&request.request.staff);
+        let ctx = Context {
+            http: &self.http,
+            settings: &settings,
+            staff: &staff,
+        };
+        // The limit applies to the mailbox the request acts in, as for `send`.
+        let (graph, _) = self.graph_for(&ctx, &request.request.message);
+        self.block_on(async { graph::mime_send::send_mime(&graph, request).await })?
     }
 
     fn sign_in(&self, request: &SignInRequest) -> Result<String, ProviderError> {

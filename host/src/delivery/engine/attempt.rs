@@ -26,13 +26,18 @@ impl Engine {
         let result = self.call_provider(lane, record);
         let took = started.elapsed();
         let now = Timestamp::now();
-        let (finish, counted) = match result {
-            Ok(receipt) => (Finish::Sent(ReceiptRecord::from(&receipt)), Counted::Sent),
-            Err(error) => self.after_failure(lane, record, &error, now),
+        let (finish, counted) = match &result {
+            Ok(receipt) => (Finish::Sent(ReceiptRecord::from(receipt)), Counted::Sent),
+            Err(error) => self.after_failure(lane, record, error, now),
         };
         self.metrics
             .attempt(lane.route.provider_name(), counted, took);
         let status = self.outbox.finish_attempt(&record.id, &finish)?;
+        if status == Status::Failed
+            && let Err(error) = &result
+        {
+            self.final_failure(record, error);
+        }
         log::debug!(
             "email {} attempt {} through {}: {status} after {:?}",
             record.id,

@@ -7,7 +7,8 @@ use crate::config::home::Home;
 use crate::config::secrets::{self, SecretStore};
 use crate::config::staff::{self, StaffError, StaffRecord};
 use crate::error::Error;
-use crate::front::cli::{StaffCommand, StaffOptions};
+use crate::front::cli::{RelayOptions, StaffCommand, StaffOptions};
+use crate::front::smtp::credentials;
 use crate::plugins::registry::{self, PluginEntry, Registry};
 
 pub(super) fn run(home: &Home, command: StaffCommand) -> Result<u8, Error> {
@@ -17,7 +18,8 @@ pub(super) fn run(home: &Home, command: StaffCommand) -> Result<u8, Error> {
             id,
             options,
             clear_password,
-        } => set(home, &id, options, clear_password),
+            relay,
+        } => set(home, &id, options, clear_password, relay),
         StaffCommand::Show { id, json } => show(home, &id, json),
         StaffCommand::List { json } => list(home, json),
         StaffCommand::Remove { id } => remove(home, &id),
@@ -122,6 +124,7 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
         name: String::new(),
         username: String::new(),
         fields: Default::default(),
+        relay_from: Vec::new(),
     };
     apply(&mut record, &options, entry)?;
     let password = if options.password_stdin {
@@ -150,8 +153,28 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
     OK
 }
 
-fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Result<u8, Error> {
+fn set(
+    home: &Home,
+    id: &str,
+    options: StaffOptions,
+    clear_password: bool,
+    relay: RelayOptions,
+) -> Result<u8, Error> {
     let registry = registry::load(home)?;
+    let relay_from = relay
+        .relay_from
+        .iter()
+        .map(|a| staff::validate_email(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let relay_hash = if relay.relay_password_stdin {
+        let password = super::secret_input::read_secret(
+            "--relay-password-stdin",
+            &format!("relay password for staff member '{id}'"),
+        )?;
+        Some(credentials::hash_password(&password).map_err(|e| Error::Usage(e.to_string()))?)
+    } else {
+        None
+    };
     let new_provider = options
         .provider
         .as_deref()
@@ -187,12 +210,29 @@ fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Re
             })?,
         };
         apply(record, &options, entry)?;
+        if relay.clear_relay_from {
+            record.relay_from.clear();
+        }
+        for address in &relay_from {
+            if !record
+                .relay_from
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(address))
+            {
+                record.relay_from.push(address.clone());
+            }
+        }
         Ok(dropped)
     })?;
     if let Some(password) = password {
         secrets.put(&secrets::staff_password_key(id), &password)?;
     } else if clear_password {
         secrets.delete(&secrets::staff_password_key(id))?;
+    }
+    if let Some(hash) = relay_hash {
+        secrets.put(&credentials::relay_password_key(id), &hash)?;
+    } else if relay.clear_relay_password {
+        secrets.delete(&credentials::relay_password_key(id))?;
     }
     if !dropped.is_empty() {
         super::warn(&format!(
@@ -210,7 +250,13 @@ fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Re
     OK
 }
 
-fn staff_json(id: &str, record: &StaffRecord, registry: &Registry, has_password: bool) -> Value {
+fn staff_json(
+    id: &str,
+    record: &StaffRecord,
+    registry: &Registry,
+    has_password: bool,
+    has_relay_password: bool,
+) -> Value {
     let display = registry
         .find(&record.provider)
         .map(|p| p.display_name.clone())
@@ -223,6 +269,8 @@ fn staff_json(id: &str, record: &StaffRecord, registry: &Registry, has_password:
         "name": record.name,
         "username": record.username,
         "password": if has_password { "set" } else { "not set" },
+        "relay_password": if has_relay_password { "set" } else { "not set" },
+        "relay_from": record.relay_from,
         "fields": record.fields,
     })
 }
@@ -231,9 +279,11 @@ fn show(home: &Home, id: &str, json: bool) -> Result<u8, Error> {
     let file = staff::load(home)?;
     let record = file.require(id)?;
     let registry = registry::load(home)?;
-    let has_password = SecretStore::open(home)?.contains(&secrets::staff_password_key(id))?;
+    let store = SecretStore::open(home)?;
+    let has_password = store.contains(&secrets::staff_password_key(id))?;
+    let has_relay = store.contains(&credentials::relay_password_key(id))?;
     if json {
-        print_json(&staff_json(id, record, &registry, has_password))?;
+        print_json(&staff_json(id, record, &registry, has_password, has_relay))?;
         return OK;
     }
     let mut rows = vec![
@@ -246,6 +296,11 @@ fn show(home: &Home, id: &str, json: bool) -> Result<u8, Error> {
             "password:".into(),
             (if has_password { "set" } else { "not set" }).into(),
         ],
+        vec![
+            "relay password:".into(),
+            (if has_relay { "set" } else { "not set" }).into(),
+        ],
+        vec!["relay from:".into(), record.relay_from.join(", ")],
     ];
     // Declared fields with defaults, then any stored field the provider no longer declares.
     if let Some(entry) = registry.find(&record.provider) {
@@ -276,12 +331,13 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
     let mut items = Vec::new();
     for (id, record) in &file.staff {
         let has_password = secrets.contains(&secrets::staff_password_key(id))?;
-        items.push((id, record, has_password));
+        let has_relay = secrets.contains(&credentials::relay_password_key(id))?;
+        items.push((id, record, has_password, has_relay));
     }
     if json {
         let values: Vec<Value> = items
             .iter()
-            .map(|(id, record, has)| staff_json(id, record, &registry, *has))
+            .map(|(id, record, has, relay)| staff_json(id, record, &registry, *has, *relay))
             .collect();
         print_json(&Value::Array(values))?;
         return OK;
@@ -297,7 +353,7 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
             .map(String::from)
             .to_vec(),
     ];
-    for (id, record, has) in items {
+    for (id, record, has, _) in items {
         rows.push(vec![
             id.clone(),
             record.provider.clone(),

@@ -191,6 +191,7 @@ mod tests {
                     name: name.into(),
                     username: String::new(),
                     fields: Default::default(),
+                    relay_from: Vec::new(),
                 },
             );
         }

@@ -2,6 +2,7 @@
 //! concurrency limit, sendMail and the large-attachment draft flow.
 
 pub mod errors;
+pub mod mime_send;
 pub mod send;
 pub mod sent_items;
 pub mod upload;

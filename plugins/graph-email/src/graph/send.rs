@@ -39,18 +39,41 @@ pub struct FileAttachment {
     pub content_type: String,
     /// Its size now.
     pub size: u64,
+    /// Shown in the body (an HTML body refers to it by `cid:`).
+    pub is_inline: bool,
+    /// Its Content-ID, for inline parts.
+    pub content_id: Option<String>,
 }
 
 impl FileAttachment {
     /// The attachment's JSON without `contentBytes` (for sizing) or with them.
     fn json(&self, content: &str) -> Value {
-        json!({
+        let mut json = json!({
             "@odata.type": "#microsoft.graph.fileAttachment",
             "name": self.name,
             "contentType": self.content_type,
-            "isInline": false,
+            "isInline": self.is_inline,
             "contentBytes": content,
-        })
+        });
+        if let Some(id) = &self.content_id {
+            json["contentId"] = json!(id);
+        }
+        json
+    }
+
+    /// The `AttachmentItem` of an upload session for this file.
+    pub fn upload_item(&self) -> Value {
+        let mut item = json!({
+            "attachmentType": "file",
+            "name": self.name,
+            "size": self.size,
+            "contentType": self.content_type,
+            "isInline": self.is_inline,
+        });
+        if let Some(id) = &self.content_id {
+            item["contentId"] = json!(id);
+        }
+        item
     }
 
     /// Bytes this attachment adds to a JSON request when inline.
@@ -144,7 +167,7 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
     for header in message.custom_headers() {
         let name = header.name.as_str();
         let valid_name = name.len() > 2
-            && name[..2].eq_ignore_ascii_case("x-")
+            && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
             && name.chars().all(|c| c.is_ascii_graphic() && c != ':');
         if !valid_name {
             return Err(ProviderError::invalid_message(format!(
@@ -179,6 +202,8 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
                 attachment.content_type.to_string()
             },
             size: 0,
+            is_inline: false,
+            content_id: None,
         };
         let metadata = tokio::fs::metadata(&file.path)
             .await
@@ -373,7 +398,11 @@ pub async fn send(graph: &Graph<'_>, message: &Message) -> Result<Receipt, Provi
     }
 }
 
-async fn send_mail(
+/// Sends `message` (JSON with any inline attachments) with one sendMail request.
+///
+/// # Errors
+/// The structured failure.
+pub async fn send_mail(
     graph: &Graph<'_>,
     route: &Route,
     message: Value,
@@ -494,6 +523,8 @@ mod tests {
             name: name.into(),
             content_type: "application/octet-stream".into(),
             size,
+            is_inline: false,
+            content_id: None,
         }
     }
 

@@ -186,15 +186,7 @@ async fn upload_large(
 ) -> Result<(), ProviderError> {
     let settings = graph.ctx.settings;
     let url = settings.graph_url(&format!("{message_path}/attachments/createUploadSession"));
-    let body = json!({
-        "AttachmentItem": {
-            "attachmentType": "file",
-            "name": attachment.name,
-            "size": attachment.size,
-            "contentType": attachment.content_type,
-            "isInline": false,
-        }
-    });
+    let body = json!({ "AttachmentItem": attachment.upload_item() });
     let body = serde_json::to_vec(&body).map_err(|e| {
         ProviderError::internal(format!(
             "the upload session request could not be encoded: {e}"

@@ -12,6 +12,7 @@ mod errors;
 mod exactly_once;
 mod faults;
 mod limits;
+mod mime;
 mod sending;
 mod sign_in;
 mod support;
