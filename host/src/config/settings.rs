@@ -164,6 +164,12 @@ impl Settings {
     }
 }
 
+/// A host-level setting of `plugin` (`SendTimeoutSeconds`, `MaxAttempts`, `MaxAgeHours`): the
+/// stored value, if any. Callers apply the default.
+pub fn host_setting<'a>(settings: &'a Settings, plugin: &str, key: &str) -> Option<&'a str> {
+    settings.value(plugin, key)
+}
+
 /// Reads `settings.toml` of `home`.
 ///
 /// # Errors

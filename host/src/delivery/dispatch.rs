@@ -19,8 +19,9 @@ use crate::config::settings;
 use crate::config::staff::{self, StaffRecord};
 use crate::delivery::compose::{self, ComposeError, Draft, Sender};
 use crate::error::Error;
+use crate::plugins::Provider;
+use crate::plugins::isolation::supervisor::DEFAULT_TIMEOUT_SECS;
 use crate::plugins::loader::Loader;
-use crate::plugins::provider::LoadedPlugin;
 use crate::plugins::registry::{self, PluginEntry};
 
 /// Resolves staff members to providers for one process; loaded plugins are kept.
@@ -81,8 +82,10 @@ impl Dispatcher {
                 record.provider
             ))
         })?;
-        let plugin = self.loader.load(entry)?;
-        let settings = settings::resolve(entry, &settings::load(&self.home)?, &self.secrets)?;
+        let stored = settings::load(&self.home)?;
+        let plugin = self.loader.provider(entry)?;
+        plugin.set_timeout(send_timeout(&stored, &entry.name));
+        let settings = settings::resolve(entry, &stored, &self.secrets)?;
         let staff = staff_member(staff_id, &record, entry, &self.secrets)?;
         Ok(Route {
             staff_id: staff_id.to_string(),
@@ -91,6 +94,16 @@ impl Dispatcher {
             staff,
         })
     }
+}
+
+/// `SendTimeoutSeconds` of `plugin`: how long one call may take before its provider process
+/// is stopped (default 300 s).
+fn send_timeout(stored: &settings::Settings, plugin: &str) -> std::time::Duration {
+    let secs = settings::host_setting(stored, plugin, "SendTimeoutSeconds")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    std::time::Duration::from_secs(secs)
 }
 
 /// The staff member as the plugin receives it: fields with defaults, password from the store.
@@ -139,7 +152,7 @@ fn staff_member(
 #[derive(Debug)]
 pub struct Route {
     staff_id: String,
-    plugin: Arc<LoadedPlugin>,
+    plugin: Arc<Provider>,
     settings: Vec<Setting>,
     staff: StaffMember,
 }
@@ -155,8 +168,8 @@ impl Route {
         self.plugin.name()
     }
 
-    /// The loaded provider.
-    pub fn plugin(&self) -> &LoadedPlugin {
+    /// The provider.
+    pub fn plugin(&self) -> &Provider {
         &self.plugin
     }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::files::{self, FileError, FileLock};
 use crate::config::home::Home;
+pub use crate::plugins::isolation::Isolation;
 
 /// The registry format this host reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -125,7 +126,14 @@ pub struct PluginEntry {
     /// Staff custom fields the plugin declared.
     #[serde(default, rename = "staff_field", skip_serializing_if = "Vec::is_empty")]
     pub staff_fields: Vec<SettingDecl>,
-    /// Set when the plugin crashed the host while loading.
+    /// Where the provider runs: its own child process (the default) or inside mailhost.
+    #[serde(default, skip_serializing_if = "Isolation::is_default")]
+    pub isolation: Isolation,
+    /// When its provider process last crashed (seconds since the epoch, the last 10 minutes
+    /// only): 3 of them quarantine the plugin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crashes: Vec<i64>,
+    /// Set when the plugin crashed the host while loading, or its process crashed too often.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<Quarantine>,
 }
@@ -157,6 +165,8 @@ impl PluginEntry {
             capabilities: Vec::new(),
             settings: Vec::new(),
             staff_fields: Vec::new(),
+            isolation: Isolation::Process,
+            crashes: Vec::new(),
             quarantine: None,
         }
     }
@@ -415,6 +425,8 @@ mod tests {
                 help: "where".into(),
             }],
             staff_fields: Vec::new(),
+            isolation: Isolation::Process,
+            crashes: Vec::new(),
             quarantine: None,
         }
     }

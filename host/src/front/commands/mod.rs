@@ -26,6 +26,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     if let Command::Demo(args) = &cli.command {
         return crate::front::demo::run(args);
     }
+    // The provider child touches no file of the home: everything goes through its host.
+    if let Command::ProviderChild { socket } = &cli.command {
+        return Ok(crate::plugins::isolation::child::run(socket));
+    }
     let home = Home::resolve(cli.home.as_deref())?;
     match quarantine::recover(&home) {
         Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
@@ -38,7 +42,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
-        Command::Demo(_) => OK,
+        Command::Demo(_) | Command::ProviderChild { .. } => OK,
     }
 }
 
