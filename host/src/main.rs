@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mailhost::front::cli::Cli;
 use mailhost::front::commands;
+use mailhost::front::terminal;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
@@ -29,7 +30,8 @@ fn run() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("mailhost: {error}");
+            // One line, whatever a provider put in it.
+            eprintln!("mailhost: {}", terminal::escape(&error.to_string()));
             ExitCode::from(error.exit_code())
         }
     }

@@ -296,13 +296,13 @@ impl Provider {
     /// `SendTimeoutSeconds` is [`ErrorKind::UNKNOWN_OUTCOME`](mailhost_plugin_api::ErrorKind)
     /// with what happened in the message.
     pub fn send(&self, request: &SendRequest) -> Result<Receipt, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.send(request),
             Backend::Isolated(s) => match s.call(&Msg::Send(request.clone()), Call::Send)? {
                 Msg::Receipt(receipt) => Ok(receipt),
                 _ => Err(odd_reply(self.name(), "send")),
             },
-        }
+        })
     }
 
     /// Sends a whole MIME message.
@@ -310,13 +310,13 @@ impl Provider {
     /// # Errors
     /// As [`Provider::send`]; unsupported when it takes no MIME.
     pub fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.send_mime(request),
             Backend::Isolated(s) => match s.call(&Msg::SendMime(request.clone()), Call::Send)? {
                 Msg::Receipt(receipt) => Ok(receipt),
                 _ => Err(odd_reply(self.name(), "send_mime")),
             },
-        }
+        })
     }
 
     /// Whether it has interactive sign-in.
@@ -342,10 +342,10 @@ impl Provider {
     /// # Errors
     /// The provider's error; unsupported when the plugin predates sign-in.
     pub fn sign_in(&self, request: &SignInRequest) -> Result<String, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.sign_in(request),
             Backend::Isolated(s) => text(s.call(&Msg::SignIn(request.clone()), Call::SignIn)?),
-        }
+        })
     }
 
     /// Forgets cached sign-in state; returns the line to show the user.
@@ -353,12 +353,12 @@ impl Provider {
     /// # Errors
     /// The provider's error; unsupported when the plugin predates sign-out.
     pub fn sign_out(&self, request: &SignInRequest) -> Result<String, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.sign_out(request),
             Backend::Isolated(s) => {
                 text(s.call(&Msg::SignOut(request.clone()), Call::Other("sign-out"))?)
             }
-        }
+        })
     }
 
     /// Whether the library has the API 1.2 functions.
@@ -374,13 +374,13 @@ impl Provider {
     /// # Errors
     /// The provider's error.
     pub fn limits(&self) -> Result<Vec<LimitSpec>, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.limits(),
             Backend::Isolated(s) => match s.call(&Msg::Limits, Call::Other("limits"))? {
                 Msg::LimitList(limits) => Ok(limits),
                 _ => Err(odd_reply(self.name(), "limits")),
             },
-        }
+        })
     }
 
     /// The mailbox `request` counts against (the staff member's address before API 1.2).
@@ -388,14 +388,14 @@ impl Provider {
     /// # Errors
     /// The provider's error.
     pub fn sending_mailbox(&self, request: &SendRequest) -> Result<String, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.sending_mailbox(request),
             Backend::Isolated(_) if !self.has_api_1_2() => Ok(request.staff.email.to_string()),
             Backend::Isolated(s) => text(s.call(
                 &Msg::SendingMailbox(request.clone()),
                 Call::Other("sending_mailbox"),
             )?),
-        }
+        })
     }
 
     /// Whether it takes whole MIME messages.
@@ -411,7 +411,7 @@ impl Provider {
     /// # Errors
     /// The provider's error (the lookup failed).
     pub fn reconcile(&self, request: &ReconcileRequest) -> Result<ReconcileOutcome, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.reconcile(request),
             Backend::Isolated(s) => {
                 match s.call(&Msg::Reconcile(request.clone()), Call::Other("reconcile"))? {
@@ -419,7 +419,7 @@ impl Provider {
                     _ => Err(odd_reply(self.name(), "reconcile")),
                 }
             }
-        }
+        })
     }
 
     /// The provider's findings for `mailhost doctor` (none before API 1.2).
@@ -427,7 +427,7 @@ impl Provider {
     /// # Errors
     /// The provider's error.
     pub fn diagnose(&self, request: &DiagnoseRequest) -> Result<Vec<Finding>, ProviderError> {
-        match &self.backend {
+        self.capped(match &self.backend {
             Backend::InProcess(p) => p.diagnose(request),
             Backend::Isolated(s) => {
                 match s.call(&Msg::Diagnose(request.clone()), Call::Other("diagnose"))? {
@@ -435,7 +435,43 @@ impl Provider {
                     _ => Err(odd_reply(self.name(), "diagnose")),
                 }
             }
-        }
+        })
+    }
+}
+
+/// The most of a provider's error message the host keeps and prints; the whole text goes to
+/// the debug log.
+pub const MAX_ERROR_BYTES: usize = 8 * 1024;
+
+impl Provider {
+    /// Caps the provider's error message at [`MAX_ERROR_BYTES`] (the whole of it to the debug
+    /// log).
+    fn capped<T>(&self, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
+        result.map_err(|mut error| {
+            if error.message.len() > MAX_ERROR_BYTES {
+                log::debug!(
+                    "plugin '{}': the whole error message ({} bytes): {}",
+                    self.name(),
+                    error.message.len(),
+                    error.message
+                );
+                let mut cut = MAX_ERROR_BYTES;
+                while !error.message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let dropped = error.message.len() - cut;
+                error.message = format!(
+                    "{}… ({dropped} more bytes; RUST_LOG=debug shows them)",
+                    &error.message[..cut]
+                )
+                .into();
+            }
+            if error.code.len() > 256 {
+                let code: String = error.code.chars().take(64).collect();
+                error.code = code.into();
+            }
+            error
+        })
     }
 }
 

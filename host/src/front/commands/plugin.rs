@@ -10,6 +10,7 @@ use crate::config::home::Home;
 use crate::config::secrets::SecretStore;
 use crate::error::{EXIT_FAILED, Error};
 use crate::front::cli::PluginCommand;
+use crate::front::terminal;
 use crate::plugins::Provider;
 use crate::plugins::check::metadata;
 use crate::plugins::loader::{self, LoadError, Loader, Who};
@@ -214,7 +215,7 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
         if let Some(reason) = reason
             && p.enabled
         {
-            print(&format!("  {}: {reason}", p.name))?;
+            print(&terminal::escape(&format!("  {}: {reason}", p.name)))?;
         }
     }
     OK
@@ -482,7 +483,7 @@ fn verify(home: &Home, name: Option<&str>, json: bool) -> Result<u8, Error> {
                     entry.name
                 ))?,
                 // One line per failed plugin, each naming the plugin and the fix.
-                Err(e) => eprintln!("mailhost: {e}"),
+                Err(e) => eprintln!("mailhost: {}", terminal::escape(&e.to_string())),
             }
         }
     }
