@@ -7,6 +7,7 @@ pub mod isolation;
 pub mod loader;
 pub mod provider;
 pub mod quarantine;
+pub mod redaction;
 pub mod registry;
 pub mod services;
 
