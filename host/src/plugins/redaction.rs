@@ -114,7 +114,7 @@ fn encodings(secret: &[u8]) -> Vec<String> {
             let encoded = engine.encode(&padded);
             let skip = [0, 2, 3][k];
             let total = k + secret.len();
-            let keep_end = if total % 3 == 0 {
+            let keep_end = if total.is_multiple_of(3) {
                 encoded.len()
             } else {
                 encoded.len().saturating_sub(1)
