@@ -74,6 +74,7 @@ const ARTIFACT_PACKAGES: &[&str] = &[
     "fixture-fault-bad-keys",
     "fixture-fault-thread-panic",
     "fixture-fault-orphan",
+    "fixture-fault-leaky-log",
     "graph-email",
     "mailhost-emulator",
 ];

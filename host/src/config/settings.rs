@@ -164,10 +164,56 @@ impl Settings {
     }
 }
 
+/// The host-level settings every plugin has beside the ones it declares: (key, default, help).
+/// They are not handed to the plugin.
+pub const HOST_SETTINGS: [(&str, &str, &str); 3] = [
+    (
+        "SendTimeoutSeconds",
+        "300",
+        "Seconds one provider call may take before its provider process is stopped",
+    ),
+    (
+        "MaxAttempts",
+        "10",
+        "How many times the host tries a throttled or transient email",
+    ),
+    (
+        "MaxAgeHours",
+        "72",
+        "How long the host keeps retrying a throttled or transient email",
+    ),
+];
+
+static HOST_DECLS: std::sync::LazyLock<Vec<SettingDecl>> = std::sync::LazyLock::new(|| {
+    HOST_SETTINGS
+        .iter()
+        .map(|(key, default, help)| SettingDecl {
+            key: (*key).to_string(),
+            kind: "integer".into(),
+            required: false,
+            default: Some((*default).to_string()),
+            secret: false,
+            help: (*help).to_string(),
+        })
+        .collect()
+});
+
+/// Whether `key` is a host-level setting.
+pub fn is_host_setting(key: &str) -> bool {
+    HOST_SETTINGS
+        .iter()
+        .any(|(k, _, _)| k.eq_ignore_ascii_case(key))
+}
+
 /// A host-level setting of `plugin` (`SendTimeoutSeconds`, `MaxAttempts`, `MaxAgeHours`): the
-/// stored value, if any. Callers apply the default.
+/// stored value, else its default.
 pub fn host_setting<'a>(settings: &'a Settings, plugin: &str, key: &str) -> Option<&'a str> {
-    settings.value(plugin, key)
+    settings.value(plugin, key).or_else(|| {
+        HOST_SETTINGS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, default, _)| *default)
+    })
 }
 
 /// Reads `settings.toml` of `home`.
@@ -204,6 +250,7 @@ pub fn find_decl<'a>(
         .iter()
         .find(|d| d.key == key)
         .or_else(|| decls.iter().find(|d| d.key.eq_ignore_ascii_case(key)))
+        .or_else(|| HOST_DECLS.iter().find(|d| d.key.eq_ignore_ascii_case(key)))
         .ok_or_else(|| SettingsError::UnknownKey {
             plugin: plugin.to_string(),
             key: key.to_string(),
@@ -361,7 +408,7 @@ pub fn resolve(
     if let Some(values) = settings.plugins.get(&entry.name) {
         for key in values
             .keys()
-            .filter(|k| !entry.settings.iter().any(|d| &d.key == *k))
+            .filter(|k| !entry.settings.iter().any(|d| &d.key == *k) && !is_host_setting(k))
         {
             log::warn!(
                 "settings.toml: [{}] {key} is not a setting of the plugin; ignored (run `mailhost config unset {} {key}`)",

@@ -163,8 +163,13 @@ pub enum ConfigCommand {
         plugin: String,
         /// The setting key.
         key: String,
-        /// The value.
-        value: String,
+        /// The value (for a secret, prefer --value-stdin: a value on the command line lands in
+        /// the shell's history and the process list).
+        #[arg(required_unless_present = "value_stdin")]
+        value: Option<String>,
+        /// Read the value from standard input (one line) instead of the command line.
+        #[arg(long, conflicts_with = "value")]
+        value_stdin: bool,
     },
     /// Remove a setting (its default applies again).
     Unset {

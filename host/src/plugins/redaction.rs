@@ -83,12 +83,19 @@ impl Patterns {
         {
             changed = Some(ac.replace_all(text, &vec![MASK; ac.patterns_len()]));
         }
-        let current = changed.as_deref().unwrap_or(text);
-        if let Some(ac) = &self.bytes
-            && current.contains('\n')
-            && let Some(masked) = mask_hex_dump(current, ac)
-        {
-            changed = Some(masked);
+        if let Some(ac) = &self.bytes {
+            let current = changed.as_deref().unwrap_or(text);
+            if current.contains('%')
+                && let Some(masked) = mask_percent_encoded(current, ac)
+            {
+                changed = Some(masked);
+            }
+            let current = changed.as_deref().unwrap_or(text);
+            if current.contains('\n')
+                && let Some(masked) = mask_hex_dump(current, ac)
+            {
+                changed = Some(masked);
+            }
         }
         changed
     }
@@ -144,6 +151,67 @@ fn percent_encode(bytes: &[u8], upper: bool, plus_for_space: bool) -> String {
         }
     }
     out
+}
+
+/// Masks every secret found in `text` once percent-decoded, however the encoder chose which
+/// characters to escape (`%2D` or `-`, `%20` or `+`): each secret's encoded span becomes
+/// [`MASK`].
+fn mask_percent_encoded(text: &str, raw: &AhoCorasick) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for plus_is_space in [false, true] {
+        // The decoded bytes, each with the span of `text` it came from.
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut from = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| char::from(b).to_digit(16);
+            match bytes[i] {
+                b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        decoded.push(u8::try_from(h * 16 + l).unwrap_or(0));
+                        from.push((i, i + 3));
+                        i += 3;
+                        continue;
+                    }
+                    _ => {
+                        decoded.push(b'%');
+                        from.push((i, i + 1));
+                    }
+                },
+                b'+' if plus_is_space => {
+                    decoded.push(b' ');
+                    from.push((i, i + 1));
+                }
+                b => {
+                    decoded.push(b);
+                    from.push((i, i + 1));
+                }
+            }
+            i += 1;
+        }
+        for found in raw.find_iter(&decoded) {
+            let start = from[found.start()].0;
+            let end = from[found.end() - 1].1;
+            spans.push((start, end));
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        if end <= at || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            continue;
+        }
+        out.push_str(&text[at..start.max(at)]);
+        out.push_str(MASK);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    Some(out)
 }
 
 /// One byte of a hex-dump row: where its two hex digits are in the text, and its character
@@ -344,6 +412,18 @@ mod tests {
             let rest = masked.rsplit(MASK).next().unwrap_or("");
             assert!(rest.len() <= 4, "{user}: {masked}");
         }
+        // However the encoder chose what to escape.
+        let every: String = SECRET.bytes().map(|b| format!("%{b:02X}")).collect();
+        assert!(
+            !p.redact(&format!("t={every}&x=1"))
+                .unwrap()
+                .contains(&every)
+        );
+        let spaced = SECRET
+            .replace('+', "%2B")
+            .replace(' ', "+")
+            .replace('/', "%2f");
+        assert!(!p.redact(&format!("t={spaced}")).unwrap().contains(&spaced));
         // Short values are not secrets worth masking; text without secrets is left alone.
         assert_eq!(p.redact("abc def"), None);
         assert_eq!(p.redact("nothing here"), None);

@@ -14,7 +14,18 @@ pub(super) fn run(home: &Home, command: ConfigCommand) -> Result<u8, Error> {
     match command {
         ConfigCommand::List { plugin, json } => list(home, plugin.as_deref(), json),
         ConfigCommand::Get { plugin, key } => get(home, &plugin, &key),
-        ConfigCommand::Set { plugin, key, value } => set(home, &plugin, &key, &value),
+        ConfigCommand::Set {
+            plugin,
+            key,
+            value,
+            value_stdin,
+        } => {
+            let value = match value {
+                Some(value) if !value_stdin => value,
+                _ => super::read_stdin_line("--value-stdin", "value")?,
+            };
+            set(home, &plugin, &key, &value)
+        }
         ConfigCommand::Unset { plugin, key } => unset(home, &plugin, &key),
     }
 }

@@ -62,6 +62,28 @@ pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
     print(&text)
 }
 
+/// Reads one line from standard input for `flag` (a password or secret value: never on the
+/// command line, so never in the shell's history).
+///
+/// # Errors
+/// Standard input cannot be read or holds nothing (exit 2).
+pub(crate) fn read_stdin_line(flag: &str, what: &str) -> Result<String, Error> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::Usage(format!("cannot read the {what} from standard input: {e}")))?;
+    let value = line.strip_suffix('\n').unwrap_or(&line);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        return Err(Error::Usage(format!(
+            "{flag}: standard input held no {what} (give it as one line)"
+        )));
+    }
+    Ok(value.to_string())
+}
+
 /// Prints a warning on stderr.
 pub(crate) fn warn(text: &str) {
     let mut err = std::io::stderr().lock();

@@ -1,7 +1,5 @@
 //! `mailhost staff add|set|show|list|remove`: Staff Maintenance.
 
-use std::io::BufRead;
-
 use serde_json::{Value, json};
 
 use super::{OK, print, print_json, table};
@@ -48,19 +46,7 @@ fn provider<'a>(registry: &'a Registry, text: &str) -> Result<&'a PluginEntry, E
 }
 
 fn read_password() -> Result<String, Error> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::Usage(format!("cannot read the password from standard input: {e}")))?;
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    if password.is_empty() {
-        return Err(Error::Usage(
-            "--password-stdin: standard input held no password (give it as one line)".into(),
-        ));
-    }
-    Ok(password.to_string())
+    super::read_stdin_line("--password-stdin", "password")
 }
 
 /// Applies `options` to `record`, validating everything against `entry` (the provider).
