@@ -48,7 +48,10 @@ pub enum SettingsError {
         valid: Vec<String>,
     },
     /// The value does not fit the declared type.
-    #[error("{what} '{key}' of plugin '{plugin}' takes a {kind}: {problem}")]
+    #[error(
+        "{what} '{key}' of plugin '{plugin}' takes {} {kind}: {problem}",
+        article(kind)
+    )]
     BadValue {
         /// "setting" or "staff field".
         what: &'static str,
@@ -214,6 +217,15 @@ pub fn host_setting<'a>(settings: &'a Settings, plugin: &str, key: &str) -> Opti
             .find(|(k, _, _)| *k == key)
             .map(|(_, default, _)| *default)
     })
+}
+
+/// `a` or `an` before a type name (`an integer`, `an email`, `a url`).
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// Reads `settings.toml` of `home`.

@@ -280,7 +280,9 @@ pub enum EmailCommand {
         /// Retry every failed email.
         #[arg(long)]
         failed: bool,
-        /// Also send an email that was already sent or whose outcome is unknown.
+        /// Also send an email that was already sent or whose outcome is unknown; with
+        /// --failed, also the emails whose error is permanent (configuration, recipient,
+        /// invalid message), which are otherwise skipped.
         #[arg(long)]
         force: bool,
         /// Print JSON.

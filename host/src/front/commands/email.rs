@@ -49,7 +49,12 @@ pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
             json,
             ..
         } => retry_one(home, &outbox, &id, force, json),
-        EmailCommand::Retry { id: None, json, .. } => retry_failed(home, &outbox, json),
+        EmailCommand::Retry {
+            id: None,
+            force,
+            json,
+            ..
+        } => retry_failed(home, &outbox, force, json),
         EmailCommand::SendBatch(args) => super::batch::run(home, &outbox, &args),
     }
 }
@@ -428,10 +433,27 @@ fn retry(
     }
 }
 
-/// `email retry --failed`: every failed email, oldest first, one line each, then a summary.
-fn retry_failed(home: &Home, outbox: &Outbox, json: bool) -> Result<u8, Error> {
+/// Whether a failed email's error is one that sending again cannot fix: the configuration,
+/// a recipient or the message itself must change first. (A provider that could not be used
+/// at all, `PROVIDER_NOT_READY`, is retried: enabling or fixing the plugin is the fix.)
+fn is_permanent(record: &EmailRecord) -> bool {
+    record.error.as_ref().is_some_and(|e| {
+        let kind = e.kind.as_str();
+        e.code != "PROVIDER_NOT_READY"
+            && ["configuration", "recipient", "invalid-message"].contains(&kind)
+    })
+}
+
+/// `email retry --failed [--force]`: every failed email, oldest first, one line each, then a
+/// summary. Emails whose error is permanent are skipped (and counted) unless `force`.
+fn retry_failed(home: &Home, outbox: &Outbox, force: bool, json: bool) -> Result<u8, Error> {
     let mut failed = outbox.list(Some(Status::Failed), None)?;
     failed.reverse();
+    let before = failed.len();
+    if !force {
+        failed.retain(|r| !is_permanent(r));
+    }
+    let skipped = before - failed.len();
     let dispatcher = Dispatcher::new(home)?;
     let mut routes = Routes::new();
     let (mut sent, mut not_sent) = (0u64, 0u64);
@@ -465,15 +487,20 @@ fn retry_failed(home: &Home, outbox: &Outbox, json: bool) -> Result<u8, Error> {
     }
     if json {
         print_json(
-            &json!({ "retried": failed.len(), "sent": sent, "failed": not_sent, "results": results }),
+            &json!({ "retried": failed.len(), "sent": sent, "failed": not_sent, "skipped": skipped, "results": results }),
         )?;
-    } else if failed.is_empty() {
+    } else if failed.is_empty() && skipped == 0 {
         print("no failed emails to retry")?;
     } else {
         print(&format!(
             "retried {}: sent {sent}, not sent {not_sent}",
             failed.len()
         ))?;
+    }
+    if skipped > 0 && !json {
+        warn(&format!(
+            "skipped {skipped} failed email(s) whose error sending again cannot fix (configuration, recipient or invalid message): fix the cause, then `mailhost email retry ID`, or `mailhost email retry --failed --force` to send them all"
+        ));
     }
     if not_sent > 0 {
         if !json {
