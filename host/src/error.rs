@@ -20,6 +20,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit status for bad usage, configuration or input.
 pub const EXIT_USAGE: u8 = 2;
+/// Accepted and kept `queued`, not yet sent (sysexits' EX_TEMPFAIL, as sendmail uses it).
+pub const EXIT_TEMPFAIL: u8 = 75;
 
 /// Anything a mailhost command can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -405,6 +405,23 @@ pub struct Message {
 }
 
 impl Message {
+    /// (API 1.2) The `Message-ID` the host gave the email (`<id@mailhost>` unless the client
+    /// set one), when the host passed it among [`Message::headers`].
+    pub fn message_id_header(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("Message-ID"))
+            .map(|h| h.value.as_str())
+    }
+
+    /// (API 1.2) The custom headers: [`Message::headers`] without the `Message-ID`, which a
+    /// provider uses as the message's own id rather than as an extra header.
+    pub fn custom_headers(&self) -> impl Iterator<Item = &Header> {
+        self.headers
+            .iter()
+            .filter(|h| !h.name.eq_ignore_ascii_case("Message-ID"))
+    }
+
     /// Every recipient address: to, then cc, then bcc.
     pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
         self.to.iter().chain(self.cc.iter()).chain(self.bcc.iter())

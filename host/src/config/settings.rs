@@ -167,58 +167,6 @@ impl Settings {
     }
 }
 
-/// The host-level settings every plugin has beside the ones it declares: (key, default, help).
-/// They are not handed to the plugin.
-pub const HOST_SETTINGS: [(&str, &str, &str); 3] = [
-    (
-        "SendTimeoutSeconds",
-        "300",
-        "Seconds one provider call may take before its provider process is stopped",
-    ),
-    (
-        "MaxAttempts",
-        "10",
-        "How many times the host tries a throttled or transient email",
-    ),
-    (
-        "MaxAgeHours",
-        "72",
-        "How long the host keeps retrying a throttled or transient email",
-    ),
-];
-
-static HOST_DECLS: std::sync::LazyLock<Vec<SettingDecl>> = std::sync::LazyLock::new(|| {
-    HOST_SETTINGS
-        .iter()
-        .map(|(key, default, help)| SettingDecl {
-            key: (*key).to_string(),
-            kind: "integer".into(),
-            required: false,
-            default: Some((*default).to_string()),
-            secret: false,
-            help: (*help).to_string(),
-        })
-        .collect()
-});
-
-/// Whether `key` is a host-level setting.
-pub fn is_host_setting(key: &str) -> bool {
-    HOST_SETTINGS
-        .iter()
-        .any(|(k, _, _)| k.eq_ignore_ascii_case(key))
-}
-
-/// A host-level setting of `plugin` (`SendTimeoutSeconds`, `MaxAttempts`, `MaxAgeHours`): the
-/// stored value, else its default.
-pub fn host_setting<'a>(settings: &'a Settings, plugin: &str, key: &str) -> Option<&'a str> {
-    settings.value(plugin, key).or_else(|| {
-        HOST_SETTINGS
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, default, _)| *default)
-    })
-}
-
 /// `a` or `an` before a type name (`an integer`, `an email`, `a url`).
 fn article(kind: &str) -> &'static str {
     if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
@@ -249,6 +197,59 @@ pub fn update(home: &Home, change: impl FnOnce(&mut Settings)) -> Result<(), Set
     Ok(())
 }
 
+/// The host-level settings every plugin has beside the ones it declares: how long one send may
+/// take before the host gives up on it, and how long the delivery engine keeps retrying.
+pub const HOST_SETTINGS: [(&str, &str, &str); 3] = [
+    (
+        SEND_TIMEOUT_SECONDS,
+        "300",
+        "Seconds one send may take; past it the send is abandoned and the email becomes unknown (host setting)",
+    ),
+    (
+        MAX_ATTEMPTS,
+        "10",
+        "Attempts after which a throttled or transiently failing email ends failed (host setting)",
+    ),
+    (
+        MAX_AGE_HOURS,
+        "72",
+        "Hours after which an email still not sent ends failed with its last error (host setting)",
+    ),
+];
+
+/// Host setting: seconds one send may take.
+pub const SEND_TIMEOUT_SECONDS: &str = "SendTimeoutSeconds";
+/// Host setting: attempts before an email ends failed.
+pub const MAX_ATTEMPTS: &str = "MaxAttempts";
+/// Host setting: hours before an email ends failed.
+pub const MAX_AGE_HOURS: &str = "MaxAgeHours";
+
+/// Every setting of `entry`: the ones its plugin declares, then the host-level ones it does not
+/// declare itself.
+pub fn declarations(entry: &PluginEntry) -> Vec<SettingDecl> {
+    let mut decls = entry.settings.clone();
+    for (key, default, help) in HOST_SETTINGS {
+        if !decls.iter().any(|d| d.key.eq_ignore_ascii_case(key)) {
+            decls.push(SettingDecl {
+                key: key.to_string(),
+                kind: "integer".to_string(),
+                required: false,
+                default: Some(default.to_string()),
+                secret: false,
+                help: help.to_string(),
+            });
+        }
+    }
+    decls
+}
+
+/// A whole-number setting among resolved `settings`, or `default` when absent or not a number.
+pub fn number(settings: &[Setting], key: &str, default: u64) -> u64 {
+    mailhost_plugin_api::find_setting(settings, key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
 /// Finds the declaration of `key` (case-insensitive) among `decls`.
 ///
 /// # Errors
@@ -262,7 +263,6 @@ pub fn find_decl<'a>(
         .iter()
         .find(|d| d.key == key)
         .or_else(|| decls.iter().find(|d| d.key.eq_ignore_ascii_case(key)))
-        .or_else(|| HOST_DECLS.iter().find(|d| d.key.eq_ignore_ascii_case(key)))
         .ok_or_else(|| SettingsError::UnknownKey {
             plugin: plugin.to_string(),
             key: key.to_string(),
@@ -349,24 +349,23 @@ pub fn rows(
     settings: &Settings,
     secrets: &SecretStore,
 ) -> Result<Vec<SettingRow>, SettingsError> {
-    entry
-        .settings
-        .iter()
+    declarations(entry)
+        .into_iter()
         .map(|decl| {
             let (shown, source) = if decl.secret {
                 if secrets.contains(&secrets::setting_key(&entry.name, &decl.key))? {
                     (Some("***".to_string()), Source::Set)
                 } else {
-                    default_or_unset(decl, true)
+                    default_or_unset(&decl, true)
                 }
             } else {
                 match settings.value(&entry.name, &decl.key) {
                     Some(v) => (Some(v.to_string()), Source::Set),
-                    None => default_or_unset(decl, false),
+                    None => default_or_unset(&decl, false),
                 }
             };
             Ok(SettingRow {
-                decl: decl.clone(),
+                decl,
                 shown,
                 source,
             })
@@ -398,7 +397,8 @@ pub fn resolve(
 ) -> Result<Vec<Setting>, SettingsError> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
-    for decl in &entry.settings {
+    let decls = declarations(entry);
+    for decl in &decls {
         let value = if decl.secret {
             secrets
                 .get(&secrets::setting_key(&entry.name, &decl.key))?
@@ -420,7 +420,7 @@ pub fn resolve(
     if let Some(values) = settings.plugins.get(&entry.name) {
         for key in values
             .keys()
-            .filter(|k| !entry.settings.iter().any(|d| &d.key == *k) && !is_host_setting(k))
+            .filter(|k| !decls.iter().any(|d| &d.key == *k))
         {
             log::warn!(
                 "settings.toml: [{}] {key} is not a setting of the plugin; ignored (run `mailhost config unset {} {key}`)",

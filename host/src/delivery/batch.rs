@@ -1,64 +1,36 @@
 //! `mailhost email send-batch FILE.jsonl --staff ID`: many emails from a file of JSON lines,
-//! sent concurrently per mailbox, with throttling honoured, resumable after any crash.
+//! recorded a group of lines per durable commit and sent by the delivery engine under the
+//! sending mailbox's limits, resumable after any crash.
 //!
-//! The engine knows nothing of plugins: the caller supplies a [`Transport`] (the host's dispatch
-//! route to the staff member's provider) and a compose step that turns a parsed [`Draft`] into a
-//! [`Message`], the same validation `email send` uses (addresses, CR/LF, attachments).
-//!
-//! How it runs: the calling thread streams the file line by line (`reader.rs`); each line is
-//! looked up by its source key (hash of the canonical path, line number, hash of the line). A
-//! line already `sent` (or `unknown`, or being sent by another running process) is skipped; a
-//! `queued` or `failed` one is sent again; new ones are parsed, composed and *accepted* into the
-//! store, a group of lines per durable commit, before they are queued for the workers through a
-//! bounded queue (`queue.rs`), so memory stays flat however long the file is. Workers claim each
-//! email before calling the provider, so a kill -9 at any moment followed by a rerun sends every
-//! email exactly once, except those flagged `unknown` for the user.
+//! How it runs: the calling thread streams the file line by line (`reader.rs`) and records the
+//! emails (a line already stored is skipped, queued again or reconciled, by its source key);
+//! meanwhile the engine's workers send what is due, so memory stays flat however long the file
+//! is. Sends wait when a limit is spent and the wait is short (`--max-wait`); emails that would
+//! wait longer are left `queued` with the time they may go, for `mailhost serve`,
+//! `mailhost email flush` or a rerun. A kill -9 at any moment followed by a rerun sends every
+//! email exactly once: emails the killed run was sending are reconciled with the provider where
+//! it can tell, else flagged `unknown` for the user.
 
 mod input;
-mod pace;
-mod queue;
 mod reader;
 mod report;
-mod worker;
-
-#[cfg(test)]
-mod tests;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use mailhost_plugin_api::{Message, ProviderError, Receipt};
+use mailhost_plugin_api::Message;
 
 pub use input::Draft;
 pub use report::{BatchSummary, KEPT_PROBLEMS, LineProblem, Progress};
 
-use crate::delivery::outbox::{Outbox, OutboxError};
-use pace::Pacer;
-use queue::JobQueue;
-use reader::Reader;
-use report::Reporter;
-use worker::Context;
-
-/// Sends one message; the host implements it for its dispatch route (staff member → loaded
-/// provider). Called from several threads at once.
-pub trait Transport: Sync {
-    /// Hands `message` to the provider.
-    ///
-    /// # Errors
-    /// The provider's error, whose kind decides whether the batch retries.
-    fn send(&self, message: &Message) -> Result<Receipt, ProviderError>;
-}
-
-/// The host's route to a staff member's provider is a transport as it is.
-impl Transport for crate::delivery::dispatch::Route {
-    fn send(&self, message: &Message) -> Result<Receipt, ProviderError> {
-        crate::delivery::dispatch::Route::send(self, message)
-    }
-}
+use crate::delivery::engine::{Drain, Engine, Scope, StopSignal};
+use crate::delivery::outbox::{OutboxError, Status};
+use reader::{Job, Reader};
+use report::{Outcome, Reporter};
 
 /// Who sends the batch.
 #[derive(Debug, Clone, Copy)]
@@ -69,29 +41,12 @@ pub struct BatchTarget<'a> {
     pub provider: &'a str,
 }
 
-/// Tuning; the defaults suit Microsoft Graph.
+/// Tuning.
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
-    /// Calls in flight per From address (Graph allows 4 concurrent requests per mailbox).
-    pub per_mailbox: usize,
-    /// Worker threads at most. A batch starts `per_mailbox` of them (enough to keep one
-    /// mailbox's lane full without any worker waiting for a slot) and adds `per_mailbox` more
-    /// for each further From address it meets, up to this many.
-    pub workers: usize,
-    /// Emails read ahead of the workers (the bound on read-ahead, and on memory). The reader
-    /// accepts up to half of it (at most 64 lines) in one commit.
-    pub queue: usize,
-    /// How many times one email is retried after `THROTTLED`.
-    pub throttle_retries: u32,
-    /// How many times one email is retried after `TRANSIENT`.
-    pub transient_retries: u32,
-    /// The first backoff (doubling each retry), for transient faults and for throttling that
-    /// gave no retry-after.
-    pub backoff: Duration,
-    /// The longest backoff.
-    pub max_backoff: Duration,
-    /// The longest wait honoured from a retry-after.
-    pub max_retry_after: Duration,
+    /// Wait for a sending limit or a retry when it frees within this long; leave emails that
+    /// would wait longer queued.
+    pub max_wait: Duration,
     /// What to show while running.
     pub progress: Progress,
 }
@@ -99,14 +54,7 @@ pub struct BatchOptions {
 impl Default for BatchOptions {
     fn default() -> Self {
         Self {
-            per_mailbox: 4,
-            workers: 8,
-            queue: 64,
-            throttle_retries: 10,
-            transient_retries: 3,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            max_retry_after: Duration::from_secs(600),
+            max_wait: Duration::from_secs(600),
             progress: Progress::Auto,
         }
     }
@@ -139,19 +87,20 @@ pub enum BatchError {
     /// running the batch again resumes it.
     #[error("{0}; the batch stopped, and running it again resumes where it stopped")]
     Store(#[from] OutboxError),
+    /// The engine stopped.
+    #[error("{0}; the batch stopped, and running it again resumes where it stopped")]
+    Engine(String),
 }
 
-/// Sends every line of the batch file at `path` through `transport`, recording each email in
-/// `outbox`. `compose` turns a parsed line into a message (the From address defaulted to the
-/// staff member's, addresses and attachments checked), or says what is wrong with it; the
-/// message's id is kept if set, else a new UUID is given.
+/// Records every line of the batch file at `path` and sends them through `engine`. `compose`
+/// turns a parsed line into a message (the From address defaulted to the staff member's,
+/// addresses and attachments checked, attachments spooled), or says what is wrong with it.
 ///
 /// # Errors
 /// [`BatchError`] when the file cannot be read or the store fails. A line that does not parse or
 /// compose, or an email the provider refuses, is not an error: it is counted in the summary.
 pub fn send_batch<C>(
-    outbox: &Outbox,
-    transport: &dyn Transport,
+    engine: &Arc<Engine>,
     target: BatchTarget<'_>,
     path: &Path,
     options: &BatchOptions,
@@ -173,128 +122,71 @@ where
         None
     };
     let reporter = Reporter::new(options.progress, path, total);
-    let pacer = Pacer::new(options.per_mailbox);
-    let fatal: Mutex<Option<OutboxError>> = Mutex::new(None);
-    let cx = Context {
-        outbox,
-        transport,
-        pacer: &pacer,
-        reporter: &reporter,
-        options,
-    };
     let reader = Reader {
-        outbox,
+        engine,
         target,
         base,
         path_hash: input::short_hash(canonical.as_os_str().as_encoded_bytes()),
         reporter: &reporter,
     };
-    let queue = JobQueue::new(options.queue);
-    let live = AtomicUsize::new(0);
-    let read_result = std::thread::scope(|scope| {
-        let mut crew = Crew::new(options);
-        let mut grow = |jobs: &[worker::Job]| {
-            let wanted = crew.wanted(jobs);
-            while crew.hired < wanted {
-                crew.hired += 1;
-                live.fetch_add(1, Ordering::SeqCst);
-                let (cx, queue, fatal, live) = (&cx, &queue, &fatal, &live);
-                scope.spawn(move || work(cx, queue, fatal, live));
-            }
-        };
-        grow(&[]);
-        let result = reader.read_all(file, path, &queue, &pacer, &mut compose, &mut grow);
-        queue.close();
+    let producing = Arc::new(AtomicBool::new(true));
+    let stop = StopSignal::new();
+    let scope = Scope::Staff(target.staff_id.to_string());
+    let drain = Drain {
+        max_wait: options.max_wait,
+        producing: Some(Arc::clone(&producing)),
+    };
+    let mut jobs: Vec<Job> = Vec::new();
+    let (read_result, drained) = std::thread::scope(|threads| {
+        let sender = threads.spawn(|| engine.drain(&scope, &drain, &stop));
+        let result = reader.read_all(file, path, &mut compose, &mut |group| {
+            jobs.extend(group);
+            engine.wake();
+        });
         if result.is_err() {
-            pacer.stop();
-            queue.stop();
+            stop.stop();
         }
-        result
+        producing.store(false, Ordering::SeqCst);
+        engine.wake();
+        let drained = sender.join();
+        (result, drained)
     });
-    let fatal = fatal
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     read_result?;
-    match fatal {
-        Some(error) => Err(BatchError::Store(error)),
-        None => Ok(reporter.finish()),
+    let drained = match drained {
+        Ok(result) => result.map_err(|e| BatchError::Engine(e.to_string()))?,
+        Err(_) => return Err(BatchError::Engine("a send worker panicked".into())),
+    };
+    for job in &jobs {
+        let record = engine.outbox().get(&job.id)?;
+        let problem = |message: String| LineProblem {
+            line: job.line,
+            id: Some(record.id.clone()),
+            message,
+        };
+        let why = record
+            .error
+            .as_ref()
+            .map_or_else(|| "no error was recorded".to_string(), ToString::to_string);
+        reporter.record(match record.status {
+            Status::Sent => Outcome::Sent,
+            Status::Failed => Outcome::Failed(problem(format!(
+                "email {} was not sent: {why}; fix the cause, then run the batch again",
+                record.id
+            ))),
+            Status::Unknown => Outcome::Unknown(problem(format!(
+                "email {} may or may not have been sent ({why}); check, then `mailhost email retry {} --force` if it did not arrive",
+                record.id, record.id
+            ))),
+            Status::Queued => Outcome::Queued,
+            Status::Sending => Outcome::InProgress(problem(format!(
+                "email {} is being sent by another mailhost process",
+                record.id
+            ))),
+        });
     }
-}
-
-/// A worker: takes jobs until the queue is closed and empty, or the batch stops.
-fn work(
-    cx: &Context<'_>,
-    queue: &JobQueue,
-    fatal: &Mutex<Option<OutboxError>>,
-    live: &AtomicUsize,
-) {
-    let _leaving = Leaving { queue, live };
-    while let Some(job) = queue.pop() {
-        if let Err(error) = worker::deliver(cx, &job) {
-            let mut fatal = fatal
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            fatal.get_or_insert(error);
-            cx.pacer.stop();
-            queue.stop();
-            return;
-        }
-        if cx.pacer.is_stopped() {
-            queue.stop();
-            return;
-        }
-    }
-}
-
-/// How many workers a batch wants: `per_mailbox` per From address seen, up to the maximum.
-/// One mailbox (the usual batch) gets exactly enough workers to fill its lane, so no worker
-/// ever holds a job while waiting for a slot (each such wait is a sleep and a wake-up per
-/// email); a batch sending from several addresses grows so each lane can still fill.
-struct Crew {
-    per_mailbox: usize,
-    most: usize,
-    mailboxes: Vec<String>,
-    hired: usize,
-}
-
-impl Crew {
-    fn new(options: &BatchOptions) -> Self {
-        let per_mailbox = options.per_mailbox.max(1);
-        Self {
-            per_mailbox,
-            most: options.workers.max(1),
-            mailboxes: Vec::new(),
-            hired: 0,
-        }
-    }
-
-    /// The workers wanted once `jobs` are queued too (with none: for the first mailbox).
-    fn wanted(&mut self, jobs: &[worker::Job]) -> usize {
-        for job in jobs {
-            if self.mailboxes.len() * self.per_mailbox >= self.most {
-                break;
-            }
-            if !self.mailboxes.contains(&job.mailbox) {
-                self.mailboxes.push(job.mailbox.clone());
-            }
-        }
-        (self.mailboxes.len().max(1) * self.per_mailbox).min(self.most)
-    }
-}
-
-/// Counts a worker out however it leaves (panics included); the last one stops the queue, so
-/// the reader never waits for room that nobody will make.
-struct Leaving<'a> {
-    queue: &'a JobQueue,
-    live: &'a AtomicUsize,
-}
-
-impl Drop for Leaving<'_> {
-    fn drop(&mut self) {
-        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.queue.stop();
-        }
-    }
+    let mut summary = reporter.finish();
+    summary.next_due = drained.next_due.filter(|_| summary.queued > 0);
+    Ok(summary)
 }
 
 /// Counts the lines of the file (for the progress bar), streaming.

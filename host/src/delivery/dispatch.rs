@@ -84,8 +84,8 @@ impl Dispatcher {
         })?;
         let stored = settings::load(&self.home)?;
         let plugin = self.loader.provider(entry)?;
-        plugin.set_timeout(send_timeout(&stored, &entry.name));
         let settings = settings::resolve(entry, &stored, &self.secrets)?;
+        plugin.set_timeout(send_timeout(&settings));
         let staff = staff_member(staff_id, &record, entry, &self.secrets)?;
         Ok(Route {
             staff_id: staff_id.to_string(),
@@ -96,14 +96,19 @@ impl Dispatcher {
     }
 }
 
-/// `SendTimeoutSeconds` of `plugin`: how long one call may take before its provider process
-/// is stopped (default 300 s).
-fn send_timeout(stored: &settings::Settings, plugin: &str) -> std::time::Duration {
-    let secs = settings::host_setting(stored, plugin, "SendTimeoutSeconds")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .unwrap_or(DEFAULT_TIMEOUT_SECS);
-    std::time::Duration::from_secs(secs)
+/// `SendTimeoutSeconds` among the resolved settings: how long one call may take before its
+/// provider process is stopped (default 300 s).
+fn send_timeout(settings: &[Setting]) -> std::time::Duration {
+    let secs = settings::number(
+        settings,
+        settings::SEND_TIMEOUT_SECONDS,
+        DEFAULT_TIMEOUT_SECS,
+    );
+    std::time::Duration::from_secs(if secs == 0 {
+        DEFAULT_TIMEOUT_SECS
+    } else {
+        secs
+    })
 }
 
 /// The staff member as the plugin receives it: fields with defaults, password from the store.
@@ -189,17 +194,31 @@ impl Route {
         compose::compose(draft, &self.sender(), id)
     }
 
+    /// The provider's settings, resolved (defaults applied, secrets from the store).
+    pub fn settings(&self) -> &[Setting] {
+        &self.settings
+    }
+
+    /// The staff member as the provider receives them.
+    pub fn staff(&self) -> &StaffMember {
+        &self.staff
+    }
+
+    /// The request the provider receives for `message`.
+    pub fn request(&self, message: &Message) -> SendRequest {
+        SendRequest {
+            settings: self.settings.clone().into(),
+            staff: self.staff.clone(),
+            message: message.clone(),
+        }
+    }
+
     /// Sends `message` through the provider. Thread-safe; calls may overlap.
     ///
     /// # Errors
     /// The provider's structured error (exit 1 for a single send).
     pub fn send(&self, message: &Message) -> Result<Receipt, ProviderError> {
-        let request = SendRequest {
-            settings: self.settings.clone().into(),
-            staff: self.staff.clone(),
-            message: message.clone(),
-        };
-        self.plugin.send(&request)
+        self.plugin.send(&self.request(message))
     }
 
     /// Interactive sign-in through the provider.

@@ -1,8 +1,13 @@
 //! Delivery: the email store (`mail.db`, [`outbox`]), turning input into a provider
 //! [`Message`](mailhost_plugin_api::Message) ([`compose`]), routing a staff member's email to its
-//! provider ([`dispatch`]) and the engine that sends many under their limits ([`batch`]).
+//! provider ([`dispatch`]), the spool of accepted emails' files ([`spool`]), the sending limits
+//! ([`limits`]) and the one engine that sends every email ([`engine`]); [`batch`] reads
+//! `send-batch` files into it.
 
 pub mod batch;
 pub mod compose;
 pub mod dispatch;
+pub mod engine;
+pub mod limits;
 pub mod outbox;
+pub mod spool;

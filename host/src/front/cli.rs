@@ -2,6 +2,7 @@
 //! [`crate::front::commands`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -54,6 +55,52 @@ pub enum Command {
         #[arg(long, value_name = "SOCKET")]
         socket: PathBuf,
     },
+    /// Per sending mailbox: what its sending limits allow now, and when the next send may go.
+    Limits {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The always-on service: sends every queued email when due, under the sending limits,
+    /// retries and reconciles; serves the SMTP relay and the HTTP API when asked.
+    Serve(ServeArgs),
+}
+
+/// `mailhost serve` options (they override serve.toml).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Send worker threads (sends in flight at once, across every mailbox).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// How long in-flight sends may take to finish after SIGTERM or Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+}
+
+/// Parses `90`, `90s`, `10m`, `2h` or `1d` (a number alone is seconds).
+///
+/// # Errors
+/// The text is not such a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |at| text.split_at(at));
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: write 90s, 10m, 2h or 7d"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "'{other}' is not a unit of time: use s, m, h or d (as in 90s, 10m, 2h, 7d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(value.saturating_mul(seconds)))
 }
 
 /// `mailhost plugin ...`
@@ -281,16 +328,42 @@ pub enum EmailCommand {
         #[arg(long)]
         failed: bool,
         /// Also send an email that was already sent or whose outcome is unknown; with
-        /// --failed, also the emails whose error is permanent (configuration, recipient,
-        /// invalid message), which are otherwise skipped.
+        /// --failed, also emails that failed for a reason a retry cannot fix by itself
+        /// (configuration, invalid message, invalid recipient).
         #[arg(long)]
         force: bool,
+        /// How long to wait for a sending limit or a short retry before leaving the email
+        /// queued (exit 75).
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+        max_wait: Duration,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Send one email per line of a JSON-lines file; rerunning the file resumes it.
     SendBatch(BatchArgs),
+    /// Send every queued email that is due, then exit (like `sendmail -q`); 75 when some stay
+    /// queued for later.
+    Flush {
+        /// Also wait for emails due within this long.
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+        max_wait: Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Settle `unknown` emails by asking their provider whether they were sent.
+    Reconcile {
+        /// The email's id, or a unique start of it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every unknown email.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `mailhost email send-batch` options.
@@ -303,9 +376,13 @@ pub struct BatchArgs {
     /// The sending staff member.
     #[arg(long, value_name = "ID")]
     pub staff: String,
-    /// Provider calls in flight per From mailbox.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub per_mailbox: u16,
+    /// Wait for a sending limit or a retry that frees within this long; emails that would
+    /// wait longer stay queued (exit 75) for `mailhost serve`, `email flush` or a rerun.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub max_wait: Duration,
+    /// Send worker threads (the provider's ConcurrentRequests limit still holds per mailbox).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
     /// Print the summary as one JSON object (no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -359,6 +436,14 @@ pub struct SendArgs {
     /// A custom header, 'X-Name: value' (repeatable).
     #[arg(long, value_name = "'X-Name: value'")]
     pub header: Vec<String>,
+    /// Record the email as queued and return at once; `mailhost serve` (or `email flush`)
+    /// sends it.
+    #[arg(long)]
+    pub queue: bool,
+    /// How long to wait for a sending limit or a short retry before leaving the email queued
+    /// (exit 75).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub max_wait: Duration,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -372,6 +457,15 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").unwrap_err().contains("unit"));
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
             attachment.display()
         ))
     })?;
-    let outbox = email::open_store(home)?;
+    let engine = email::engine(home, email::open_store(home)?)?;
     let draft = Draft {
         to: vec![RECIPIENT.to_string()],
         subject: "Invoice 1001 from Contoso".to_string(),
@@ -167,7 +167,7 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
         attach: vec![attachment],
         ..Draft::default()
     };
-    let first = save(home, &outbox, &draft)?;
+    let first = save(home, &engine, &draft)?;
 
     heading("5. What arrived")?;
     show_arrival(
@@ -193,7 +193,7 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
         attach: Vec::new(),
         ..draft.clone()
     };
-    let second = save(home, &outbox, &send_as)?;
+    let second = save(home, &engine, &send_as)?;
     show_arrival(
         base,
         &format!("Inbox of {RECIPIENT}"),
@@ -220,7 +220,7 @@ fn steps(home: &Home, emulator: &EmulatorProcess, plugin_lib: &Path) -> Result<u
 
     heading("7. The email records (mail.db)")?;
     for record in [&first, &second] {
-        let now = outbox.get(&record.id)?;
+        let now = engine.outbox().get(&record.id)?;
         print(&format!(
             "  {}  {}  attempts {}  \"{}\"",
             now.id, now.status, now.attempts, now.subject
@@ -262,7 +262,7 @@ fn seed_values(seed: &Value) -> Result<(String, String, String, String), Error> 
 /// Saves (and so sends) `draft` as the demo's staff member, and prints the record.
 fn save(
     home: &Home,
-    outbox: &crate::delivery::outbox::Outbox,
+    engine: &crate::delivery::engine::Engine,
     draft: &Draft,
 ) -> Result<EmailRecord, Error> {
     print(&format!(
@@ -276,7 +276,13 @@ fn save(
         print(&format!("  attachment: {} ({size} bytes)", path.display()))?;
     }
     print("  status:     Sent → save")?;
-    let record = email::submit(home, outbox, STAFF_ID, draft)?;
+    let record = email::submit(
+        engine,
+        STAFF_ID,
+        draft,
+        false,
+        std::time::Duration::from_secs(60),
+    )?;
     print(&format!(
         "  → email {}: {} (attempts {})",
         record.id, record.status, record.attempts

@@ -13,36 +13,36 @@ fn acts_on_terminal(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `text` with every control character written as a visible escape (`\n`, `\t`, `\x1b`,
-/// `\u{202e}`). Text without any is returned as is.
+/// `text` with every control character written as a visible escape (`\n`, `\t`,
+/// `\u{1b}`, `\u{202e}`): one line, whatever it holds. Text without any is returned as is.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(acts_on_terminal) {
+    escaped(text, false)
+}
+
+/// Like [`escape`], but keeps line breaks and tabs (for multi-line text such as an email's
+/// body or a table).
+pub fn escape_keeping_lines(text: &str) -> String {
+    escaped(text, true).into_owned()
+}
+
+fn escaped(text: &str, keep_lines: bool) -> Cow<'_, str> {
+    let kept = |c: char| keep_lines && (c == '\n' || c == '\t');
+    if !text.chars().any(|c| acts_on_terminal(c) && !kept(c)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
+            c if kept(c) => out.push(c),
             '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if acts_on_terminal(c) && (c as u32) < 0x100 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
             c if acts_on_terminal(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                let _ = write!(out, "{}", c.escape_unicode());
             }
             c => out.push(c),
         }
     }
     Cow::Owned(out)
-}
-
-/// Like [`escape`], but keeps line breaks (for multi-line text such as an email's body).
-pub fn escape_keeping_lines(text: &str) -> String {
-    text.split('\n')
-        .map(|line| escape(line.strip_suffix('\r').unwrap_or(line)).into_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `text` cut to at most `max` characters, ending in `…` when cut.
@@ -65,15 +65,21 @@ mod tests {
     fn escapes_cannot_act_on_the_terminal() {
         let forged = "failed\r\x1b[2K\x1b[32msent\x1b[0m 1234\nnext";
         let shown = escape(forged);
-        assert_eq!(shown, "failed\\r\\x1b[2K\\x1b[32msent\\x1b[0m 1234\\nnext");
+        assert_eq!(
+            shown,
+            "failed\\u{d}\\u{1b}[2K\\u{1b}[32msent\\u{1b}[0m 1234\\nnext"
+        );
         assert!(!shown.chars().any(acts_on_terminal));
         assert_eq!(
             escape("caf\u{e9} \u{202e}gnp.exe"),
             "caf\u{e9} \\u{202e}gnp.exe"
         );
         assert!(matches!(escape("plain text"), Cow::Borrowed(_)));
-        assert_eq!(escape("\u{9b}31m"), "\\x9b31m");
-        assert_eq!(escape_keeping_lines("a\r\nb\x1b"), "a\nb\\x1b");
+        assert_eq!(escape("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(
+            escape_keeping_lines("a\r\nb\x1b\tc"),
+            "a\\u{d}\nb\\u{1b}\tc"
+        );
     }
 
     #[test]

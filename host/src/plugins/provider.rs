@@ -169,6 +169,12 @@ impl LoadedPlugin {
         }
     }
 
+    /// Whether the provider can tell whether an email in doubt was sent (API 1.2 `reconcile`
+    /// present and the `reconcile` capability declared).
+    pub fn reconciles(&self) -> bool {
+        self.module.reconcile().is_some() && self.info.has_capability(capability::RECONCILE)
+    }
+
     /// Whether an email in doubt was sent; `unknown` when the provider cannot tell.
     ///
     /// # Errors
@@ -403,6 +409,15 @@ impl Provider {
         match &self.backend {
             Backend::InProcess(p) => p.accepts_mime(),
             Backend::Isolated(_) => self.has(functions::MIME),
+        }
+    }
+
+    /// Whether the provider can tell whether an email in doubt was sent (API 1.2 `reconcile`
+    /// present and the `reconcile` capability declared).
+    pub fn reconciles(&self) -> bool {
+        match &self.backend {
+            Backend::InProcess(p) => p.reconciles(),
+            Backend::Isolated(_) => self.has(functions::RECONCILE),
         }
     }
 

@@ -126,6 +126,9 @@ pub struct PluginEntry {
     /// Staff custom fields the plugin declared.
     #[serde(default, rename = "staff_field", skip_serializing_if = "Vec::is_empty")]
     pub staff_fields: Vec<SettingDecl>,
+    /// Sending limits the plugin declared (plugin API 1.2): which of its settings holds each.
+    #[serde(default, rename = "limit", skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitDecl>,
     /// Where the provider runs: its own child process (the default) or inside mailhost.
     #[serde(default, skip_serializing_if = "Isolation::is_default")]
     pub isolation: Isolation,
@@ -136,6 +139,53 @@ pub struct PluginEntry {
     /// Set when the plugin crashed the host while loading, or its process crashed too often.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<Quarantine>,
+}
+
+/// A sending limit as the registry keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitDecl {
+    /// `messages`, `recipients`, `recipients-per-message` or `concurrent-requests`.
+    pub kind: String,
+    /// The setting that holds the number.
+    pub setting: String,
+    /// The sliding window in seconds (0 for none).
+    #[serde(default)]
+    pub window_seconds: u64,
+}
+
+impl LimitDecl {
+    /// The plugin API form (an unknown kind reads as one the host ignores).
+    pub fn to_spec(&self) -> mailhost_plugin_api::LimitSpec {
+        let kind = [
+            mailhost_plugin_api::LimitKind::MESSAGES,
+            mailhost_plugin_api::LimitKind::RECIPIENTS,
+            mailhost_plugin_api::LimitKind::RECIPIENTS_PER_MESSAGE,
+            mailhost_plugin_api::LimitKind::CONCURRENT_REQUESTS,
+        ]
+        .into_iter()
+        .find(|k| k.name() == self.kind);
+        match kind {
+            Some(kind) => {
+                mailhost_plugin_api::LimitSpec::new(kind, &self.setting, self.window_seconds)
+            }
+            None => mailhost_plugin_api::LimitSpec {
+                kind: mailhost_plugin_api::LimitKind::MESSAGES,
+                setting: String::new().into(),
+                window_seconds: 0,
+            },
+        }
+    }
+}
+
+impl From<&mailhost_plugin_api::LimitSpec> for LimitDecl {
+    fn from(spec: &mailhost_plugin_api::LimitSpec) -> Self {
+        Self {
+            kind: spec.kind.name().to_string(),
+            setting: spec.setting.to_string(),
+            window_seconds: spec.window_seconds,
+        }
+    }
 }
 
 impl PluginEntry {
@@ -167,6 +217,7 @@ impl PluginEntry {
             staff_fields: Vec::new(),
             isolation: Isolation::Process,
             crashes: Vec::new(),
+            limits: Vec::new(),
             quarantine: None,
         }
     }
@@ -248,6 +299,24 @@ impl PluginEntry {
         self.capabilities = info.capabilities.iter().map(|c| c.to_string()).collect();
         self.settings = info.settings.iter().map(SettingDecl::from).collect();
         self.staff_fields = info.staff_fields.iter().map(SettingDecl::from).collect();
+    }
+
+    /// Copies the sending limits the plugin declares into the entry.
+    pub fn set_limits(&mut self, limits: &[mailhost_plugin_api::LimitSpec]) {
+        self.limits = limits
+            .iter()
+            .filter(|l| l.kind.is_known())
+            .map(LimitDecl::from)
+            .collect();
+    }
+
+    /// The declared limits in plugin API form.
+    pub fn limit_specs(&self) -> Vec<mailhost_plugin_api::LimitSpec> {
+        self.limits
+            .iter()
+            .map(LimitDecl::to_spec)
+            .filter(|s| !s.setting.is_empty())
+            .collect()
     }
 }
 
@@ -427,6 +496,7 @@ mod tests {
             staff_fields: Vec::new(),
             isolation: Isolation::Process,
             crashes: Vec::new(),
+            limits: Vec::new(),
             quarantine: None,
         }
     }

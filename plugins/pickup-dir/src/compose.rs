@@ -88,7 +88,9 @@ pub(crate) fn compose(
     read_attachment: &mut dyn FnMut(&str) -> Result<Vec<u8>, PickupError>,
 ) -> Result<Composed, PickupError> {
     let from = from_mailbox(message, staff)?;
-    let message_id = new_message_id(&from.email);
+    let message_id = message
+        .message_id_header()
+        .map_or_else(|| new_message_id(&from.email), str::to_string);
     let mut builder = MimeMessage::builder()
         .from(from.clone())
         .message_id(Some(message_id.clone()))
@@ -136,7 +138,7 @@ pub(crate) fn compose(
     check_line(&message.subject, || "subject".to_string())?;
     builder = builder.subject(message.subject.as_str());
 
-    for header in message.headers.iter() {
+    for header in message.custom_headers() {
         if !valid_custom_name(&header.name) {
             return Err(PickupError::BadHeader(header.name.to_string()));
         }

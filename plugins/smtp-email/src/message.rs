@@ -107,10 +107,13 @@ pub(crate) fn build(request: &SendRequest, limit: Option<u64>) -> Result<Outgoin
     }
     builder = builder.subject(message.subject.as_str());
 
-    let message_id = message_id(message.id.as_str(), &from.email);
+    let message_id = message.message_id_header().map_or_else(
+        || message_id(message.id.as_str(), &from.email),
+        str::to_string,
+    );
     builder = builder.message_id(Some(message_id.clone()));
 
-    for header in message.headers.iter() {
+    for header in message.custom_headers() {
         builder = builder.raw_header(custom_header(header.name.as_str(), header.value.as_str())?);
     }
 

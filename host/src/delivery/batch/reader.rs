@@ -1,18 +1,15 @@
-//! The reading side of a batch: lines become jobs, accepted into the store a group at a time.
+//! The reading side of a batch: lines become emails, accepted into the store a group at a
+//! time (one durable commit per group), before the engine may send any of them.
 //!
-//! The reader waits for room in the queue (at least half of it), then reads lines until the
-//! group fills that room (or [`GROUP_MAX`] lines that need sending, or the end of the file). Each
-//! line is looked up by its source key: a line already `sent`, `unknown` or being sent by
-//! another running process is skipped; a `queued` or `failed` one is sent again; a new one is
-//! parsed and composed. The group's new emails are then accepted in *one* transaction, committed
-//! (fsync'd) before any of them is handed to a worker, so:
+//! Each line is looked up by its source key: a line already `sent`, or being sent by another
+//! running process, is skipped; a `queued` one is sent again; a `failed` one is queued again;
+//! an `unknown` one is first reconciled with the provider (sent, proven not sent and queued
+//! again, or skipped while still in doubt). A new one is parsed, composed and accepted. So:
 //!
-//! - a crash before the commit loses only lines that were never stored, and never sent: the
-//!   rerun reads them again;
-//! - a crash after it leaves them `queued`: the rerun sends each once.
-//!
-//! Memory stays bounded: the group is never larger than the room the queue had when it started,
-//! so the queue plus the group hold at most the queue's capacity.
+//! - a crash before a group's commit loses only lines that were never stored, and never sent:
+//!   the rerun reads them again;
+//! - a crash after it leaves them `queued` (or `sending`, which the next run makes `unknown`
+//!   and reconciles): the rerun sends each once.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -21,19 +18,28 @@ use std::path::{Path, PathBuf};
 use mailhost_plugin_api::Message;
 
 use super::input::{self, Draft};
-use super::pace::Pacer;
-use super::queue::JobQueue;
 use super::report::{LineProblem, Outcome, Reporter};
-use super::worker::Job;
 use super::{BatchError, BatchTarget};
-use crate::delivery::outbox::{EmailRecord, GroupOutcome, NewEmail, Outbox, OutboxError, Status};
+use crate::delivery::engine::Engine;
+use crate::delivery::outbox::{
+    Door, EmailRecord, GroupOutcome, NewEmail, Outbox, OutboxError, Status,
+};
+
+/// An email of the batch the engine is to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    /// Its line.
+    pub(crate) line: u64,
+    /// Its id.
+    pub(crate) id: String,
+}
 
 /// The most lines accepted in one commit.
 pub(crate) const GROUP_MAX: usize = 64;
 
 /// Turns lines into jobs, or records why there is none.
 pub(crate) struct Reader<'a> {
-    pub(crate) outbox: &'a Outbox,
+    pub(crate) engine: &'a Engine,
     pub(crate) target: BatchTarget<'a>,
     /// The folder relative attachment paths are resolved against.
     pub(crate) base: PathBuf,
@@ -64,16 +70,18 @@ impl Group {
 }
 
 impl Reader<'_> {
-    /// Reads `file` to the end (or until the batch stops), handing jobs to `queue` a committed
-    /// group at a time; `before_push` sees each group's jobs first (to add workers).
+    fn outbox(&self) -> &Outbox {
+        self.engine.outbox()
+    }
+
+    /// Reads `file` to the end, handing each committed group's jobs to `committed` (which
+    /// wakes the engine).
     pub(crate) fn read_all<C>(
         &self,
         file: File,
         path: &Path,
-        queue: &JobQueue,
-        pacer: &Pacer,
         compose: &mut C,
-        before_push: &mut dyn FnMut(&[Job]),
+        committed: &mut dyn FnMut(Vec<Job>),
     ) -> Result<(), BatchError>
     where
         C: FnMut(Draft) -> Result<Message, String>,
@@ -82,16 +90,10 @@ impl Reader<'_> {
         let mut buf = Vec::new();
         let mut number = 0u64;
         loop {
-            if pacer.is_stopped() {
-                return Ok(());
-            }
-            let Some(room) = queue.wait_room() else {
-                return Ok(());
-            };
             let mut group = Group::default();
             let mut ended = false;
             let mut failure = None;
-            while group.len() < room.min(GROUP_MAX) {
+            while group.len() < GROUP_MAX {
                 buf.clear();
                 match lines.read_until(b'\n', &mut buf) {
                     Ok(0) => {
@@ -112,10 +114,7 @@ impl Reader<'_> {
             }
             // What was read before a read error is still stored and sent.
             let jobs = self.commit(group)?;
-            before_push(&jobs);
-            if !queue.push_all(jobs) {
-                return Ok(());
-            }
+            committed(jobs);
             if let Some(error) = failure {
                 return Err(error);
             }
@@ -141,8 +140,8 @@ impl Reader<'_> {
             return Ok(());
         }
         let key = input::source_key(&self.path_hash, number, raw);
-        if let Some(record) = self.outbox.find_by_source(&key)? {
-            if let Some(job) = self.existing(number, &record) {
+        if let Some(record) = self.outbox().find_by_source(&key)? {
+            if let Some(job) = self.existing(number, &record)? {
                 group.entries.push(Entry::Stored(job));
             }
             return Ok(());
@@ -170,12 +169,14 @@ impl Reader<'_> {
             message.id = uuid::Uuid::new_v4().to_string().into();
         }
         group.entries.push(Entry::New(number));
-        group.emails.push(NewEmail {
-            staff_id: self.target.staff_id.to_string(),
-            provider: self.target.provider.to_string(),
+        let mut email = NewEmail::new(
+            self.target.staff_id,
+            self.target.provider,
             message,
-            source_key: Some(key),
-        });
+            Door::Batch,
+        );
+        email.source_key = Some(key);
+        group.emails.push(email);
         Ok(())
     }
 
@@ -186,7 +187,7 @@ impl Reader<'_> {
         let outcomes = if emails.is_empty() {
             Vec::new()
         } else {
-            self.outbox.accept_group(&emails)?
+            self.outbox().accept_group(&emails)?
         };
         let mut fresh = emails.into_iter().zip(outcomes);
         let mut jobs = Vec::with_capacity(entries.len());
@@ -205,12 +206,11 @@ impl Reader<'_> {
                 GroupOutcome::Accepted => jobs.push(Job {
                     line,
                     id: email.message.id.to_string(),
-                    mailbox: email.message.from.address.to_ascii_lowercase(),
                 }),
                 // Another process accepted the same line a moment ago.
                 GroupOutcome::AlreadyAccepted { existing } => {
-                    let record = self.outbox.get(&existing)?;
-                    jobs.extend(self.existing(line, &record));
+                    let record = self.outbox().get(&existing)?;
+                    jobs.extend(self.existing(line, &record)?);
                 }
                 GroupOutcome::DuplicateId => {
                     self.reporter.record(Outcome::Invalid(LineProblem {
@@ -227,20 +227,30 @@ impl Reader<'_> {
         Ok(jobs)
     }
 
-    /// A line whose email is already stored: skip it, or send it again if it is retryable.
-    fn existing(&self, number: u64, record: &EmailRecord) -> Option<Job> {
+    /// A line whose email is already stored: skip it, or send it again if it is retryable
+    /// (after reconciling it, if its outcome was in doubt).
+    fn existing(&self, number: u64, record: &EmailRecord) -> Result<Option<Job>, OutboxError> {
         let problem = |message: String| LineProblem {
             line: number,
             id: Some(record.id.clone()),
             message,
         };
-        let outcome = match record.status {
-            Status::Queued | Status::Failed => {
-                return Some(Job {
-                    line: number,
-                    id: record.id.clone(),
-                    mailbox: record.from.address.to_ascii_lowercase(),
-                });
+        let job = || Job {
+            line: number,
+            id: record.id.clone(),
+        };
+        let mut status = record.status;
+        if status == Status::Unknown {
+            match self.engine.reconcile_ids(std::slice::from_ref(&record.id)) {
+                Ok(_) => status = self.outbox().get(&record.id)?.status,
+                Err(error) => log::warn!("could not reconcile email {}: {error}", record.id),
+            }
+        }
+        let outcome = match status {
+            Status::Queued => return Ok(Some(job())),
+            Status::Failed => {
+                self.outbox().requeue(&record.id, false)?;
+                return Ok(Some(job()));
             }
             Status::Sent => Outcome::SkippedSent,
             Status::Unknown => Outcome::SkippedUnknown(problem(format!(
@@ -254,7 +264,7 @@ impl Reader<'_> {
             ))),
         };
         self.reporter.record(outcome);
-        None
+        Ok(None)
     }
 }
 

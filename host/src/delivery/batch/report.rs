@@ -50,8 +50,13 @@ pub struct BatchSummary {
     pub skipped_in_progress: u64,
     /// Lines that did not parse or compose; reported with their number and skipped.
     pub invalid: u64,
-    /// How many times a mailbox was throttled and the batch waited.
+    /// How many times a mailbox was throttled and the email put back to be retried.
     pub throttled: u64,
+    /// Emails left `queued` (a sending limit or a retry holds them past `--max-wait`); the
+    /// service, `mailhost email flush` or a rerun sends them.
+    pub queued: u64,
+    /// When the first of them may go.
+    pub next_due: Option<crate::delivery::outbox::Timestamp>,
     /// The first [`KEPT_PROBLEMS`] invalid lines.
     pub invalid_lines: Vec<LineProblem>,
     /// The first [`KEPT_PROBLEMS`] emails that failed or became unknown.
@@ -90,6 +95,19 @@ impl fmt::Display for BatchSummary {
                 self.skipped_in_progress
             )?;
         }
+        if self.queued > 0 {
+            write!(f, ", queued {}", self.queued)?;
+            if let Some(at) = self.next_due {
+                write!(
+                    f,
+                    " (held by a sending limit or a retry; the next may go at {at})"
+                )?;
+            }
+            write!(
+                f,
+                ": `mailhost serve` or `mailhost email flush` sends them, or run the batch again"
+            )?;
+        }
         Ok(())
     }
 }
@@ -104,6 +122,7 @@ pub(crate) enum Outcome {
     SkippedUnknown(LineProblem),
     InProgress(LineProblem),
     Invalid(LineProblem),
+    Queued,
     Blank,
 }
 
@@ -142,11 +161,6 @@ impl Reporter {
         progress == Progress::Auto && std::io::stderr().is_terminal()
     }
 
-    /// Counts a throttling wait.
-    pub(crate) fn throttled(&self) {
-        self.lock().throttled += 1;
-    }
-
     /// Records what happened to one line.
     pub(crate) fn record(&self, outcome: Outcome) {
         let mut summary = self.lock();
@@ -181,6 +195,10 @@ impl Reporter {
                 summary.invalid += 1;
                 keep(&mut summary.invalid_lines, &p);
                 Some(p)
+            }
+            Outcome::Queued => {
+                summary.queued += 1;
+                None
             }
             Outcome::Blank => None,
         };

@@ -61,6 +61,29 @@ impl Outbox {
         Ok(value)
     }
 
+    /// Like [`Outbox::relaxed`], for several statements in one transaction: `synchronous` is
+    /// set before `BEGIN`, so the transaction's commit is the relaxed one.
+    pub(super) fn relaxed_transaction<T>(
+        &self,
+        conn: &Connection,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, OutboxError> {
+        self.relaxed(conn, |conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            match write(conn) {
+                Ok(value) => {
+                    conn.execute_batch("COMMIT")?;
+                    Ok(value)
+                }
+                Err(error) => {
+                    // The rollback's own failure is less telling than the error that caused it.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(error)
+                }
+            }
+        })
+    }
+
     /// Puts the connection back to `synchronous=FULL` if a relaxed write left it otherwise.
     /// Every durable write (accept, claim) calls this first, so a failure to restore FULL after
     /// a finish can never make a claim non-durable.

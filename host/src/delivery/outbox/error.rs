@@ -88,6 +88,12 @@ pub enum OutboxError {
         /// The id of the email already stored for the line.
         existing: String,
     },
+    /// An email was already accepted under this idempotency key.
+    #[error("an email was already accepted with this idempotency key: '{existing}'")]
+    DuplicateIdempotencyKey {
+        /// The id of the email stored first.
+        existing: String,
+    },
     /// The email is not in a state that may be sent now.
     #[error("{}", refusal_text(.id, *.status, .owner_alive))]
     NotClaimable {

@@ -69,6 +69,16 @@ impl Outbox {
                 return Err(OutboxError::DuplicateSource { existing });
             }
         }
+        if let Some(key) = &email.idempotency_key {
+            let existing: Option<String> = tx
+                .prepare_cached("SELECT id FROM emails WHERE idempotency_key = ?1")
+                .and_then(|mut st| st.query_row([key], |r| r.get(0)))
+                .optional()
+                .map_err(|e| self.sql(e))?;
+            if let Some(existing) = existing {
+                return Err(OutboxError::DuplicateIdempotencyKey { existing });
+            }
+        }
         let boxes = |list: &[mailhost_plugin_api::Mailbox]| {
             json(&list.iter().map(record::from_mailbox).collect::<Vec<_>>())
         };
@@ -76,9 +86,11 @@ impl Outbox {
         tx.prepare_cached(
             "INSERT INTO emails (id, staff_id, provider, from_address, from_name, to_json, \
              cc_json, bcc_json, reply_to_json, subject, body, html, attachments_json, \
-             headers_json, status, attempts, created_at, updated_at, source_key) \
+             headers_json, status, attempts, created_at, updated_at, source_key, door, \
+             message_id, mime_path, envelope_from, envelope_json, idempotency_key, \
+             recipient_count) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'queued', 0, \
-             ?15, ?15, ?16)",
+             ?15, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -110,6 +122,13 @@ impl Outbox {
                 ),
                 now,
                 email.source_key,
+                email.door.as_str(),
+                email.message_id,
+                email.mime.as_ref().map(|m| m.path.as_str()),
+                email.mime.as_ref().map(|m| m.envelope_from.as_str()),
+                json(&email.mime.as_ref().map_or(&[][..], |m| &m.recipients[..])),
+                email.idempotency_key,
+                recipient_count(email),
             ])
         })
         .map_err(|e| self.sql(e))?;
@@ -278,10 +297,24 @@ impl Outbox {
 }
 
 /// The row with exactly this id.
+pub(super) fn fetch_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<RawRow>> {
+    fetch(conn, id)
+}
+
 fn fetch(conn: &Connection, id: &str) -> rusqlite::Result<Option<RawRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM emails WHERE id = ?1"))
         .and_then(|mut st| st.query_row([id], RawRow::read))
         .optional()
+}
+
+/// The recipients the sending limits count: the envelope's for a whole message, else To, Cc
+/// and Bcc.
+pub(crate) fn recipient_count(email: &NewEmail) -> i64 {
+    let n = match &email.mime {
+        Some(mime) => mime.recipients.len(),
+        None => email.message.recipients().count(),
+    };
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {

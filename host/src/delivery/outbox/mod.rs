@@ -29,6 +29,7 @@ mod owner;
 mod query;
 mod record;
 mod recovery;
+mod schedule;
 mod schema;
 
 #[cfg(test)]
@@ -45,8 +46,11 @@ pub use error::OutboxError;
 pub use group::GroupOutcome;
 pub use lifecycle::Claim;
 pub use record::{
-    Address, AttachmentRecord, EmailRecord, HeaderRecord, LastError, NewEmail, ReceiptRecord,
-    Status, Timestamp, UnknownStatus,
+    Address, AttachmentRecord, Door, EmailRecord, HeaderRecord, LastError, MimeSource, NewEmail,
+    ReceiptRecord, Status, Timestamp, UnknownStatus,
+};
+pub use schedule::{
+    Admission, AttemptOutcome, AttemptRecord, Candidate, DueEmail, Finish, Settled,
 };
 
 use owner::Owner;

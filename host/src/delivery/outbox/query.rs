@@ -3,7 +3,9 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde::de::DeserializeOwned;
 
-use super::record::{Address, EmailRecord, LastError, ReceiptRecord, Status, Timestamp};
+use super::record::{
+    Address, Door, EmailRecord, LastError, MimeSource, ReceiptRecord, Status, Timestamp,
+};
 use super::{Outbox, OutboxError};
 
 /// The columns [`from_row`] reads, in order.
@@ -11,7 +13,8 @@ pub(super) const COLUMNS: &str = "id, staff_id, provider, from_address, from_nam
      cc_json, bcc_json, reply_to_json, subject, body, html, attachments_json, headers_json, \
      status, attempts, error_kind, error_code, error_message, error_retry_after_ms, \
      receipt_message_id, receipt_request_id, receipt_detail, created_at, updated_at, sent_at, \
-     source_key";
+     source_key, door, message_id, mime_path, envelope_from, envelope_json, not_before, mailbox, \
+     recipient_count, first_attempt_at, reconcile_after, idempotency_key";
 
 /// An id prefix shorter than this must match exactly.
 const MIN_PREFIX: usize = 4;
@@ -73,6 +76,40 @@ impl Outbox {
         raw.map(RawRow::into_record).transpose()
     }
 
+    /// The email accepted under an HTTP API idempotency key, if any.
+    ///
+    /// # Errors
+    /// A database error, or an unreadable row.
+    pub fn find_by_idempotency_key(&self, key: &str) -> Result<Option<EmailRecord>, OutboxError> {
+        let sql = format!("SELECT {COLUMNS} FROM emails WHERE idempotency_key = ?1");
+        let raw = self
+            .conn()
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row([key], RawRow::read))
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        raw.map(RawRow::into_record).transpose()
+    }
+
+    /// Queued emails whose `not_before` has passed, soonest first, at most `limit`.
+    ///
+    /// # Errors
+    /// A database error, or an unreadable row.
+    pub fn due_records(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<EmailRecord>, OutboxError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM emails WHERE status = 'queued' AND not_before <= ?1 \
+             ORDER BY not_before, created_at, rowid LIMIT ?2"
+        );
+        self.select(
+            &sql,
+            params![now.millis(), i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
     /// Emails newest first, only those with `status` when given, at most `limit` when given.
     ///
     /// # Errors
@@ -124,7 +161,7 @@ impl Outbox {
             .collect()
     }
 
-    fn select(
+    pub(super) fn select(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
@@ -158,6 +195,15 @@ pub(super) struct RawRow {
     updated_at: i64,
     sent_at: Option<i64>,
     source_key: Option<String>,
+    door: String,
+    message_id: String,
+    mime: (Option<String>, Option<String>, String),
+    not_before: i64,
+    mailbox: Option<String>,
+    recipient_count: i64,
+    first_attempt_at: Option<i64>,
+    reconcile_after: Option<i64>,
+    idempotency_key: Option<String>,
 }
 
 impl RawRow {
@@ -188,6 +234,15 @@ impl RawRow {
             updated_at: row.get(24)?,
             sent_at: row.get(25)?,
             source_key: row.get(26)?,
+            door: row.get(27)?,
+            message_id: row.get(28)?,
+            mime: (row.get(29)?, row.get(30)?, row.get(31)?),
+            not_before: row.get(32)?,
+            mailbox: row.get(33)?,
+            recipient_count: row.get(34)?,
+            first_attempt_at: row.get(35)?,
+            reconcile_after: row.get(36)?,
+            idempotency_key: row.get(37)?,
         })
     }
 
@@ -221,7 +276,25 @@ impl RawRow {
                 detail: detail.unwrap_or_default(),
             }),
         };
+        let (mime_path, envelope_from, envelope_json) = self.mime;
+        let mime = match mime_path {
+            Some(path) => Some(MimeSource {
+                path,
+                envelope_from: envelope_from.unwrap_or_default(),
+                recipients: decode(&envelope_json).map_err(|e| bad("envelope_json", e))?,
+            }),
+            None => None,
+        };
         Ok(EmailRecord {
+            door: Door::parse(&self.door),
+            message_id: self.message_id,
+            mime,
+            not_before: Some(self.not_before).filter(|ms| *ms > 0).map(Timestamp),
+            mailbox: self.mailbox,
+            recipient_count: u32::try_from(self.recipient_count).unwrap_or(0),
+            first_attempt_at: self.first_attempt_at.map(Timestamp),
+            reconcile_after: self.reconcile_after.map(Timestamp),
+            idempotency_key: self.idempotency_key,
             staff_id: self.staff_id,
             provider: self.provider,
             from: Address {

@@ -213,6 +213,84 @@ pub struct NewEmail {
     pub message: Message,
     /// For send-batch: the key of the source line, unique across the store; `None` otherwise.
     pub source_key: Option<String>,
+    /// The door it came in by.
+    pub door: Door,
+    /// Its `Message-ID` header value (`<id@mailhost>` unless the client set one).
+    pub message_id: String,
+    /// For emails that came in as a whole message: the spooled file and its envelope.
+    pub mime: Option<MimeSource>,
+    /// HTTP API `Idempotency-Key`: a second email with the same key is refused.
+    pub idempotency_key: Option<String>,
+}
+
+impl NewEmail {
+    /// A new email from `door` with no batch key, MIME source or idempotency key, and the
+    /// Message-ID the message's headers give (else `<id@mailhost>`).
+    pub fn new(staff_id: &str, provider: &str, message: Message, door: Door) -> Self {
+        let message_id = message
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("Message-ID"))
+            .map(|h| h.value.to_string())
+            .unwrap_or_else(|| format!("<{}@mailhost>", message.id));
+        Self {
+            staff_id: staff_id.to_string(),
+            provider: provider.to_string(),
+            message,
+            source_key: None,
+            door,
+            message_id,
+            mime: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// The door an email came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Door {
+    /// `mailhost email send`.
+    Cli,
+    /// `mailhost email send-batch`.
+    Batch,
+    /// `mailhost sendmail`.
+    Sendmail,
+    /// The SMTP relay.
+    Smtp,
+    /// The HTTP API.
+    Http,
+}
+
+impl Door {
+    /// The lower-case name stored in mail.db.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cli => "cli",
+            Self::Batch => "batch",
+            Self::Sendmail => "sendmail",
+            Self::Smtp => "smtp",
+            Self::Http => "http",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Self {
+        [Self::Batch, Self::Sendmail, Self::Smtp, Self::Http]
+            .into_iter()
+            .find(|door| door.as_str() == text)
+            .unwrap_or(Self::Cli)
+    }
+}
+
+/// A whole RFC 5322 message kept in the spool, and the envelope it came with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MimeSource {
+    /// The spooled file.
+    pub path: String,
+    /// The envelope sender (may be empty).
+    pub envelope_from: String,
+    /// The envelope recipients (Bcc included).
+    pub recipients: Vec<String>,
 }
 
 /// A stored email.
@@ -260,6 +338,25 @@ pub struct EmailRecord {
     pub sent_at: Option<Timestamp>,
     /// For send-batch: the key of its source line.
     pub source_key: Option<String>,
+    /// The door it came in by.
+    pub door: Door,
+    /// Its `Message-ID` header value.
+    pub message_id: String,
+    /// For emails that came in as a whole message: the spooled file and envelope.
+    pub mime: Option<MimeSource>,
+    /// Not to be tried before this time (a sending limit, or a retry's backoff).
+    pub not_before: Option<Timestamp>,
+    /// The mailbox the sending limits counted it against (set when first claimed).
+    pub mailbox: Option<String>,
+    /// How many recipients it has (To, Cc and Bcc, or the envelope's).
+    pub recipient_count: u32,
+    /// When its first attempt began.
+    pub first_attempt_at: Option<Timestamp>,
+    /// While `unknown`: when the engine next asks the provider whether it was sent.
+    pub reconcile_after: Option<Timestamp>,
+    /// HTTP API `Idempotency-Key`.
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
 }
 
 impl EmailRecord {
@@ -287,16 +384,28 @@ impl EmailRecord {
                 })
                 .collect::<Vec<_>>()
                 .into(),
-            headers: self
-                .headers
-                .iter()
-                .map(|h| Header {
-                    name: h.name.as_str().into(),
-                    value: h.value.as_str().into(),
-                })
-                .collect::<Vec<_>>()
-                .into(),
+            headers: self.headers_with_message_id().into(),
         }
+    }
+
+    /// The custom headers, with `Message-ID` first when the stored headers lack it.
+    fn headers_with_message_id(&self) -> Vec<Header> {
+        let mut headers = Vec::with_capacity(self.headers.len() + 1);
+        let has_id = self
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("Message-ID"));
+        if !has_id && !self.message_id.is_empty() {
+            headers.push(Header {
+                name: "Message-ID".into(),
+                value: self.message_id.as_str().into(),
+            });
+        }
+        headers.extend(self.headers.iter().map(|h| Header {
+            name: h.name.as_str().into(),
+            value: h.value.as_str().into(),
+        }));
+        headers
     }
 
     /// Whether the email may be sent again without `--force`: it is queued, or it failed.

@@ -51,8 +51,14 @@ impl Outbox {
             tx.execute(
                 "UPDATE emails SET status = 'unknown', claim_owner = NULL, error_kind = ?2, \
                  error_code = '', error_message = ?3, error_retry_after_ms = NULL, \
-                 updated_at = ?4 WHERE id = ?1 AND status = 'sending'",
+                 updated_at = ?4, reconcile_after = ?4 WHERE id = ?1 AND status = 'sending'",
                 params![id, error.kind, error.message, now],
+            )
+            .map_err(|e| self.sql(e))?;
+            tx.execute(
+                "UPDATE attempts SET outcome = 'interrupted', ended_at = ?2 WHERE email_id = ?1 \
+                 AND outcome = 'sending'",
+                params![id, now],
             )
             .map_err(|e| self.sql(e))?;
             recovered.push(id);

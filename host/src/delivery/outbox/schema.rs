@@ -19,7 +19,10 @@ pub(crate) const APPLICATION_ID: i32 = 0x4d48_7374;
 
 /// The migrations, in order; migration `n` (1-based) brings the schema to version `n`.
 /// Append only: never edit or reorder a released migration.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_emails.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_emails.sql"),
+    include_str!("migrations/0002_engine.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -34,13 +34,20 @@ fn message(id: &str) -> Message {
     }
 }
 
+/// `message(id)` as a provider receives it: with the `Message-ID` the store gives every email.
+fn sent_form(id: &str) -> Message {
+    let mut message = message(id);
+    let mut headers: Vec<Header> = vec![Header {
+        name: "Message-ID".into(),
+        value: format!("<{id}@mailhost>").as_str().into(),
+    }];
+    headers.extend(message.headers.iter().cloned());
+    message.headers = headers.into();
+    message
+}
+
 pub(super) fn new_email(id: &str) -> NewEmail {
-    NewEmail {
-        staff_id: "adele".into(),
-        provider: "graph-email".into(),
-        message: message(id),
-        source_key: None,
-    }
+    NewEmail::new("adele", "graph-email", message(id), super::Door::Cli)
 }
 
 fn temp_db() -> (tempfile::TempDir, PathBuf) {
@@ -86,7 +93,7 @@ fn records_survive_reopen() {
     let outbox = Outbox::open(&path).expect("reopen");
     assert_eq!(outbox.get("e1").expect("get"), accepted);
     assert_eq!(accepted.status, Status::Queued);
-    assert_eq!(accepted.to_message(), message("e1"));
+    assert_eq!(accepted.to_message(), sent_form("e1"));
 }
 
 #[test]
@@ -197,7 +204,7 @@ fn lifecycle_queued_sending_sent() {
         (claim.record.status, claim.record.attempts),
         (Status::Sending, 1)
     );
-    assert_eq!(claim.message(), message("e1"));
+    assert_eq!(claim.message(), sent_form("e1"));
     let again = outbox.claim("e1").expect_err("double claim");
     assert!(matches!(
         again,
@@ -438,7 +445,7 @@ fn a_group_is_accepted_in_one_commit_leaving_out_lines_already_stored() {
     for id in ["g1", "g5"] {
         let record = reopened.get(id).expect("stored");
         assert_eq!(record.status, Status::Queued);
-        assert_eq!(record.to_message(), message(id));
+        assert_eq!(record.to_message(), sent_form(id));
     }
     assert!(reopened.get("g2").is_err() && reopened.get("g4").is_err());
     assert_eq!(reopened.list(None, None).expect("list").len(), 3);

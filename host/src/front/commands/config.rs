@@ -104,7 +104,7 @@ fn row_json(row: &SettingRow) -> Value {
 fn get(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
     let registry = registry::load(home)?;
     let entry = registry.require(plugin)?;
-    let decl = settings::find_decl(&entry.name, &entry.settings, key)?;
+    let decl = settings::find_decl(&entry.name, &settings::declarations(entry), key)?.clone();
     let stored = settings::load(home)?;
     let secrets = SecretStore::open(home)?;
     let rows = settings::rows(entry, &stored, &secrets)?;
@@ -127,8 +127,8 @@ fn get(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
 fn set(home: &Home, plugin: &str, key: &str, value: &str) -> Result<u8, Error> {
     let registry = registry::load(home)?;
     let entry = registry.require(plugin)?;
-    let decl = settings::find_decl(&entry.name, &entry.settings, key)?;
-    let value = settings::normalize("setting", &entry.name, decl, value)?;
+    let decl = settings::find_decl(&entry.name, &settings::declarations(entry), key)?.clone();
+    let value = settings::normalize("setting", &entry.name, &decl, value)?;
     if decl.secret {
         SecretStore::open(home)?.put(&secrets::setting_key(&entry.name, &decl.key), &value)?;
         remove_plain(home, &entry.name, &decl.key)?;
@@ -162,7 +162,7 @@ fn unset(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
     let registry = registry::load(home)?;
     let entry = registry.require(plugin)?;
     // An undeclared key may still be in the file (a hand edit, or an older plugin version).
-    let key = match settings::find_decl(&entry.name, &entry.settings, key) {
+    let key = match settings::find_decl(&entry.name, &settings::declarations(entry), key) {
         Ok(decl) => decl.key.clone(),
         Err(e) if settings::load(home)?.value(&entry.name, key).is_none() => return Err(e.into()),
         Err(_) => key.to_string(),

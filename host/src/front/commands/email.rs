@@ -13,19 +13,18 @@
 //!   once the cause is fixed; `unknown` when it may have been sent;
 //! - 0 when it was sent.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use mailhost_plugin_api::ProviderError;
+use mailhost_plugin_api::ErrorKind;
 use serde_json::{Value, json};
 
 use super::{OK, print, print_json, table, warn};
 use crate::config::home::Home;
-use crate::config::staff;
-use crate::delivery::compose::{self, Draft, Sender};
-use crate::delivery::dispatch::{Dispatcher, Route};
-use crate::delivery::outbox::{EmailRecord, NewEmail, Outbox, OutboxError, Status};
-use crate::error::{EXIT_FAILED, EXIT_OK, Error};
+use crate::delivery::compose::Draft;
+use crate::delivery::engine::{Drain, Engine, EngineOptions, Scope, StopSignal, Submission};
+use crate::delivery::outbox::{Door, EmailRecord, Outbox, OutboxError, Status};
+use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, Error};
 use crate::front::cli::{EmailCommand, SendArgs};
 use crate::front::terminal;
 
@@ -36,7 +35,7 @@ pub(crate) const BUSY_TIMEOUT_ENV: &str = "MAILHOST_DB_BUSY_TIMEOUT_MS";
 pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
     let outbox = open_store(home)?;
     match command {
-        EmailCommand::Send(args) => send(home, &outbox, &args),
+        EmailCommand::Send(args) => send(&engine(home, outbox)?, &args),
         EmailCommand::List {
             status,
             limit,
@@ -46,17 +45,35 @@ pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
         EmailCommand::Retry {
             id: Some(id),
             force,
+            max_wait,
             json,
             ..
-        } => retry_one(home, &outbox, &id, force, json),
+        } => retry_one(&engine(home, outbox)?, &id, force, max_wait, json),
         EmailCommand::Retry {
             id: None,
             force,
+            max_wait,
             json,
             ..
-        } => retry_failed(home, &outbox, force, json),
-        EmailCommand::SendBatch(args) => super::batch::run(home, &outbox, &args),
+        } => retry_failed(&engine(home, outbox)?, force, max_wait, json),
+        EmailCommand::SendBatch(args) => super::batch::run(home, outbox, &args),
+        EmailCommand::Flush { max_wait, json } => flush(&engine(home, outbox)?, max_wait, json),
+        EmailCommand::Reconcile { id, json, .. } => {
+            reconcile(&engine(home, outbox)?, id.as_deref(), json)
+        }
     }
+}
+
+/// The delivery engine of this command over `outbox`.
+///
+/// # Errors
+/// The secret store cannot be opened safely.
+pub(crate) fn engine(home: &Home, outbox: Outbox) -> Result<Arc<Engine>, Error> {
+    Ok(Arc::new(Engine::new(
+        home,
+        Arc::new(outbox),
+        EngineOptions::default(),
+    )?))
 }
 
 /// Opens `HOME/mail.db` (busy timeout from [`BUSY_TIMEOUT_ENV`], else the store's default) and
@@ -75,7 +92,7 @@ pub(crate) fn open_store(home: &Home) -> Result<Outbox, Error> {
     let outbox = Outbox::open_with_timeout(home.mail_db_path(), timeout)?;
     for id in outbox.recover_interrupted()? {
         warn(&format!(
-            "email {id} was being sent by a mailhost process that stopped, so it may or may not have been sent; it is now 'unknown': run `mailhost email show {id}`"
+            "email {id} was being sent by a mailhost process that stopped, so it may or may not have been sent; it is now 'unknown' and will be reconciled with its provider where the provider can tell: run `mailhost email reconcile {id}` or `mailhost email show {id}`"
         ));
     }
     Ok(outbox)
@@ -98,88 +115,81 @@ pub(crate) fn draft_of(args: &SendArgs) -> Draft {
     }
 }
 
-/// Saves and sends one email: validates `draft` (nothing is recorded if it is wrong), records
-/// it as `queued`, resolves the staff member's provider and sends. A provider that cannot be
-/// used (disabled, unregistered, refused, misconfigured) does not lose the email: it is kept as
-/// `failed` with that error. Returns the final record.
+/// Records one email (nothing is recorded if the input is wrong; no provider code runs before
+/// it is committed) and, unless `queue`, sends it now, waiting up to `max_wait` for a sending
+/// limit or a short retry. Returns the record as it then is.
 ///
 /// # Errors
-/// Exit-2 input errors (unknown staff member, bad draft) before anything is recorded; store
-/// errors.
+/// Exit-2 input errors before anything is recorded; store errors.
 pub(crate) fn submit(
-    home: &Home,
-    outbox: &Outbox,
+    engine: &Engine,
     staff_id: &str,
     draft: &Draft,
+    queue: bool,
+    max_wait: Duration,
 ) -> Result<EmailRecord, Error> {
-    let staff_file = staff::load(home)?;
-    let record = staff_file.require(staff_id)?;
-    let sender = Sender {
-        email: record.email.clone(),
-        name: record.name.clone(),
-    };
-    let id = compose::new_email_id();
-    let message = compose::compose(draft, &sender, &id)?;
-    let route = Dispatcher::new(home).and_then(|d| d.prepare(staff_id));
-    let provider = match &route {
-        Ok(route) => route.provider_name().to_string(),
-        Err(_) => record.provider.clone(),
-    };
-    outbox.accept(&NewEmail {
-        staff_id: staff_id.to_string(),
-        provider,
-        message,
-        source_key: None,
-    })?;
-    match route {
-        Ok(route) => deliver(outbox, &route, &id, false),
-        Err(error) => {
-            outbox.finish_failed(&id, &not_ready(&error))?;
-            Ok(outbox.get(&id)?)
-        }
+    let record = engine.submit(&Submission::new(staff_id, draft.clone(), Door::Cli))?;
+    if queue {
+        return Ok(record);
     }
+    engine.send_now(&record.id, max_wait)
 }
 
-/// The stored error of an email whose provider could not be used.
-fn not_ready(error: &Error) -> ProviderError {
-    ProviderError::configuration(format!("the provider could not be used: {error}"))
-        .with_code("PROVIDER_NOT_READY")
-}
-
-/// Claims a stored email, hands it to the provider and records the outcome; returns the final
-/// record.
-fn deliver(outbox: &Outbox, route: &Route, id: &str, force: bool) -> Result<EmailRecord, Error> {
-    let claim = if force {
-        outbox.claim_forced(id)?
-    } else {
-        outbox.claim(id)?
-    };
-    match route.send(&claim.message()) {
-        Ok(receipt) => outbox.finish_sent(id, &receipt)?,
-        Err(error) => {
-            outbox.finish_failed(id, &error)?;
+fn send(engine: &Arc<Engine>, args: &SendArgs) -> Result<u8, Error> {
+    let record = submit(
+        engine,
+        &args.staff,
+        &draft_of(args),
+        args.queue,
+        args.max_wait,
+    )?;
+    if args.queue && record.status == Status::Queued {
+        if args.json {
+            print_json(&outcome_json(&record))?;
+        } else {
+            print(&format!(
+                "queued {}: `mailhost serve` or `mailhost email flush` sends it",
+                record.id
+            ))?;
         }
+        return OK;
     }
-    Ok(outbox.get(id)?)
+    report(engine, &record, args.json)
 }
 
-fn send(home: &Home, outbox: &Outbox, args: &SendArgs) -> Result<u8, Error> {
-    let record = submit(home, outbox, &args.staff, &draft_of(args))?;
-    report(&record, args.json)
-}
-
-/// Prints the outcome of a send or retry; a record not `sent` is an exit-1 error whose message
-/// says what to do next.
-fn report(record: &EmailRecord, json: bool) -> Result<u8, Error> {
+/// Prints the outcome of a send or retry: 0 when sent, 75 when kept queued (saying until when
+/// and why), else an exit-1 error whose message says what to do next.
+fn report(engine: &Engine, record: &EmailRecord, json: bool) -> Result<u8, Error> {
     if json {
         print_json(&outcome_json(record))?;
     } else if record.status == Status::Sent {
         print(&terminal::escape(&sent_line(record)))?;
     }
+    if record.status == Status::Queued {
+        super::warn(&queued_text(engine, record));
+        return Ok(EXIT_TEMPFAIL);
+    }
     match outcome_error(record) {
         Some(text) => Err(Error::Failed(text)),
         None => OK,
     }
+}
+
+/// Why an email is still queued and when it may go.
+pub(crate) fn queued_text(engine: &Engine, record: &EmailRecord) -> String {
+    let when = record.not_before.map_or_else(
+        || "as soon as possible".to_string(),
+        |at| format!("at {at}"),
+    );
+    let why = match &record.error {
+        Some(error) => format!("the last attempt failed ({error}) and will be retried"),
+        None => crate::front::commands::limits::hold_reason(engine, record)
+            .unwrap_or_else(|| "a sending limit of its mailbox holds it".to_string()),
+    };
+    format!(
+        "email {} is kept queued: {why}; it may go {when}. `mailhost serve` sends it then, or run `mailhost email flush`",
+        record.id
+    )
 }
 
 /// `sent ID through PROVIDER: DETAIL`.
@@ -207,7 +217,7 @@ fn outcome_error(record: &EmailRecord) -> Option<String> {
     match record.status {
         Status::Sent => None,
         Status::Unknown => Some(format!(
-            "email {id} may or may not have been sent by {} ({why}); it is kept as unknown: check the recipient's mailbox, and if it did not arrive run `mailhost email retry {id} --force`",
+            "email {id} may or may not have been sent by {} ({why}); it is kept as unknown: run `mailhost email reconcile {id}`, or check the recipient's mailbox and if it did not arrive run `mailhost email retry {id} --force`",
             record.provider
         )),
         _ => Some(format!(
@@ -218,7 +228,8 @@ fn outcome_error(record: &EmailRecord) -> Option<String> {
 }
 
 /// The `--json` object of a send or retry: id, status, provider, staff, from, to, subject,
-/// attempts, receipt and error (`{kind, code, message, retry_after_ms}`).
+/// attempts, receipt, error (`{kind, code, message, retry_after_ms}`) and, while queued,
+/// `not_before`.
 pub(crate) fn outcome_json(record: &EmailRecord) -> Value {
     json!({
         "id": record.id,
@@ -231,6 +242,7 @@ pub(crate) fn outcome_json(record: &EmailRecord) -> Value {
         "attempts": record.attempts,
         "receipt": record.receipt,
         "error": record.error,
+        "not_before": record.not_before,
     })
 }
 
@@ -294,11 +306,30 @@ fn shorten(text: &str, max: usize) -> String {
 
 fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
     let record = outbox.get(id)?;
+    let attempts = outbox.attempts(&record.id)?;
     if json {
-        let value = serde_json::to_value(&record).map_err(|e| Error::Output(e.into()))?;
+        let mut value = serde_json::to_value(&record).map_err(|e| Error::Output(e.into()))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "attempt_log".into(),
+                serde_json::to_value(&attempts).map_err(|e| Error::Output(e.into()))?,
+            );
+        }
         return print_json(&value).map(|()| EXIT_OK);
     }
-    print(&describe(&record))?;
+    let mut text = describe(&record);
+    for a in &attempts {
+        let error = a
+            .error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "\nattempt {}:   {} at {}{error}",
+            a.attempt, a.outcome, a.started_at
+        ));
+    }
+    print(&super::terminal_safe(&text))?;
     OK
 }
 
@@ -337,6 +368,16 @@ fn describe(r: &EmailRecord) -> String {
     }
     for h in &r.headers {
         lines.push(format!("header:      {}: {}", h.name, h.value));
+    }
+    if let Some(at) = r.not_before {
+        lines.push(format!("not before:  {at}"));
+    }
+    if let Some(mailbox) = &r.mailbox {
+        lines.push(format!("mailbox:     {mailbox}"));
+    }
+    lines.push(format!("came in by:  {}", r.door.as_str()));
+    if !r.message_id.is_empty() {
+        lines.push(format!("message-id:  {}", r.message_id));
     }
     lines.push(format!("created:     {}", r.created_at));
     lines.push(format!("updated:     {}", r.updated_at));
@@ -388,87 +429,59 @@ fn next_step(r: &EmailRecord) -> Option<String> {
 }
 
 /// `email retry ID [--force]`.
-fn retry_one(home: &Home, outbox: &Outbox, id: &str, force: bool, json: bool) -> Result<u8, Error> {
-    let record = outbox.get(id)?;
-    if !force && matches!(record.status, Status::Sent | Status::Unknown) {
-        return Err(OutboxError::NotClaimable {
-            id: record.id,
-            status: record.status,
-            owner_alive: false,
-        }
-        .into());
-    }
-    let dispatcher = Dispatcher::new(home)?;
-    let record = retry(outbox, &dispatcher, &record, force, &mut HashMap::new())?;
-    report(&record, json)
-}
-
-/// Routes already resolved in this run, by staff ID (an error is kept as its text).
-type Routes = HashMap<String, Result<Route, String>>;
-
-/// Sends a stored email again through its staff member's current provider; a provider that
-/// cannot be used is recorded as the email's error (for a `queued` or `failed` email).
-fn retry(
-    outbox: &Outbox,
-    dispatcher: &Dispatcher,
-    record: &EmailRecord,
+fn retry_one(
+    engine: &Arc<Engine>,
+    id: &str,
     force: bool,
-    routes: &mut Routes,
-) -> Result<EmailRecord, Error> {
-    let route = routes.entry(record.staff_id.clone()).or_insert_with(|| {
-        dispatcher
-            .prepare(&record.staff_id)
-            .map_err(|e| e.to_string())
-    });
-    match route {
-        Ok(route) => deliver(outbox, route, &record.id, force),
-        Err(text) => {
-            if record.is_retryable() {
-                outbox.finish_failed(&record.id, &not_ready(&Error::Usage(text.clone())))?;
-                Ok(outbox.get(&record.id)?)
-            } else {
-                Err(Error::Usage(text.clone()))
-            }
-        }
-    }
+    max_wait: Duration,
+    json: bool,
+) -> Result<u8, Error> {
+    let record = engine.retry(id, force)?;
+    let record = engine.send_now(&record.id, max_wait)?;
+    report(engine, &record, json)
 }
 
-/// Whether a failed email's error is one that sending again cannot fix: the configuration,
-/// a recipient or the message itself must change first. (A provider that could not be used
-/// at all, `PROVIDER_NOT_READY`, is retried: enabling or fixing the plugin is the fix.)
+/// Error kinds a retry cannot fix by itself: `email retry --failed` passes over them unless
+/// `--force` (the user fixed the cause).
+const PERMANENT: [ErrorKind; 3] = [
+    ErrorKind::CONFIGURATION,
+    ErrorKind::INVALID_MESSAGE,
+    ErrorKind::RECIPIENT,
+];
+
 fn is_permanent(record: &EmailRecord) -> bool {
     record.error.as_ref().is_some_and(|e| {
-        let kind = e.kind.as_str();
-        e.code != "PROVIDER_NOT_READY"
-            && ["configuration", "recipient", "invalid-message"].contains(&kind)
+        ErrorKind::from_name(&e.kind).is_some_and(|kind| PERMANENT.contains(&kind))
+            && e.code != "PROVIDER_NOT_READY"
     })
 }
 
 /// `email retry --failed [--force]`: every failed email, oldest first, one line each, then a
-/// summary. Emails whose error is permanent are skipped (and counted) unless `force`.
-fn retry_failed(home: &Home, outbox: &Outbox, force: bool, json: bool) -> Result<u8, Error> {
-    let mut failed = outbox.list(Some(Status::Failed), None)?;
+/// summary.
+fn retry_failed(
+    engine: &Arc<Engine>,
+    force: bool,
+    max_wait: Duration,
+    json: bool,
+) -> Result<u8, Error> {
+    let mut failed = engine.outbox().list(Some(Status::Failed), None)?;
     failed.reverse();
-    let before = failed.len();
-    if !force {
-        failed.retain(|r| !is_permanent(r));
-    }
-    let skipped = before - failed.len();
-    let dispatcher = Dispatcher::new(home)?;
-    let mut routes = Routes::new();
-    let (mut sent, mut not_sent) = (0u64, 0u64);
+    let (retry, skipped): (Vec<_>, Vec<_>) =
+        failed.into_iter().partition(|r| force || !is_permanent(r));
+    let (mut sent, mut not_sent, mut queued) = (0u64, 0u64, 0u64);
     let mut results = Vec::new();
-    for record in &failed {
-        let done = match retry(outbox, &dispatcher, record, false, &mut routes) {
-            Ok(done) => done,
+    for record in &retry {
+        match engine.retry(&record.id, false) {
+            Ok(_) => {}
             // Another process took it meanwhile: leave it to that process.
             Err(Error::Outbox(OutboxError::NotClaimable { .. })) => continue,
             Err(error) => return Err(error),
-        };
-        if done.status == Status::Sent {
-            sent += 1;
-        } else {
-            not_sent += 1;
+        }
+        let done = engine.send_now(&record.id, max_wait)?;
+        match done.status {
+            Status::Sent => sent += 1,
+            Status::Queued => queued += 1,
+            _ => not_sent += 1,
         }
         if json {
             results.push(outcome_json(&done));
@@ -486,20 +499,22 @@ fn retry_failed(home: &Home, outbox: &Outbox, force: bool, json: bool) -> Result
         }
     }
     if json {
-        print_json(
-            &json!({ "retried": failed.len(), "sent": sent, "failed": not_sent, "skipped": skipped, "results": results }),
-        )?;
-    } else if failed.is_empty() && skipped == 0 {
+        print_json(&json!({
+            "retried": retry.len(), "sent": sent, "failed": not_sent, "queued": queued,
+            "skipped": skipped.len(), "results": results
+        }))?;
+    } else if retry.is_empty() && skipped.is_empty() {
         print("no failed emails to retry")?;
     } else {
         print(&format!(
-            "retried {}: sent {sent}, not sent {not_sent}",
-            failed.len()
+            "retried {}: sent {sent}, not sent {not_sent}, queued {queued}",
+            retry.len()
         ))?;
     }
-    if skipped > 0 && !json {
+    if !skipped.is_empty() && !json {
         warn(&format!(
-            "skipped {skipped} failed email(s) whose error sending again cannot fix (configuration, recipient or invalid message): fix the cause, then `mailhost email retry ID`, or `mailhost email retry --failed --force` to send them all"
+            "skipped {} failed emails whose error a retry cannot fix by itself (configuration, invalid message or recipient): fix the cause, then `mailhost email retry --failed --force` or `mailhost email retry ID`",
+            skipped.len()
         ));
     }
     if not_sent > 0 {
@@ -508,5 +523,103 @@ fn retry_failed(home: &Home, outbox: &Outbox, force: bool, json: bool) -> Result
         }
         return Ok(EXIT_FAILED);
     }
+    if queued > 0 {
+        return Ok(EXIT_TEMPFAIL);
+    }
     OK
+}
+
+/// `email flush [--max-wait D]`: sends every due email, then reports what is left.
+fn flush(engine: &Arc<Engine>, max_wait: Duration, json: bool) -> Result<u8, Error> {
+    let before = engine.metrics().snapshot();
+    let summary = engine.drain(
+        &Scope::All,
+        &Drain {
+            max_wait,
+            producing: None,
+        },
+        &StopSignal::new(),
+    )?;
+    let after = engine.metrics().snapshot();
+    let (sent, failed, unknown) = (
+        after.sent - before.sent,
+        after.failed - before.failed,
+        after.unknown - before.unknown,
+    );
+    if json {
+        print_json(&json!({
+            "sent": sent, "failed": failed, "unknown": unknown,
+            "queued": summary.queued, "next_due": summary.next_due,
+        }))?;
+    } else {
+        let mut line = format!(
+            "flushed: sent {sent}, failed {failed}, unknown {unknown}, still queued {}",
+            summary.queued
+        );
+        if let Some(at) = summary.next_due.filter(|_| summary.queued > 0) {
+            line.push_str(&format!(" (the next may go at {at})"));
+        }
+        print(&line)?;
+    }
+    if failed + unknown > 0 {
+        Ok(EXIT_FAILED)
+    } else if summary.queued > 0 {
+        Ok(EXIT_TEMPFAIL)
+    } else {
+        OK
+    }
+}
+
+/// `email reconcile ID | --all`.
+fn reconcile(engine: &Arc<Engine>, id: Option<&str>, json: bool) -> Result<u8, Error> {
+    let ids: Vec<String> = match id {
+        Some(id) => {
+            let record = engine.outbox().get(id)?;
+            if record.status != Status::Unknown {
+                return Err(Error::Usage(format!(
+                    "email {} is {}, not unknown: only unknown emails are reconciled",
+                    record.id, record.status
+                )));
+            }
+            vec![record.id]
+        }
+        None => engine
+            .outbox()
+            .list(Some(Status::Unknown), None)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    };
+    let summary = engine.reconcile_ids(&ids)?;
+    if json {
+        let value = serde_json::to_value(&summary).map_err(|e| Error::Output(e.into()))?;
+        print_json(&value)?;
+    } else {
+        for (id, detail) in &summary.details {
+            print(&format!("{id}: {}", super::terminal_safe(detail)))?;
+        }
+        print(&format!(
+            "reconciled {}: sent {}, queued again {}, still unknown {}",
+            ids.len(),
+            summary.sent,
+            summary.requeued,
+            summary.unknown
+        ))?;
+    }
+    if summary.requeued > 0 {
+        // Proven not sent: send them now, as `email flush` would.
+        for (id, _) in &summary.details {
+            if engine.outbox().get(id)?.status == Status::Queued {
+                let record = engine.send_now(id, Duration::ZERO)?;
+                if !json {
+                    print(&format!("{}: {}", record.id, record.status))?;
+                }
+            }
+        }
+    }
+    if summary.unknown > 0 {
+        Ok(EXIT_FAILED)
+    } else {
+        OK
+    }
 }

@@ -5,6 +5,7 @@ mod batch;
 mod check;
 mod config;
 pub(crate) mod email;
+pub(crate) mod limits;
 mod login;
 mod plugin;
 mod staff;
@@ -43,6 +44,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
+        Command::Limits { json } => limits::run(&home, json),
+        Command::Serve(args) => crate::front::serve::run(&home, &args),
         Command::Demo(_) | Command::ProviderChild { .. } => OK,
     }
 }
@@ -82,6 +85,12 @@ pub(crate) fn read_stdin_line(flag: &str, what: &str) -> Result<String, Error> {
         )));
     }
     Ok(value.to_string())
+}
+
+/// `text` with control characters other than newline and tab (ANSI escapes, CR, bells) shown
+/// as `\u{..}` escapes, so provider- or client-supplied text cannot redraw the terminal.
+pub(crate) fn terminal_safe(text: &str) -> String {
+    terminal::escape_keeping_lines(text)
 }
 
 /// Prints a warning on stderr.
@@ -139,6 +148,13 @@ pub(crate) const OK: Result<u8, Error> = Ok(EXIT_OK);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(terminal_safe("ok\x1b[2Jsent"), "ok\\u{1b}[2Jsent");
+        assert_eq!(terminal_safe("a\nb\tc"), "a\nb\tc");
+        assert_eq!(terminal_safe("x\ry"), "x\\u{d}y");
+    }
 
     #[test]
     fn tables_align() {

@@ -93,6 +93,7 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
                     staff_fields: Vec::new(),
                     isolation: Isolation::Process,
                     crashes: Vec::new(),
+                    limits: Vec::new(),
                     quarantine: None,
                 };
                 pin(&mut entry, &plugin, &print_);
@@ -143,6 +144,13 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
 /// Copies the loaded plugin's description and the file's fingerprint into `entry`.
 fn pin(entry: &mut PluginEntry, plugin: &Provider, print_: &loader::Fingerprint) {
     entry.set_description(plugin.info(), plugin.api_version());
+    match plugin.limits() {
+        Ok(limits) => entry.set_limits(&limits),
+        Err(e) => log::warn!(
+            "plugin '{}' could not state its sending limits ({e}); none are enforced for it",
+            entry.name
+        ),
+    }
     entry.sha256 = print_.sha256.clone();
     entry.size = print_.size;
     entry.mtime = print_.mtime;

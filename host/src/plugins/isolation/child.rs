@@ -113,6 +113,7 @@ impl Child {
                     (sign_out, functions::SIGN_OUT),
                     (plugin.has_api_1_2(), functions::API_1_2),
                     (plugin.accepts_mime(), functions::MIME),
+                    (plugin.reconciles(), functions::RECONCILE),
                 ] {
                     if has {
                         bits |= bit;

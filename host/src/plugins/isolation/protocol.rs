@@ -123,6 +123,8 @@ pub mod functions {
     pub const API_1_2: u32 = 1 << 2;
     /// API 1.2 `send_mime` with the `mime` capability.
     pub const MIME: u32 = 1 << 3;
+    /// API 1.2 `reconcile` with the `reconcile` capability.
+    pub const RECONCILE: u32 = 1 << 4;
 }
 
 /// The library loaded and described itself.

@@ -129,14 +129,16 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
             "the subject contains a line break",
         ));
     }
-    if message.headers.len() > MAX_CUSTOM_HEADERS {
+    let custom = message.custom_headers().count();
+    if custom > MAX_CUSTOM_HEADERS {
         return Err(ProviderError::invalid_message(format!(
-            "the email has {} custom headers; Microsoft Graph accepts at most {MAX_CUSTOM_HEADERS}: remove some",
-            message.headers.len()
+            "the email has {custom} custom headers; Microsoft Graph accepts at most {MAX_CUSTOM_HEADERS}: remove some"
         ))
         .with_code("InvalidInternetMessageHeaderCollection"));
     }
-    for header in message.headers.iter() {
+    // The host's Message-ID is not a custom header: Graph gives the message its own
+    // internetMessageId, and the message is found again by its extended property.
+    for header in message.custom_headers() {
         let name = header.name.as_str();
         let valid_name = name.len() > 2
             && name[..2].eq_ignore_ascii_case("x-")
@@ -287,11 +289,10 @@ pub fn message_json(message: &Message, route: &Route) -> Value {
             json[key] = recipients(list);
         }
     }
-    if !message.headers.is_empty() {
+    if message.custom_headers().next().is_some() {
         json["internetMessageHeaders"] = Value::Array(
             message
-                .headers
-                .iter()
+                .custom_headers()
                 .map(|h| json!({ "name": h.name.as_str(), "value": h.value.as_str() }))
                 .collect(),
         );
