@@ -62,8 +62,14 @@ fn main() {
     let iso = per_send(&isolated, &request, sends);
     let inp = per_send(&in_process, &request, sends);
     println!("per send ({sends} sends each, one thread):");
-    println!("  in process:   median {:>8.2} µs, p99 {:>8.2} µs", inp.0, inp.1);
-    println!("  isolated:     median {:>8.2} µs, p99 {:>8.2} µs", iso.0, iso.1);
+    println!(
+        "  in process:   median {:>8.2} µs, p99 {:>8.2} µs",
+        inp.0, inp.1
+    );
+    println!(
+        "  isolated:     median {:>8.2} µs, p99 {:>8.2} µs",
+        iso.0, iso.1
+    );
     println!(
         "  overhead of isolation: {:.2} µs at the median (target < 100 µs)",
         iso.0 - inp.0
@@ -141,7 +147,12 @@ fn per_send(provider: &Provider, request: &SendRequest, sends: u64) -> (f64, f64
 }
 
 /// Sends per second with `threads` threads sending `each` at once, and wall time per send.
-fn concurrent(provider: &Arc<Provider>, request: &SendRequest, threads: u64, each: u64) -> (f64, f64) {
+fn concurrent(
+    provider: &Arc<Provider>,
+    request: &SendRequest,
+    threads: u64,
+    each: u64,
+) -> (f64, f64) {
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {

@@ -244,6 +244,20 @@ impl Provider {
         }
     }
 
+    /// Whether this handle still serves `entry` as the registry has it now: same file, same
+    /// pinned hash and isolation mode, and (isolated) not quarantined by an earlier crash that
+    /// the user has since lifted.
+    pub fn serves(&self, entry: &crate::plugins::registry::PluginEntry) -> bool {
+        self.isolation() == entry.isolation
+            && self.path() == entry.path
+            && match &self.backend {
+                Backend::InProcess(_) => true,
+                Backend::Isolated(s) => {
+                    s.sha256() == Some(entry.sha256.as_str()) && !s.is_quarantined()
+                }
+            }
+    }
+
     /// The provider process's id, when it runs in one.
     pub fn pid(&self) -> Option<u32> {
         match &self.backend {

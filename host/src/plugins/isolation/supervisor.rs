@@ -130,6 +130,16 @@ impl Supervisor {
         &self.target.path
     }
 
+    /// The SHA-256 the child checks the file against (none when inspecting).
+    pub fn sha256(&self) -> Option<&str> {
+        self.target.sha256.as_deref()
+    }
+
+    /// Whether this supervisor quarantined its plugin (it then starts no child).
+    pub fn is_quarantined(&self) -> bool {
+        self.lock().quarantined.is_some()
+    }
+
     /// What the library said about itself when it loaded.
     pub fn loaded(&self) -> &Loaded {
         &self.loaded

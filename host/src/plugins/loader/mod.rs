@@ -114,8 +114,7 @@ impl Loader {
     fn provider_unchecked_state(&self, entry: &PluginEntry) -> Result<Arc<Provider>, LoadError> {
         let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(provider) = providers.get(&entry.name)
-            && provider.isolation() == entry.isolation
-            && provider.path() == entry.path
+            && provider.serves(entry)
         {
             return Ok(provider.clone());
         }
