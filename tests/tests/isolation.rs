@@ -380,3 +380,30 @@ fn secrets_are_redacted_from_plugin_logs_in_every_form() {
     let column: String = stderr.lines().filter_map(|l| l.split('|').nth(1)).collect();
     assert!(!column.contains(&token[..12]), "{column}");
 }
+
+#[test]
+fn plugin_check_catches_a_secret_split_across_hex_dump_rows() {
+    let home = Home::new();
+    let path = home.install(&fixture_path("fault-leaky-log"));
+    let output = home.run_env(
+        &["plugin", "check", path.to_str().unwrap(), "--json"],
+        &[("MAILHOST_FIXTURE_ONLY_HEX_DUMP", "1")],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let leak = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "no-secrets-in-logs")
+        .cloned()
+        .unwrap();
+    assert_eq!(leak["status"], "fail", "{report:#}");
+    assert!(
+        leak["detail"]
+            .as_str()
+            .unwrap()
+            .contains("secret setting 'Token'"),
+        "{leak:#}"
+    );
+}

@@ -109,7 +109,21 @@ impl Supervisor {
         home: Option<&Home>,
         services: PluginServices,
     ) -> Result<Self, LoadError> {
-        let (running, loaded) = launch(&target, exe, &services)?;
+        let (running, loaded) = match launch(&target, exe, &services) {
+            Ok(started) => started,
+            Err(LoadError::Crashed { who, how }) => {
+                // A crash while loading counts towards quarantine like one while sending.
+                let notice = home
+                    .and_then(|home| record(home, &target, &how))
+                    .map(|reason| format!("; {reason}, so it is now quarantined"))
+                    .unwrap_or_default();
+                return Err(LoadError::Crashed {
+                    who,
+                    how: format!("{how}{notice}"),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         services.set_name(&loaded.info.name);
         Ok(Self {
             target,
@@ -229,6 +243,11 @@ impl Supervisor {
             }
             Err(e) => {
                 state.crashes.push(Instant::now());
+                if let (LoadError::Crashed { how, .. }, Some(home)) = (&e, &self.home)
+                    && let Some(reason) = record(home, &self.target, how)
+                {
+                    state.quarantined = Some(reason);
+                }
                 Err(ProviderError::internal(format!(
                     "the provider process of '{}' could not be restarted: {e}",
                     self.name()
@@ -253,24 +272,18 @@ impl Supervisor {
             return String::new();
         }
         state.crashes.push(Instant::now());
-        let (Some(home), Some(name), Some(sha256)) =
-            (&self.home, &self.target.name, &self.target.sha256)
-        else {
+        let Some(home) = &self.home else {
             return String::new();
         };
-        let now = crate::config::time::unix_seconds(std::time::SystemTime::now());
-        match quarantine::record_crash(home, name, sha256, how, now) {
-            Ok(Some(reason)) => {
+        match record(home, &self.target, how) {
+            Some(reason) => {
                 state.quarantined = Some(reason.clone());
+                let name = self.name();
                 format!(
                     "; {reason}, so plugin '{name}' is now quarantined: fix it, then `mailhost plugin enable {name}`"
                 )
             }
-            Ok(None) => String::new(),
-            Err(e) => {
-                log::warn!("cannot record the crash of plugin '{name}': {e}");
-                String::new()
-            }
+            None => String::new(),
         }
     }
 
@@ -307,6 +320,19 @@ impl Drop for Supervisor {
             child.reap();
         }
     }
+}
+
+/// Records a crash of `target`'s provider process in `home`'s registry; the quarantine's reason
+/// when this crash set it.
+fn record(home: &Home, target: &Target, how: &str) -> Option<String> {
+    let (Some(name), Some(sha256)) = (&target.name, &target.sha256) else {
+        return None;
+    };
+    let now = crate::config::time::unix_seconds(std::time::SystemTime::now());
+    quarantine::record_crash(home, name, sha256, how, now).unwrap_or_else(|e| {
+        log::warn!("cannot record the crash of plugin '{name}': {e}");
+        None
+    })
 }
 
 /// The delay before restart number `crashes` (1 = after the first crash): none, then 250 ms
