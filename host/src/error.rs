@@ -62,6 +62,15 @@ pub enum Error {
     /// A send-batch could not run to the end (file unreadable: exit 2; store locked: exit 1).
     #[error(transparent)]
     Batch(#[from] crate::delivery::batch::BatchError),
+    /// Mail or secrets readable by other users (exit 2).
+    #[error(transparent)]
+    Permissions(#[from] crate::config::permissions::UnsafePermissions),
+    /// The audit trail could not be written or read.
+    #[error(transparent)]
+    Audit(#[from] crate::config::audit::AuditError),
+    /// A purge failed (the store: exit 1 when locked; a spool folder: exit 2).
+    #[error(transparent)]
+    Retention(#[from] crate::delivery::retention::RetentionError),
     /// Writing to standard output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -80,6 +89,11 @@ impl Error {
             Self::Failed(_) => EXIT_FAILED,
             Self::Outbox(e) if store_failed(e) => EXIT_FAILED,
             Self::Batch(crate::delivery::batch::BatchError::Store(e)) if store_failed(e) => {
+                EXIT_FAILED
+            }
+            Self::Retention(crate::delivery::retention::RetentionError::Outbox(e))
+                if store_failed(e) =>
+            {
                 EXIT_FAILED
             }
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,

@@ -12,6 +12,8 @@ use mailhost::front::commands;
 use mailhost::front::terminal;
 
 fn main() -> ExitCode {
+    // Every file this process creates starts private (mail.db's WAL and SHM included).
+    mailhost::config::files::restrict_umask();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .target(env_logger::Target::Stderr)
         .init();

@@ -189,6 +189,13 @@ impl Home {
             .prefix("mailhost-test-")
             .tempdir()
             .expect("create a temporary home");
+        // As `mailhost` creates a home: private (tempfile leaves the umask's mode).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+                .expect("make the temporary home private");
+        }
         Self { dir }
     }
 

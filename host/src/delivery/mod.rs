@@ -2,7 +2,7 @@
 //! [`Message`](mailhost_plugin_api::Message) ([`compose`]), routing a staff member's email to its
 //! provider ([`dispatch`]), the spool of accepted emails' files ([`spool`]), the sending limits
 //! ([`limits`]) and the one engine that sends every email ([`engine`]); [`batch`] reads
-//! `send-batch` files into it.
+//! `send-batch` files into it; [`retention`] purges what the home's policy no longer keeps.
 
 pub mod batch;
 pub mod compose;
@@ -10,4 +10,5 @@ pub mod dispatch;
 pub mod engine;
 pub mod limits;
 pub mod outbox;
+pub mod retention;
 pub mod spool;

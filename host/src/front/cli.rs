@@ -14,6 +14,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "MAILHOST_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Run even when mail or secrets under the home are readable by other users (they are
+    /// reported; fix them with the `chmod` shown).
+    #[arg(long, global = true)]
+    pub allow_unsafe_permissions: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -44,6 +49,18 @@ pub enum Command {
     /// Email Maintenance: send email, list, show and retry stored emails, send a batch.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// The secret store: list the names (never values) and move them between backends.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// The audit trail: who changed the configuration, when, what (never secret values).
+    Audit {
+        /// Only entries since this long ago (`7d`, `12h`) or this time (RFC 3339, `2026-12-01`).
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
     /// a temporary home, send an email with an attachment and show what arrived.
     Demo(DemoArgs),
@@ -204,18 +221,21 @@ pub enum ConfigCommand {
         /// The setting key.
         key: String,
     },
-    /// Set a setting.
+    /// Set a setting (`mailhost` as PLUGIN: the host's own settings).
     Set {
-        /// The plugin name.
+        /// The plugin name, or `mailhost`.
         plugin: String,
         /// The setting key.
         key: String,
-        /// The value (for a secret, prefer --value-stdin: a value on the command line lands in
-        /// the shell's history and the process list).
-        #[arg(required_unless_present = "value_stdin")]
+        /// The value.
+        #[arg(
+            required_unless_present = "value_stdin",
+            conflicts_with = "value_stdin"
+        )]
         value: Option<String>,
-        /// Read the value from standard input (one line) instead of the command line.
-        #[arg(long, conflicts_with = "value")]
+        /// Read the value from standard input (one line; typed without echo on a terminal),
+        /// so a secret never appears on the command line.
+        #[arg(long)]
         value_stdin: bool,
     },
     /// Remove a setting (its default applies again).
@@ -224,6 +244,23 @@ pub enum ConfigCommand {
         plugin: String,
         /// The setting key.
         key: String,
+    },
+}
+
+/// `mailhost secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// The names of the stored secrets and where each lives (never values).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every secret to another backend and make it the home's `SecretBackend`.
+    Migrate {
+        /// file or keyring (systemd credentials are read-only).
+        #[arg(long, value_name = "BACKEND")]
+        to: String,
     },
 }
 
@@ -364,6 +401,27 @@ pub enum EmailCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete old emails and drop old bodies as RetainDays and RetainBodyDays say (sent emails
+    /// only, unless --status names others).
+    Purge(PurgeArgs),
+}
+
+/// `mailhost email purge` options.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Delete emails older than this (`90d`, `12h`) instead of RetainDays.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+    /// Purge emails with this status (repeatable; default: sent). queued, failed and unknown
+    /// emails are only purged when named.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Vec<String>,
+    /// Report what would go; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mailhost email send-batch` options.
@@ -383,6 +441,10 @@ pub struct BatchArgs {
     /// Send worker threads (the provider's ConcurrentRequests limit still holds per mailbox).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Record every line as queued and return at once: `mailhost serve` (or `email flush`)
+    /// sends them under the sending limits.
+    #[arg(long)]
+    pub queue: bool,
     /// Print the summary as one JSON object (no progress bar).
     #[arg(long)]
     pub json: bool,

@@ -26,8 +26,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mailhost_plugin_api::{
-    Provider, ProviderError, ProviderInfo, Receipt, SendRequest, SignInRequest, capability,
-    export_provider,
+    LimitKind, LimitSpec, Provider, ProviderError, ProviderInfo, Receipt, SendRequest,
+    SignInRequest, capability, export_provider,
 };
 
 use crate::auth::{Account, Auth};
@@ -169,6 +169,38 @@ impl Provider for GraphProvider {
             };
             graph::send::send(&graph, message).await
         })?
+    }
+
+    fn limits(&self) -> Result<Vec<LimitSpec>, ProviderError> {
+        use crate::settings::{
+            CONCURRENT_REQUESTS, MESSAGES_PER_MINUTE, RECIPIENTS_PER_DAY, RECIPIENTS_PER_MESSAGE,
+        };
+        Ok(vec![
+            LimitSpec::new(LimitKind::MESSAGES, MESSAGES_PER_MINUTE, 60),
+            LimitSpec::new(LimitKind::RECIPIENTS, RECIPIENTS_PER_DAY, 86_400),
+            LimitSpec::new(LimitKind::RECIPIENTS_PER_MESSAGE, RECIPIENTS_PER_MESSAGE, 0),
+            LimitSpec::new(LimitKind::CONCURRENT_REQUESTS, CONCURRENT_REQUESTS, 0),
+        ])
+    }
+
+    /// Exchange counts the mailbox that submits: the one in the request URL (the From address
+    /// with `AlternateFromMode=users-endpoint`, and for app-only sends), else the signed-in
+    /// staff member's.
+    fn sending_mailbox(&self, request: &SendRequest) -> Result<String, ProviderError> {
+        let settings = Settings::parse(&request.settings)?;
+        let staff = Staff::from_api(&request.staff);
+        let ctx = Context {
+            http: &self.http,
+            settings: &settings,
+            staff: &staff,
+        };
+        let probe = Graph {
+            ctx: &ctx,
+            auth: &self.auth,
+            account: Account::of(&ctx),
+            limit: self.limits.of(&settings.client_id, &staff.email),
+        };
+        Ok(graph::send::route(&probe, &request.message).acting_mailbox)
     }
 
     fn sign_in(&self, request: &SignInRequest) -> Result<String, ProviderError> {

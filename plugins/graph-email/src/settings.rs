@@ -34,6 +34,14 @@ pub const REQUEST_TIMEOUT: &str = "RequestTimeoutSeconds";
 pub const MAX_RETRIES: &str = "MaxRetries";
 /// `MaxRetryWaitSeconds`: the most time one send spends waiting between retries.
 pub const MAX_RETRY_WAIT: &str = "MaxRetryWaitSeconds";
+/// `MessagesPerMinute`: Exchange Online's per-mailbox submission limit (0 = none).
+pub const MESSAGES_PER_MINUTE: &str = "MessagesPerMinute";
+/// `RecipientsPerDay`: Exchange Online's rolling 24-hour recipient limit (0 = none).
+pub const RECIPIENTS_PER_DAY: &str = "RecipientsPerDay";
+/// `RecipientsPerMessage`: Exchange Online's per-message recipient limit (0 = none).
+pub const RECIPIENTS_PER_MESSAGE: &str = "RecipientsPerMessage";
+/// `ConcurrentRequests`: Graph's concurrent requests per mailbox (0 = none).
+pub const CONCURRENT_REQUESTS: &str = "ConcurrentRequests";
 /// Staff custom field `NonInteractive`: sign in with username and password (ROPC).
 pub const NON_INTERACTIVE: &str = "NonInteractive";
 
@@ -127,6 +135,30 @@ pub fn system_settings() -> Vec<SettingSpec> {
             "The most seconds one send waits in total between retries (Retry-After included)",
         )
         .default_value(&DEFAULT_MAX_RETRY_WAIT.to_string()),
+        SettingSpec::new(
+            MESSAGES_PER_MINUTE,
+            SettingKind::INTEGER,
+            "Sending limit: messages one mailbox submits per minute (Exchange Online: 30); the host paces each mailbox to it; 0 = no limit",
+        )
+        .default_value("30"),
+        SettingSpec::new(
+            RECIPIENTS_PER_DAY,
+            SettingKind::INTEGER,
+            "Sending limit: recipients one mailbox addresses in any 24 hours (Exchange Online: 10000; past it Exchange blocks the mailbox for up to a day); 0 = no limit",
+        )
+        .default_value("10000"),
+        SettingSpec::new(
+            RECIPIENTS_PER_MESSAGE,
+            SettingKind::INTEGER,
+            "Sending limit: recipients of one message, To, Cc and Bcc together (Exchange Online: 500); more is refused as input; 0 = no limit",
+        )
+        .default_value("500"),
+        SettingSpec::new(
+            CONCURRENT_REQUESTS,
+            SettingKind::INTEGER,
+            "Sending limit: Graph requests in flight at once per mailbox (Graph: 4); 0 = no limit",
+        )
+        .default_value("4"),
     ]
 }
 

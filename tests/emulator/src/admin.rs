@@ -129,6 +129,14 @@ impl Shared {
         self.lock().config.access_token_lifetime_secs = secs;
     }
 
+    pub(crate) fn add_user_mailbox(&self, upn: &str, name: &str) {
+        self.lock().directory.add_user_mailbox(upn, name);
+    }
+
+    pub(crate) fn set_sending_limits(&self, limits: crate::sending::SendingLimits) {
+        self.lock().sending.limits = limits;
+    }
+
     pub(crate) fn set_concurrency_limit(&self, enabled: bool) {
         self.lock().config.concurrency_limit = enabled;
     }
@@ -245,6 +253,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/faults/unavailable", post(unavailable))
         .route("/_emulator/faults/latency", post(latency))
         .route("/_emulator/faults/clear", post(clear))
+        .route("/_emulator/sending-limits", post(sending_limits))
         .route("/_emulator/config", get(get_config).post(set_config))
         .route("/_emulator/reset", post(reset))
 }
@@ -408,6 +417,15 @@ async fn unavailable(State(shared): S, body: axum::body::Bytes) -> Response {
         Ok(()) => ok(),
         Err(e) => bad_request(e),
     }
+}
+
+async fn sending_limits(State(shared): S, body: axum::body::Bytes) -> Response {
+    let body: crate::sending::SendingLimits = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(e),
+    };
+    shared.set_sending_limits(body);
+    ok()
 }
 
 #[derive(Debug, Deserialize)]

@@ -226,6 +226,24 @@ impl Directory {
     }
 
     /// The app with this client id.
+    /// Adds a user mailbox (for load tests that need many mailboxes). Directory entries are
+    /// `'static` like the seed's, so the strings are leaked: a few bytes per mailbox, for the
+    /// life of a test process.
+    pub(crate) fn add_user_mailbox(&mut self, upn: &str, name: &str) {
+        if self.mailbox(upn).is_some() {
+            return;
+        }
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        self.mailboxes.push(Mailbox {
+            id: leak(uuid::Uuid::new_v4().to_string()),
+            upn: leak(upn.to_ascii_lowercase()),
+            name: leak(name.to_string()),
+            password: None,
+            mfa_required: false,
+            kind: MailboxKind::User,
+        });
+    }
+
     pub(crate) fn app(&self, client_id: &str) -> Option<&App> {
         self.apps
             .iter()

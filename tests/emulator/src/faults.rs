@@ -96,6 +96,8 @@ pub struct Counters {
     pub throttled: u64,
     /// The most concurrent Graph requests seen per mailbox (any app).
     pub max_concurrent_per_mailbox: BTreeMap<String, usize>,
+    /// Submissions past a watched sending limit (see [`crate::SendingLimits`]), per mailbox.
+    pub limit_breaches: BTreeMap<String, u64>,
 }
 
 /// Live concurrent requests per (client id, mailbox).

@@ -23,6 +23,7 @@ mod graph;
 mod identity;
 mod mailbox;
 pub mod seed;
+mod sending;
 mod server;
 mod state;
 mod time;
@@ -36,5 +37,6 @@ pub use faults::{CountedFault, Counters, Faults, TokenRequestCounters};
 pub use mailbox::{
     AttachmentInfo, EmailAddress, ItemBody, MessageHeader, Recipient, StoredMessage,
 };
+pub use sending::SendingLimits;
 pub use server::Emulator;
 pub use tls::CA_FILE;

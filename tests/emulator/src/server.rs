@@ -464,6 +464,18 @@ impl Emulator {
         self.shared.set_access_token_lifetime(secs);
     }
 
+    /// Adds a user mailbox `upn` in the tenant (load tests that need many mailboxes; app-only
+    /// sends from it work like from the seeded users').
+    pub fn add_user_mailbox(&self, upn: &str, name: &str) {
+        self.shared.add_user_mailbox(upn, name);
+    }
+
+    /// Watches Exchange's per-mailbox sending limits: every submission past one is counted in
+    /// [`Counters::limit_breaches`](crate::Counters).
+    pub fn set_sending_limits(&self, limits: crate::SendingLimits) {
+        self.shared.set_sending_limits(limits);
+    }
+
     /// Turns the 4-concurrent-requests-per-app-and-mailbox limit on or off.
     pub fn set_concurrency_limit(&self, enabled: bool) {
         self.shared.set_concurrency_limit(enabled);

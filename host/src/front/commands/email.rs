@@ -1,4 +1,4 @@
-//! `mailhost email send|list|show|retry|send-batch`: Email Maintenance through the durable
+//! `mailhost email send|list|show|retry|send-batch|purge`: Email Maintenance through the durable
 //! store, `mail.db`.
 //!
 //! Every email command opens the store first and recovers emails a stopped process left
@@ -57,6 +57,7 @@ pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
             ..
         } => retry_failed(&engine(home, outbox)?, force, max_wait, json),
         EmailCommand::SendBatch(args) => super::batch::run(home, outbox, &args),
+        EmailCommand::Purge(args) => super::purge::run(home, &outbox, &args),
         EmailCommand::Flush { max_wait, json } => flush(&engine(home, outbox)?, max_wait, json),
         EmailCommand::Reconcile { id, json, .. } => {
             reconcile(&engine(home, outbox)?, id.as_deref(), json)
@@ -307,6 +308,7 @@ fn shorten(text: &str, max: usize) -> String {
 fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
     let record = outbox.get(id)?;
     let attempts = outbox.attempts(&record.id)?;
+    let dropped = outbox.body_dropped_at(&record.id)?;
     if json {
         let mut value = serde_json::to_value(&record).map_err(|e| Error::Output(e.into()))?;
         if let Some(object) = value.as_object_mut() {
@@ -314,6 +316,12 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
                 "attempt_log".into(),
                 serde_json::to_value(&attempts).map_err(|e| Error::Output(e.into()))?,
             );
+            if let Some(ms) = dropped {
+                object.insert(
+                    "body_dropped_at".into(),
+                    json!(crate::config::time::rfc3339(ms / 1000)),
+                );
+            }
         }
         return print_json(&value).map(|()| EXIT_OK);
     }
@@ -327,6 +335,12 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
         text.push_str(&format!(
             "\nattempt {}:   {} at {}{error}",
             a.attempt, a.outcome, a.started_at
+        ));
+    }
+    if let Some(ms) = dropped {
+        text.push_str(&format!(
+            "\nretention:   body and attachments dropped {} (RetainBodyDays)",
+            crate::config::time::rfc3339(ms / 1000)
         ));
     }
     print(&super::terminal_safe(&text))?;
@@ -436,6 +450,14 @@ fn retry_one(
     max_wait: Duration,
     json: bool,
 ) -> Result<u8, Error> {
+    let found = engine.outbox().get(id)?;
+    if let Some(ms) = engine.outbox().body_dropped_at(&found.id)? {
+        return Err(Error::Usage(format!(
+            "email {}'s body and attachments were dropped by retention on {} (RetainBodyDays), so it cannot be sent again: send a new email",
+            found.id,
+            crate::config::time::rfc3339(ms / 1000)
+        )));
+    }
     let record = engine.retry(id, force)?;
     let record = engine.send_now(&record.id, max_wait)?;
     report(engine, &record, json)

@@ -14,6 +14,11 @@ pub(super) fn login(home: &Home, staff_id: &str) -> Result<u8, Error> {
     let line = route
         .sign_in()
         .map_err(|e| failure("sign-in", staff_id, route.provider_name(), e))?;
+    super::audit::note(
+        home,
+        "login",
+        serde_json::json!({"staff": staff_id, "provider": route.provider_name(), "token_cache": crate::config::audit::CHANGED}),
+    );
     print(&line)?;
     OK
 }
@@ -24,6 +29,11 @@ pub(super) fn logout(home: &Home, staff_id: &str) -> Result<u8, Error> {
     let line = route
         .sign_out()
         .map_err(|e| failure("sign-out", staff_id, route.provider_name(), e))?;
+    super::audit::note(
+        home,
+        "logout",
+        serde_json::json!({"staff": staff_id, "provider": route.provider_name(), "token_cache": "removed"}),
+    );
     print(&line)?;
     OK
 }

@@ -1,6 +1,7 @@
 //! The handlers behind each command: they read the files, call the library, and print human
 //! lines or JSON on stdout. Errors go back to `main`, which prints them once.
 
+pub(crate) mod audit;
 mod batch;
 mod check;
 mod config;
@@ -8,11 +9,15 @@ pub(crate) mod email;
 pub(crate) mod limits;
 mod login;
 mod plugin;
+mod purge;
+pub(crate) mod secret_input;
+mod secrets;
 mod staff;
 
 use std::io::Write;
 
 use crate::config::home::Home;
+use crate::config::permissions;
 use crate::error::{EXIT_OK, Error};
 use crate::front::cli::{Cli, Command};
 use crate::front::terminal;
@@ -33,6 +38,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         return Ok(crate::plugins::isolation::child::run(socket));
     }
     let home = Home::resolve(cli.home.as_deref())?;
+    // As ssh refuses a private key others can read: mail or secrets open to other users stop
+    // every command (exit 2) unless --allow-unsafe-permissions; other files are warned about.
+    for warning in permissions::enforce(&home, cli.allow_unsafe_permissions)? {
+        warn(&warning);
+    }
     match quarantine::recover(&home) {
         Ok(warnings) => warnings.iter().for_each(|w| warn(w)),
         Err(e) => warn(&format!("cannot record a plugin crash: {e}")),
@@ -44,6 +54,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Login { staff_id } => login::login(&home, &staff_id),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
+        Command::Secrets(command) => secrets::run(&home, command),
+        Command::Audit { since, json } => audit::run(&home, since.as_deref(), json),
         Command::Limits { json } => limits::run(&home, json),
         Command::Serve(args) => crate::front::serve::run(&home, &args),
         Command::Demo(_) | Command::ProviderChild { .. } => OK,
@@ -63,28 +75,6 @@ pub(crate) fn print(text: &str) -> Result<(), Error> {
 pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Output(e.into()))?;
     print(&text)
-}
-
-/// Reads one line from standard input for `flag` (a password or secret value: never on the
-/// command line, so never in the shell's history).
-///
-/// # Errors
-/// Standard input cannot be read or holds nothing (exit 2).
-pub(crate) fn read_stdin_line(flag: &str, what: &str) -> Result<String, Error> {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::Usage(format!("cannot read the {what} from standard input: {e}")))?;
-    let value = line.strip_suffix('\n').unwrap_or(&line);
-    let value = value.strip_suffix('\r').unwrap_or(value);
-    if value.is_empty() {
-        return Err(Error::Usage(format!(
-            "{flag}: standard input held no {what} (give it as one line)"
-        )));
-    }
-    Ok(value.to_string())
 }
 
 /// `text` with control characters other than newline and tab (ANSI escapes, CR, bells) shown

@@ -105,6 +105,18 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
         Ok((entry, replaced))
     })?;
     let verb = if replaced { "re-pinned" } else { "added" };
+    super::audit::note(
+        home,
+        "plugin add",
+        json!({
+            "plugin": entry.name,
+            "path": entry.path.display().to_string(),
+            "version": entry.version,
+            "sha256": entry.sha256,
+            "enabled": entry.enabled,
+            "replaced": replaced,
+        }),
+    );
     print(&format!(
         "{verb} plugin '{}' {} ({}, plugin API {}) from {}",
         entry.name,
@@ -386,6 +398,15 @@ fn set_enabled(home: &Home, name: &str, enabled: bool) -> Result<u8, Error> {
         Ok(enabled && entry.quarantine.take().is_some())
     })?;
     let verb = if enabled { "enabled" } else { "disabled" };
+    super::audit::note(
+        home,
+        if enabled {
+            "plugin enable"
+        } else {
+            "plugin disable"
+        },
+        json!({"plugin": name, "quarantine_lifted": lifted}),
+    );
     if lifted {
         print(&format!(
             "{verb} plugin '{name}' (quarantine lifted: it will be loaded again on next use)"
@@ -419,6 +440,7 @@ fn remove(home: &Home, name: &str) -> Result<u8, Error> {
         registry.plugins.retain(|p| p.name != name);
         Ok(())
     })?;
+    super::audit::note(home, "plugin remove", json!({"plugin": name}));
     print(&format!("removed plugin '{name}' (its settings are kept)"))?;
     if let Ok(staff) = crate::config::staff::load(home) {
         let users: Vec<&str> = staff

@@ -45,8 +45,33 @@ fn provider<'a>(registry: &'a Registry, text: &str) -> Result<&'a PluginEntry, E
     })
 }
 
-fn read_password() -> Result<String, Error> {
-    super::read_stdin_line("--password-stdin", "password")
+fn read_password(id: &str) -> Result<String, Error> {
+    super::secret_input::read_secret(
+        "--password-stdin",
+        &format!("password for staff member '{id}'"),
+    )
+}
+
+/// What `options` change, for the audit trail (the password only as "changed").
+fn changes(options: &StaffOptions) -> Value {
+    let mut out = serde_json::Map::new();
+    for (key, value) in [
+        ("provider", &options.provider),
+        ("email", &options.email),
+        ("name", &options.name),
+        ("username", &options.username),
+    ] {
+        if let Some(value) = value {
+            out.insert(key.into(), Value::String(value.clone()));
+        }
+    }
+    if !options.fields.is_empty() {
+        out.insert("fields".into(), json!(options.fields));
+    }
+    if options.password_stdin {
+        out.insert("password".into(), json!(crate::config::audit::CHANGED));
+    }
+    Value::Object(out)
 }
 
 /// Applies `options` to `record`, validating everything against `entry` (the provider).
@@ -100,7 +125,7 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
     };
     apply(&mut record, &options, entry)?;
     let password = if options.password_stdin {
-        Some(read_password()?)
+        Some(read_password(id)?)
     } else {
         None
     };
@@ -115,6 +140,9 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
     if let Some(password) = password {
         secrets.put(&secrets::staff_password_key(id), &password)?;
     }
+    let mut details = changes(&options);
+    details["staff"] = json!(id);
+    super::audit::note(home, "staff add", details);
     print(&format!(
         "added staff member '{id}' <{}> sending through {}",
         record.email, entry.name
@@ -130,7 +158,7 @@ fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Re
         .map(|p| provider(&registry, p))
         .transpose()?;
     let password = if options.password_stdin {
-        Some(read_password()?)
+        Some(read_password(id)?)
     } else {
         None
     };
@@ -172,6 +200,12 @@ fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Re
             dropped.join(", ")
         ));
     }
+    let mut details = changes(&options);
+    details["staff"] = json!(id);
+    if clear_password {
+        details["password"] = json!("removed");
+    }
+    super::audit::note(home, "staff set", details);
     print(&format!("updated staff member '{id}'"))?;
     OK
 }
@@ -283,6 +317,7 @@ fn remove(home: &Home, id: &str) -> Result<u8, Error> {
         Ok(())
     })?;
     SecretStore::open(home)?.delete_prefix(&format!("staff.{id}."))?;
+    super::audit::note(home, "staff remove", json!({"staff": id}));
     print(&format!("removed staff member '{id}'"))?;
     OK
 }

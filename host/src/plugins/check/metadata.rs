@@ -32,7 +32,14 @@ pub fn check(info: &ProviderInfo) -> Vec<CheckResult> {
 }
 
 fn name(name: &str) -> CheckResult {
-    if mailhost_plugin_api::is_valid_plugin_name(name) {
+    if name == crate::config::settings::HOST_TABLE {
+        CheckResult::fail(
+            "name",
+            format!(
+                "'{name}' is reserved for the host's own settings: pick another name (such as 'acme-mail')"
+            ),
+        )
+    } else if mailhost_plugin_api::is_valid_plugin_name(name) {
         CheckResult::pass("name", format!("'{name}'"))
     } else {
         CheckResult::fail(
@@ -301,6 +308,14 @@ mod tests {
             .find(|c| c.name == name)
             .map(|c| c.status)
             .unwrap()
+    }
+
+    #[test]
+    fn the_host_settings_table_name_is_reserved() {
+        let mut reserved = info();
+        reserved.name = "mailhost".into();
+        let checks = check(&reserved);
+        assert_eq!(status(&checks, "name"), Status::Fail);
     }
 
     #[test]

@@ -199,6 +199,16 @@ pub enum LoadError {
         /// The name reported.
         name: String,
     },
+    /// It reports the name of the host's own settings table, `mailhost`.
+    #[error(
+        "{who} reports the name '{name}', which is reserved for the host's own settings (`mailhost config set mailhost KEY VALUE`); ask its author to pick another name"
+    )]
+    ReservedName {
+        /// Whose.
+        who: Who,
+        /// The name reported.
+        name: String,
+    },
     /// The crash marker could not be written.
     #[error(transparent)]
     Marker(#[from] FileError),
@@ -263,7 +273,7 @@ impl LoadError {
             | Self::Layout { .. }
             | Self::AbiHeader { .. } => "incompatible",
             Self::NotLoadable { .. } | Self::NotAPlugin { .. } => "not-a-plugin",
-            Self::Renamed { .. } | Self::BadName { .. } => "renamed",
+            Self::Renamed { .. } | Self::BadName { .. } | Self::ReservedName { .. } => "renamed",
             Self::Constructor { .. }
             | Self::Init { .. }
             | Self::Describe { .. }

@@ -227,6 +227,12 @@ impl Loader {
         };
         let services = PluginServices::unnamed(self.secrets.clone());
         let supervisor = Supervisor::start(target, &self.child_exe(&who)?, None, services)?;
+        if supervisor.loaded().info.name.as_str() == crate::config::settings::HOST_TABLE {
+            return Err(LoadError::ReservedName {
+                who,
+                name: supervisor.loaded().info.name.to_string(),
+            });
+        }
         let loaded = supervisor.loaded();
         let print = Fingerprint {
             sha256: loaded.sha256.clone(),
