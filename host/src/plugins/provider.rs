@@ -17,6 +17,7 @@ use mailhost_plugin_api::{
 use crate::plugins::isolation::protocol::{Msg, functions};
 use crate::plugins::isolation::supervisor::Call;
 use crate::plugins::isolation::{Isolation, Supervisor};
+use crate::plugins::redaction::Redactor;
 
 /// A provider library that passed every load check and described itself.
 pub struct LoadedPlugin {
@@ -213,6 +214,7 @@ fn no_sign_in(name: &str) -> ProviderError {
 #[derive(Debug)]
 pub struct Provider {
     backend: Backend,
+    redactor: Option<Arc<Redactor>>,
 }
 
 #[derive(Debug)]
@@ -226,6 +228,7 @@ impl Provider {
     pub fn in_process(plugin: Arc<LoadedPlugin>) -> Self {
         Self {
             backend: Backend::InProcess(plugin),
+            redactor: None,
         }
     }
 
@@ -233,7 +236,17 @@ impl Provider {
     pub fn isolated(supervisor: Supervisor) -> Self {
         Self {
             backend: Backend::Isolated(Box::new(supervisor)),
+            redactor: None,
         }
+    }
+
+    /// The same handle, masking the secrets `redactor` knows in every error message it
+    /// returns (a provider may quote a token or password back; the error is stored and
+    /// printed).
+    #[must_use]
+    pub fn redacting(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = Some(redactor);
+        self
     }
 
     /// Where it runs.
@@ -477,6 +490,11 @@ impl Provider {
     /// log).
     fn capped<T>(&self, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
         result.map_err(|mut error| {
+            if let Some(redactor) = &self.redactor
+                && let std::borrow::Cow::Owned(masked) = redactor.redact(&error.message)
+            {
+                error.message = masked.into();
+            }
             if error.message.len() > MAX_ERROR_BYTES {
                 log::debug!(
                     "plugin '{}': the whole error message ({} bytes): {}",

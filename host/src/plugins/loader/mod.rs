@@ -33,6 +33,7 @@ use crate::plugins::isolation::Isolation;
 use crate::plugins::isolation::supervisor::{Supervisor, Target};
 use crate::plugins::provider::{LoadedPlugin, Provider};
 use crate::plugins::quarantine::LoadingMarker;
+use crate::plugins::redaction::Redactor;
 use crate::plugins::registry::PluginEntry;
 use crate::plugins::services::PluginServices;
 
@@ -49,6 +50,7 @@ pub struct Loader {
     secrets: Arc<SecretStore>,
     loaded: Mutex<HashMap<PathBuf, Arc<LoadedPlugin>>>,
     providers: Mutex<HashMap<String, Arc<Provider>>>,
+    redactor: Arc<Redactor>,
     child_exe: Option<PathBuf>,
 }
 
@@ -56,6 +58,7 @@ impl Loader {
     /// A loader for `home`, lending plugins `secrets`.
     pub fn new(home: &Home, secrets: Arc<SecretStore>) -> Self {
         Self {
+            redactor: Arc::new(Redactor::new(secrets.clone())),
             home: home.clone(),
             secrets,
             loaded: Mutex::new(HashMap::new()),
@@ -133,7 +136,7 @@ impl Loader {
                 Provider::isolated(supervisor)
             }
         };
-        let provider = Arc::new(provider);
+        let provider = Arc::new(provider.redacting(self.redactor.clone()));
         providers.insert(entry.name.clone(), provider.clone());
         Ok(provider)
     }
