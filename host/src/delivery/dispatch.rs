@@ -24,6 +24,11 @@ use crate::plugins::isolation::supervisor::DEFAULT_TIMEOUT_SECS;
 use crate::plugins::loader::Loader;
 use crate::plugins::registry::{self, PluginEntry};
 
+/// The sign-in setting the host adds for `mailhost login --browser`: `device-code` or `browser`.
+pub const SIGN_IN_MODE: &str = "SignInMode";
+/// The sign-in setting the host adds for `--no-open`: `true` or `false`.
+pub const SIGN_IN_NO_OPEN: &str = "SignInNoOpen";
+
 /// Resolves staff members to providers for one process; loaded plugins are kept.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -228,6 +233,24 @@ impl Route {
     /// has none.
     pub fn sign_in(&self) -> Result<String, ProviderError> {
         self.plugin.sign_in(&self.sign_in_request())
+    }
+
+    /// Browser sign-in through the provider: the request carries the sign-in settings
+    /// `SignInMode=browser` and `SignInNoOpen` (`true`: print the address, open nothing).
+    ///
+    /// # Errors
+    /// As [`Route::sign_in`].
+    pub fn sign_in_browser(&self, no_open: bool) -> Result<String, ProviderError> {
+        let mut request = self.sign_in_request();
+        let mut settings: Vec<Setting> = request.settings.into_iter().collect();
+        settings.retain(|s| s.key.as_str() != SIGN_IN_MODE && s.key.as_str() != SIGN_IN_NO_OPEN);
+        settings.push(Setting::new(SIGN_IN_MODE, "browser"));
+        settings.push(Setting::new(
+            SIGN_IN_NO_OPEN,
+            if no_open { "true" } else { "false" },
+        ));
+        request.settings = settings.into();
+        self.plugin.sign_in(&request)
     }
 
     /// Forgets cached sign-in state through the provider.

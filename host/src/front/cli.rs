@@ -40,11 +40,31 @@ pub enum Command {
     Login {
         /// The staff ID.
         staff_id: String,
+        /// Sign in in a browser (authorization code with PKCE, through the provider's
+        /// RedirectURI) instead of with a device code.
+        #[arg(long)]
+        browser: bool,
+        /// With --browser: print the sign-in address instead of opening a browser.
+        #[arg(long, requires = "browser")]
+        no_open: bool,
     },
     /// Forget a staff member's cached sign-in.
     Logout {
         /// The staff ID.
         staff_id: String,
+    },
+    /// Check the whole set-up without sending (unless --send-test): plugins load, settings,
+    /// sign-in, permissions, certificates; one line per finding, each non-ok one with its fix.
+    /// Exit 0 when nothing failed, 1 otherwise.
+    Doctor {
+        /// Check only this staff member (and their provider).
+        staff_id: Option<String>,
+        /// Also send a test email to this address (and look for it where the provider can).
+        #[arg(long, value_name = "ADDR")]
+        send_test: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Email Maintenance: send email, list, show and retry stored emails, send a batch.
     #[command(subcommand)]

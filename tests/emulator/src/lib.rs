@@ -19,6 +19,7 @@ mod config;
 mod directory;
 mod error;
 mod faults;
+pub mod fixtures;
 mod graph;
 mod identity;
 mod mailbox;
@@ -35,7 +36,8 @@ pub use config::Config;
 pub use error::Error;
 pub use faults::{CountedFault, Counters, Faults, TokenRequestCounters};
 pub use mailbox::{
-    AttachmentInfo, EmailAddress, ItemBody, MessageHeader, Recipient, StoredMessage,
+    AttachmentInfo, EmailAddress, ExtendedProperty, ItemBody, MessageHeader, Recipient,
+    StoredMessage,
 };
 pub use sending::SendingLimits;
 pub use server::Emulator;

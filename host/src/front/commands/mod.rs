@@ -5,6 +5,7 @@ pub(crate) mod audit;
 mod batch;
 mod check;
 mod config;
+mod doctor;
 pub(crate) mod email;
 pub(crate) mod limits;
 mod login;
@@ -51,7 +52,16 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plugin(command) => plugin::run(&home, command),
         Command::Config(command) => config::run(&home, command),
         Command::Staff(command) => staff::run(&home, command),
-        Command::Login { staff_id } => login::login(&home, &staff_id),
+        Command::Login {
+            staff_id,
+            browser,
+            no_open,
+        } => login::login(&home, &staff_id, browser, no_open),
+        Command::Doctor {
+            staff_id,
+            send_test,
+            json,
+        } => doctor::run(&home, staff_id.as_deref(), send_test.as_deref(), json),
         Command::Logout { staff_id } => login::logout(&home, &staff_id),
         Command::Email(command) => email::run(&home, command),
         Command::Secrets(command) => secrets::run(&home, command),

@@ -3,15 +3,18 @@
 //! with upload sessions.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use base64::Engine as _;
-use mailhost_plugin_api::{Mailbox, Message, ProviderError, Receipt, is_plausible_address};
+use mailhost_plugin_api::{
+    ErrorKind, Mailbox, Message, ProviderError, Receipt, is_plausible_address,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::Graph;
 use super::errors::{Doing, graph_error};
-use super::upload;
+use super::{sent_items, upload};
 use crate::auth::Mode;
 use crate::http::{Body, Request, Safety};
 use crate::settings::AlternateFromMode;
@@ -297,6 +300,12 @@ pub fn message_json(message: &Message, route: &Route) -> Value {
                 .collect(),
         );
     }
+    if !message.id.is_empty() {
+        json["singleValueExtendedProperties"] = json!([{
+            "id": sent_items::MAILHOST_ID_PROPERTY,
+            "value": message.id.as_str(),
+        }]);
+    }
     json
 }
 
@@ -358,9 +367,9 @@ pub async fn send(graph: &Graph<'_>, message: &Message) -> Result<Receipt, Provi
         plan.upload.len()
     );
     if plan.separate.is_empty() && plan.upload.is_empty() {
-        send_mail(graph, &route, json).await
+        send_mail(graph, &route, json, message.id.as_str()).await
     } else {
-        upload::send_with_draft(graph, &route, json, plan).await
+        upload::send_with_draft(graph, &route, json, plan, message.id.as_str()).await
     }
 }
 
@@ -368,28 +377,79 @@ async fn send_mail(
     graph: &Graph<'_>,
     route: &Route,
     message: Value,
+    email_id: &str,
 ) -> Result<Receipt, ProviderError> {
-    let url = graph
-        .ctx
-        .settings
-        .graph_url(&format!("{}/sendMail", route.mailbox_path));
-    let body = serde_json::to_vec(&json!({ "message": message }))
+    let settings = graph.ctx.settings;
+    let url = settings.graph_url(&format!("{}/sendMail", route.mailbox_path));
+    let mut body = json!({ "message": message });
+    if !settings.save_to_sent_items {
+        body["saveToSentItems"] = json!(false);
+    }
+    let body = serde_json::to_vec(&body)
         .map_err(|e| ProviderError::internal(format!("the message could not be encoded: {e}")))?;
     let request = Request::new(Method::POST, url, Safety::AtMostOnce).body(Body::Json(body));
-    let response = graph.call(request, "sendMail").await?;
-    if response.status.is_success() {
-        Ok(receipt(
-            route,
-            response.request_id(),
-            String::new(),
-            "sendMail",
-        ))
-    } else {
-        Err(graph_error(
-            graph.ctx,
-            doing(graph, route, "sendMail"),
-            &response,
-        ))
+    let first_attempt = Instant::now();
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let (why, retry_after, error) = match graph.call(request.clone(), "sendMail").await {
+            Ok(response) if response.status.is_success() => {
+                if let Some(wait) = response.retry_after() {
+                    // Graph has answered 202 with Retry-After for mail it delivered: 202 is
+                    // "accepted", so it is never sent again.
+                    log::info!(
+                        "graph-email: sendMail answered {} with Retry-After {} s; the email was accepted and is not sent again",
+                        response.status.as_u16(),
+                        wait.as_secs()
+                    );
+                }
+                return Ok(receipt(
+                    route,
+                    response.request_id(),
+                    String::new(),
+                    "sendMail",
+                ));
+            }
+            Ok(response) if response.status.is_server_error() => (
+                format!(
+                    "Microsoft Graph answered HTTP {} to sendMail",
+                    response.status.as_u16()
+                ),
+                response.retry_after(),
+                graph_error(graph.ctx, doing(graph, route, "sendMail"), &response),
+            ),
+            Ok(response) => {
+                return Err(graph_error(
+                    graph.ctx,
+                    doing(graph, route, "sendMail"),
+                    &response,
+                ));
+            }
+            Err(error) if error.kind == ErrorKind::UNKNOWN_OUTCOME => (
+                "the connection failed after sendMail was handed over".to_string(),
+                None,
+                error,
+            ),
+            Err(error) => return Err(error),
+        };
+        // Graph has delivered mail it answered 5xx to: look before sending again.
+        match sent_items::settle(graph, route, email_id, first_attempt, retry_after, &why).await {
+            sent_items::Settled::Sent(found) => {
+                return Ok(sent_items::receipt_of(&found, route, &why));
+            }
+            sent_items::Settled::Absent if attempt <= settings.max_retries => {}
+            sent_items::Settled::Absent => return Err(error),
+            sent_items::Settled::Unknown(detail) => {
+                return Err(ProviderError::unknown_outcome(format!(
+                    "the email may or may not have been sent: {detail}"
+                ))
+                .with_code(if error.code.is_empty() {
+                    "UnknownOutcome".to_string()
+                } else {
+                    error.code.to_string()
+                }));
+            }
+        }
     }
 }
 

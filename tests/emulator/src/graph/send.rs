@@ -91,9 +91,15 @@ pub(crate) fn submit(
             .or_default() += 1;
     }
     let directory = inner.directory.clone();
-    let delivered = inner
-        .mail
-        .deliver(&directory, &message, mailbox.upn, save_to_sent_items, now);
+    let delay = std::time::Duration::from_secs(inner.config.sent_items_delay_secs);
+    let delivered = inner.mail.deliver(
+        &directory,
+        &message,
+        mailbox.upn,
+        save_to_sent_items,
+        delay,
+        now,
+    );
     inner.counters.messages_delivered += 1;
     inner.counters.recipient_deliveries += delivered as u64;
     Ok(())
