@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mailhost::front::cli::Cli;
 use mailhost::front::commands;
+use mailhost::front::terminal;
 
 fn main() -> ExitCode {
     // Every file this process creates starts private (mail.db's WAL and SHM included).
@@ -47,7 +48,8 @@ fn run() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("mailhost: {error}");
+            // One line, whatever a provider put in it.
+            eprintln!("mailhost: {}", terminal::escape(&error.to_string()));
             ExitCode::from(error.exit_code())
         }
     }

@@ -48,7 +48,10 @@ pub enum SettingsError {
         valid: Vec<String>,
     },
     /// The value does not fit the declared type.
-    #[error("{what} '{key}' of plugin '{plugin}' takes a {kind}: {problem}")]
+    #[error(
+        "{what} '{key}' of plugin '{plugin}' takes {} {kind}: {problem}",
+        article(kind)
+    )]
     BadValue {
         /// "setting" or "staff field".
         what: &'static str,
@@ -333,6 +336,15 @@ impl Settings {
     /// The stored value of `plugin`'s `key`.
     pub fn value(&self, plugin: &str, key: &str) -> Option<&str> {
         self.plugins.get(plugin)?.get(key).map(String::as_str)
+    }
+}
+
+/// `a` or `an` before a type name (`an integer`, `an email`, `a url`).
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -19,8 +19,9 @@ use crate::config::settings;
 use crate::config::staff::{self, StaffRecord};
 use crate::delivery::compose::{self, ComposeError, Draft, Sender};
 use crate::error::Error;
+use crate::plugins::Provider;
+use crate::plugins::isolation::supervisor::DEFAULT_TIMEOUT_SECS;
 use crate::plugins::loader::Loader;
-use crate::plugins::provider::LoadedPlugin;
 use crate::plugins::registry::{self, PluginEntry};
 
 /// The sign-in setting the host adds for `mailhost login --browser`: `device-code` or `browser`.
@@ -86,8 +87,10 @@ impl Dispatcher {
                 record.provider
             ))
         })?;
-        let plugin = self.loader.load(entry)?;
-        let settings = settings::resolve(entry, &settings::load(&self.home)?, &self.secrets)?;
+        let stored = settings::load(&self.home)?;
+        let plugin = self.loader.provider(entry)?;
+        let settings = settings::resolve(entry, &stored, &self.secrets)?;
+        plugin.set_timeout(send_timeout(&settings));
         let staff = staff_member(staff_id, &record, entry, &self.secrets)?;
         Ok(Route {
             staff_id: staff_id.to_string(),
@@ -96,6 +99,21 @@ impl Dispatcher {
             staff,
         })
     }
+}
+
+/// `SendTimeoutSeconds` among the resolved settings: how long one call may take before its
+/// provider process is stopped (default 300 s).
+fn send_timeout(settings: &[Setting]) -> std::time::Duration {
+    let secs = settings::number(
+        settings,
+        settings::SEND_TIMEOUT_SECONDS,
+        DEFAULT_TIMEOUT_SECS,
+    );
+    std::time::Duration::from_secs(if secs == 0 {
+        DEFAULT_TIMEOUT_SECS
+    } else {
+        secs
+    })
 }
 
 /// The staff member as the plugin receives it: fields with defaults, password from the store.
@@ -144,7 +162,7 @@ fn staff_member(
 #[derive(Debug)]
 pub struct Route {
     staff_id: String,
-    plugin: Arc<LoadedPlugin>,
+    plugin: Arc<Provider>,
     settings: Vec<Setting>,
     staff: StaffMember,
 }
@@ -160,8 +178,8 @@ impl Route {
         self.plugin.name()
     }
 
-    /// The loaded provider.
-    pub fn plugin(&self) -> &LoadedPlugin {
+    /// The provider.
+    pub fn plugin(&self) -> &Provider {
         &self.plugin
     }
 

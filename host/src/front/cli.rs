@@ -97,6 +97,14 @@ pub enum Command {
     /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
     /// a temporary home, send an email with an attachment and show what arrived.
     Demo(DemoArgs),
+    /// Internal: run one provider library for the host that started this process, speaking
+    /// the isolation protocol on the Unix socket at SOCKET.
+    #[command(name = "provider-child", hide = true)]
+    ProviderChild {
+        /// The host's socket.
+        #[arg(long, value_name = "SOCKET")]
+        socket: PathBuf,
+    },
     /// Per sending mailbox: what its sending limits allow now, and when the next send may go.
     Limits {
         /// Print JSON.
@@ -224,6 +232,16 @@ pub enum PluginCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Where the provider runs: `process` (its own child process, the default: a crash or hang
+    /// cannot take mailhost down) or `in-process` (loaded into mailhost: faster by
+    /// microseconds, but a crash of the provider is a crash of mailhost).
+    Isolate {
+        /// The plugin name.
+        name: String,
+        /// `process` or `in-process`.
+        #[arg(value_name = "MODE", value_parser = clap::builder::PossibleValuesParser::new(["process", "in-process"]))]
+        mode: String,
     },
     /// Conformance run for provider authors: load a library without registering it (in a
     /// child process) and check its description, settings, sends and secret handling.

@@ -28,6 +28,7 @@ struct SecretsFile {
 pub struct FileStore {
     path: PathBuf,
     guard: Mutex<()>,
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for FileStore {
@@ -47,6 +48,7 @@ impl FileStore {
         let store = Self {
             path: path.to_path_buf(),
             guard: Mutex::new(()),
+            writes: std::sync::atomic::AtomicU64::new(0),
         };
         store.check_mode()?;
         Ok(store)
@@ -105,8 +107,41 @@ impl FileStore {
                 line: 1,
             })?;
             files::atomic_write(&self.path, format!("{HEADER}{body}").as_bytes(), 0o600)?;
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Changes whenever the store may have changed: a write through this value, or another
+    /// process's (the file's size, modification time or inode differ).
+    pub fn stamp(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .hash(&mut hasher);
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+            #[cfg(unix)]
+            std::os::unix::fs::MetadataExt::ino(&meta).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
+    /// Every value in the store (for redacting logs; never shown).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn values(&self) -> Result<Vec<Secret>, SecretError> {
+        let _inner = self.lock();
+        Ok(self
+            .read()?
+            .secrets
+            .into_values()
+            .map(Secret::new)
+            .collect())
     }
 
     /// The secret stored under `key`.

@@ -145,9 +145,37 @@ pub struct SecretStore {
     file: FileStore,
     keyring: Option<KeyringStore>,
     systemd: Option<SystemdStore>,
+    /// Writes through this value, for [`SecretStore::stamp`].
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl SecretStore {
+    /// Changes whenever the store may have changed: a write through this value, or another
+    /// process's write to the file. (The log redactor rebuilds its patterns when it changes.)
+    pub fn stamp(&self) -> u64 {
+        let own = self.writes.load(std::sync::atomic::Ordering::Relaxed);
+        self.file.stamp().rotate_left(17) ^ own
+    }
+
+    /// Every value the store holds, wherever it lives (for redacting logs; never shown).
+    ///
+    /// # Errors
+    /// A backend cannot be read.
+    pub fn values(&self) -> Result<Vec<Secret>, SecretError> {
+        let mut out = Vec::new();
+        for listed in self.list()? {
+            if let Some(value) = self.get(&listed.name)? {
+                out.push(value);
+            }
+        }
+        Ok(out)
+    }
+
+    fn wrote(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The store of `home`, with the backend its settings choose.
     ///
     /// # Errors
@@ -169,6 +197,7 @@ impl SecretStore {
             keyring: (backend == Backend::Keyring)
                 .then(|| KeyringStore::new(home.path(), home.secrets_index_path())),
             systemd: (backend == Backend::Systemd).then(SystemdStore::from_env),
+            writes: Default::default(),
         })
     }
 
@@ -182,6 +211,7 @@ impl SecretStore {
             file: FileStore::at(path)?,
             keyring: None,
             systemd: None,
+            writes: Default::default(),
         })
     }
 
@@ -195,6 +225,7 @@ impl SecretStore {
             file: FileStore::at(&home.secrets_path())?,
             keyring: None,
             systemd: Some(SystemdStore::at(Some(dir))),
+            writes: Default::default(),
         })
     }
 
@@ -246,6 +277,7 @@ impl SecretStore {
     /// The backend cannot be written, or `key` is a systemd credential.
     pub fn put(&self, key: &str, value: &str) -> Result<(), SecretError> {
         self.refuse_credential(key)?;
+        self.wrote();
         match &self.keyring {
             Some(keyring) => {
                 keyring.put(key, value)?;
@@ -261,6 +293,7 @@ impl SecretStore {
     /// The backend cannot be written, or `key` is a systemd credential.
     pub fn delete(&self, key: &str) -> Result<(), SecretError> {
         self.refuse_credential(key)?;
+        self.wrote();
         if let Some(keyring) = &self.keyring {
             keyring.delete(key)?;
         }
@@ -273,6 +306,7 @@ impl SecretStore {
     /// # Errors
     /// The backend cannot be written.
     pub fn delete_prefix(&self, prefix: &str) -> Result<(), SecretError> {
+        self.wrote();
         if let Some(keyring) = &self.keyring {
             for name in keyring.names()? {
                 if name.starts_with(prefix) {
@@ -332,6 +366,7 @@ impl SecretStore {
                 file: FileStore::at(&home.secrets_path())?,
                 keyring: Some(KeyringStore::new(home.path(), home.secrets_index_path())),
                 systemd: self.systemd.clone(),
+                writes: Default::default(),
             };
             &widened
         } else {

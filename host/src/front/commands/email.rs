@@ -26,6 +26,7 @@ use crate::delivery::engine::{Drain, Engine, EngineOptions, Scope, StopSignal, S
 use crate::delivery::outbox::{Door, EmailRecord, Outbox, OutboxError, Status};
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, Error};
 use crate::front::cli::{EmailCommand, SendArgs};
+use crate::front::terminal;
 
 /// The environment variable that shortens (or lengthens) how long a command waits for another
 /// process's lock on `mail.db`, in milliseconds.
@@ -163,7 +164,7 @@ fn report(engine: &Engine, record: &EmailRecord, json: bool) -> Result<u8, Error
     if json {
         print_json(&outcome_json(record))?;
     } else if record.status == Status::Sent {
-        print(&sent_line(record))?;
+        print(&terminal::escape(&sent_line(record)))?;
     }
     if record.status == Status::Queued {
         super::warn(&queued_text(engine, record));
@@ -417,10 +418,15 @@ fn describe(r: &EmailRecord) -> String {
     if let Some(hint) = next_step(r) {
         lines.push(format!("next:        {hint}"));
     }
+    // Every field one line, whatever the provider or the sender put in it.
+    let mut lines: Vec<String> = lines
+        .iter()
+        .map(|l| terminal::escape(l).into_owned())
+        .collect();
     lines.push(format!(
         "{}:\n{}",
         if r.html { "body (html)" } else { "body" },
-        r.body
+        terminal::escape_keeping_lines(&r.body)
     ));
     lines.join("\n")
 }
@@ -502,13 +508,16 @@ fn retry_failed(
         if json {
             results.push(outcome_json(&done));
         } else if done.status == Status::Sent {
-            print(&sent_line(&done))?;
+            print(&terminal::escape(&sent_line(&done)))?;
         } else {
             let why = done
                 .error
                 .as_ref()
                 .map_or_else(String::new, ToString::to_string);
-            print(&format!("{} {}: {why}", done.status, done.id))?;
+            print(&terminal::escape(&format!(
+                "{} {}: {why}",
+                done.status, done.id
+            )))?;
         }
     }
     if json {

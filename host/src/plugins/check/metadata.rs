@@ -128,7 +128,22 @@ pub fn valid_key(key: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn setting_keys(info: &ProviderInfo) -> CheckResult {
+/// The first problem with `info`'s declared keys or defaults that makes it unusable for the
+/// host (`plugin add` refuses such a library with this line), or `None`.
+pub fn registration_problem(info: &ProviderInfo) -> Option<String> {
+    key_problems(info)
+        .into_iter()
+        .chain(default_problems(info).0)
+        .next()
+        .map(|problem| {
+            format!(
+                "plugin '{}' declares a {problem}; it was not added: ask its author to fix it (`mailhost plugin check PATH` lists every problem)",
+                info.name
+            )
+        })
+}
+
+fn key_problems(info: &ProviderInfo) -> Vec<String> {
     let mut problems = Vec::new();
     for (what, list) in [
         ("setting", &info.settings),
@@ -149,6 +164,11 @@ fn setting_keys(info: &ProviderInfo) -> CheckResult {
             }
         }
     }
+    problems
+}
+
+fn setting_keys(info: &ProviderInfo) -> CheckResult {
+    let problems = key_problems(info);
     let total = info.settings.len() + info.staff_fields.len();
     CheckResult::from_findings(
         "setting-keys",
@@ -175,7 +195,7 @@ fn setting_types(info: &ProviderInfo) -> CheckResult {
     CheckResult::from_findings("setting-types", &problems, &[], "every type is known")
 }
 
-fn setting_defaults(info: &ProviderInfo) -> CheckResult {
+fn default_problems(info: &ProviderInfo) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     for (what, spec) in declarations(info) {
@@ -200,6 +220,11 @@ fn setting_defaults(info: &ProviderInfo) -> CheckResult {
             ));
         }
     }
+    (problems, warnings)
+}
+
+fn setting_defaults(info: &ProviderInfo) -> CheckResult {
+    let (problems, warnings) = default_problems(info);
     CheckResult::from_findings(
         "setting-defaults",
         &problems,
