@@ -78,6 +78,22 @@ impl Dispatcher {
     /// All exit-2 errors: unknown staff member, provider not registered, disabled, refused by
     /// the loader (with the reason), or a required setting missing (with the `config set` fix).
     pub fn prepare(&self, staff_id: &str) -> Result<Route, Error> {
+        self.prepare_with(staff_id, false)
+    }
+
+    /// [`Dispatcher::prepare`] for an interactive sign-in (`mailhost login`): the provider is
+    /// loaded into this process whatever its isolation, because the sign-in talks to the person
+    /// at the terminal (a pasted browser address on standard input), which a provider process
+    /// in a process group of its own cannot read. A panic in it is still caught by the export
+    /// helpers.
+    ///
+    /// # Errors
+    /// As [`Dispatcher::prepare`].
+    pub fn prepare_interactive(&self, staff_id: &str) -> Result<Route, Error> {
+        self.prepare_with(staff_id, true)
+    }
+
+    fn prepare_with(&self, staff_id: &str, interactive: bool) -> Result<Route, Error> {
         let staff_file = staff::load(&self.home)?;
         let record = staff_file.require(staff_id)?.clone();
         let registry = registry::load(&self.home)?;
@@ -88,7 +104,13 @@ impl Dispatcher {
             ))
         })?;
         let stored = settings::load(&self.home)?;
-        let plugin = self.loader.provider(entry)?;
+        let plugin = if interactive {
+            let mut here = entry.clone();
+            here.isolation = crate::plugins::isolation::Isolation::InProcess;
+            self.loader.provider(&here)?
+        } else {
+            self.loader.provider(entry)?
+        };
         let settings = settings::resolve(entry, &stored, &self.secrets)?;
         plugin.set_timeout(send_timeout(&settings));
         let staff = staff_member(staff_id, &record, entry, &self.secrets)?;

@@ -17,7 +17,7 @@ pub(super) fn login(
     no_open: bool,
 ) -> Result<u8, Error> {
     let dispatcher = Dispatcher::new(home)?;
-    let route = dispatcher.prepare(staff_id)?;
+    let route = dispatcher.prepare_interactive(staff_id)?;
     let line = if browser {
         route.sign_in_browser(no_open)
     } else {
