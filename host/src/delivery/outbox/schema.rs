@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_emails.sql"),
     include_str!("migrations/0002_engine.sql"),
     include_str!("migrations/0003_api_tokens.sql"),
+    include_str!("migrations/0004_browse.sql"),
 ];
 
 /// The schema version this build writes.
