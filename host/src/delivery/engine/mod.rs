@@ -14,6 +14,7 @@
 
 mod attempt;
 mod lanes;
+mod mailboxes;
 mod metrics;
 pub mod policy;
 mod reconcile;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use mailhost_plugin_api::{Attachment, ProviderError};
 
 pub use lanes::{LANE_TTL, Lane, Lanes};
+pub use mailboxes::{LimitsInUse, MailboxUse, WindowUse};
 pub use metrics::{Histogram, LATENCY_BUCKETS, Metrics, MetricsSnapshot};
 pub use reconcile::ReconcileSummary;
 pub use scheduler::{Drain, DrainSummary, NOT_READY_WAIT, Scope, StopSignal};

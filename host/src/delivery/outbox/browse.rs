@@ -85,7 +85,7 @@ pub struct BrowsePage {
 
 /// An FTS5 query for `text`: each word (letters and digits) as a quoted prefix, all required.
 /// `None` when there is no word in it.
-pub fn match_expression(text: &str) -> Option<String> {
+pub(super) fn match_expression(text: &str) -> Option<String> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -168,10 +168,7 @@ impl Outbox {
         let (older, newer) = match browse.at {
             PageAt::Newest => (last.filter(|_| beyond), None),
             PageAt::Before(_) => (last.filter(|_| beyond), first),
-            PageAt::After(cursor) => (
-                last.or(Some(cursor)),
-                first.filter(|_| beyond),
-            ),
+            PageAt::After(cursor) => (last.or(Some(cursor)), first.filter(|_| beyond)),
         };
         let emails = rows
             .into_iter()
@@ -251,11 +248,8 @@ mod tests {
 
     #[test]
     fn search_finds_words_of_the_subject_and_of_the_people() {
-        let (outbox, all) = store_with(&[
-            "Invoice 1001",
-            "<script>alert(1)</script>",
-            "Order shipped",
-        ]);
+        let (outbox, all) =
+            store_with(&["Invoice 1001", "<script>alert(1)</script>", "Order shipped"]);
         let find = |text: &str| {
             ids(&outbox
                 .browse(&Browse {
