@@ -7,7 +7,7 @@
 //! - `GET /emails/{id}`: one email with its attempts, error and what to do, receipt,
 //!   attachments and headers; `POST /emails/{id}/retry` (CSRF token; `force` for an `unknown`
 //!   email, after the confirmation at `GET /emails/{id}/force`);
-//! - `POST /signin`, `POST /signout`; `GET /assets/page.css`, `GET /assets/page.js`.
+//! - `POST /signin`, `POST /signout`; `GET /assets/page.css`, `/assets/page.js`, `/assets/icon.svg`.
 //!
 //! [`html`] escapes; [`session`] keeps the token in an `HttpOnly; SameSite=Strict` cookie and
 //! checks CSRF tokens and origins; [`render`] builds the pages. [`security_headers`] puts the
@@ -43,6 +43,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 const CSS: &str = include_str!("assets/page.css");
 const JS: &str = include_str!("assets/page.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// The page's routes.
 pub fn routes() -> Router<HttpState> {
@@ -55,6 +56,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/emails/{id}/retry", post(retry))
         .route("/assets/page.css", get(css))
         .route("/assets/page.js", get(js))
+        .route("/assets/icon.svg", get(icon))
 }
 
 /// Puts the Content-Security-Policy and its companions on every answer.
@@ -72,7 +74,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }
@@ -113,6 +115,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn css() -> Response {
     asset("text/css; charset=utf-8", CSS)
+}
+
+async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 async fn js() -> Response {

@@ -57,11 +57,12 @@ pub fn layout(title: &str, session: Option<&Session>, main: &str) -> String {
     out.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n",
+         <meta name=\"referrer\" content=\"same-origin\">\n",
     );
     let _ = writeln!(out, "<title>{} · mailhost</title>", text(title));
     out.push_str(
-        "<link rel=\"stylesheet\" href=\"/assets/page.css\">\n\
+        "<link rel=\"icon\" href=\"/assets/icon.svg\" type=\"image/svg+xml\">\n\
+         <link rel=\"stylesheet\" href=\"/assets/page.css\">\n\
          <script src=\"/assets/page.js\" defer></script>\n</head>\n<body>\n\
          <header class=\"top\"><a class=\"brand\" href=\"/\">mailhost</a>\
          <span class=\"what\">Email Maintenance</span>",
@@ -240,6 +241,19 @@ fn mailbox(a: &Address) -> String {
     }
 }
 
+/// A sender for the list: the name, with the address below it.
+fn person(a: &Address) -> String {
+    if a.name.is_empty() {
+        text(&cut(&a.address, 60))
+    } else {
+        format!(
+            "{}<span class=\"addr\">{}</span>",
+            text(&cut(&a.name, 60)),
+            text(&cut(&a.address, 60))
+        )
+    }
+}
+
 fn people(list: &[Address]) -> String {
     list.iter().map(mailbox).collect::<Vec<_>>().join(", ")
 }
@@ -280,7 +294,7 @@ fn email_table(out: &mut String, page: &BrowsePage) {
         let error = e
             .error
             .as_ref()
-            .map(|err| cut(&err.to_string(), 160))
+            .map(|err| cut(&err.to_string(), 110))
             .unwrap_or_default();
         let _ = write!(
             out,
@@ -296,7 +310,7 @@ fn email_table(out: &mut String, page: &BrowsePage) {
             id = text(&e.id),
             status = e.status.as_str(),
             badge = status_badge(e.status),
-            from = text(&cut(&mailbox(&e.from), 80)),
+            from = person(&e.from),
             to = text(&cut(&people(&e.to), 80)),
             href = component(&e.id),
             subject = text(&subject),
