@@ -135,7 +135,12 @@ async fn the_page_in_chromium_shows_fixes_and_retries_emails_and_escapes_everyth
     }
     let failed = post_email(&base, &token, WRONG, FAILED_SUBJECT, true).await;
     for id in &sent_ids {
-        assert_eq!(wait_settled(&base, &token, id).await, "sent", "{}", service.stderr());
+        assert_eq!(
+            wait_settled(&base, &token, id).await,
+            "sent",
+            "{}",
+            service.stderr()
+        );
     }
     assert_eq!(
         wait_settled(&base, &token, &failed).await,
@@ -173,12 +178,7 @@ async fn the_page_in_chromium_shows_fixes_and_retries_emails_and_escapes_everyth
 
     let shots = mailhost_tests::target_dir().join("web-shots");
     std::fs::create_dir_all(&shots).unwrap();
-    let fix = home.command([
-        "staff",
-        "set",
-        WRONG,
-        "--password-stdin",
-    ]);
+    let fix = home.command(["staff", "set", WRONG, "--password-stdin"]);
     let argv: Vec<String> = std::iter::once(fix.get_program())
         .chain(fix.get_args())
         .map(|a| a.to_string_lossy().into_owned())

@@ -79,7 +79,7 @@ def main() -> int:
         assert page.locator("main img").count() == 0, "an <img> from a subject became markup"
         assert page.locator("main script").count() == 0, "a <script> from a subject became markup"
         print("hostile subjects render as text")
-        page.screenshot(path=config["shots"] + "/list.png", full_page=False)
+        page.screenshot(path=config["shots"] + "/list.png", full_page=True)
 
         # 4. Open the failed email: its error and what to do.
         page.get_by_role("link", name=config["failed_subject"], exact=True).click()

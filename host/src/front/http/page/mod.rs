@@ -17,6 +17,9 @@ pub mod html;
 pub mod render;
 pub mod session;
 
+#[cfg(test)]
+mod tests;
+
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};

@@ -247,7 +247,7 @@ fn person(a: &Address) -> String {
         text(&cut(&a.address, 60))
     } else {
         format!(
-            "{}<span class=\"addr\">{}</span>",
+            "<span>{}<span class=\"addr\">{}</span></span>",
             text(&cut(&a.name, 60)),
             text(&cut(&a.address, 60))
         )
@@ -280,7 +280,7 @@ fn email_table(out: &mut String, page: &BrowsePage) {
         return;
     }
     out.push_str(
-        "<table class=\"emails\"><caption class=\"visually-hidden\">Emails, newest first</caption>\
+        "<div class=\"scroll\"><table class=\"emails\"><caption class=\"visually-hidden\">Emails, newest first</caption>\
          <thead><tr><th scope=\"col\">Status</th><th scope=\"col\">From</th><th scope=\"col\">To</th>\
          <th scope=\"col\">Subject</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last error</th>\
          <th scope=\"col\">Created</th><th scope=\"col\">Updated</th></tr></thead><tbody>",
@@ -320,7 +320,7 @@ fn email_table(out: &mut String, page: &BrowsePage) {
             updated = time(e.sent_at.unwrap_or(e.updated_at)),
         );
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
 }
 
 fn paging(out: &mut String, filter: &Filter, page: &BrowsePage) {
@@ -739,4 +739,55 @@ pub fn confirm_force(session: &Session, r: &EmailRecord) -> String {
         csrf = text(&session.csrf),
     );
     layout("Send again?", Some(session), &main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::engine::LimitsInUse;
+    use crate::delivery::limits::{LimitValue, Limits, Usage};
+
+    #[test]
+    fn limits_in_use_are_drawn_as_labelled_meters_and_problems_escaped() {
+        let limits = Limits {
+            messages: Some(LimitValue {
+                max: 30,
+                window_ms: 60_000,
+                setting: "MessagesPerMinute".into(),
+            }),
+            ..Limits::default()
+        };
+        let now = Timestamp::now();
+        let usage = Usage {
+            in_flight: 0,
+            sends: vec![(now, 1), (now, 2)],
+        };
+        let rows = [
+            MailboxUse {
+                mailbox: "adele@contoso.com".into(),
+                staff: "adele".into(),
+                provider: "graph-email".into(),
+                limits: Ok(LimitsInUse::new(&limits, &usage, now)),
+            },
+            MailboxUse {
+                mailbox: "<b>x</b>@contoso.com".into(),
+                staff: "x".into(),
+                provider: String::new(),
+                limits: Err("plugin \"<i>\" is disabled".into()),
+            },
+        ];
+        let mut out = String::new();
+        super::limits(&mut out, &rows);
+        assert!(
+            out.contains("<label for=\"m0-messages\">Messages per "),
+            "{out}"
+        );
+        assert!(
+            out.contains("<meter id=\"m0-messages\" min=\"0\" max=\"30\""),
+            "{out}"
+        );
+        assert!(out.contains("value=\"2\""), "{out}");
+        assert!(out.contains("&lt;b&gt;x&lt;/b&gt;@contoso.com"));
+        assert!(out.contains("plugin &quot;&lt;i&gt;&quot; is disabled"));
+    }
 }
