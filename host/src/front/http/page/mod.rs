@@ -44,9 +44,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'; object-src 'none'";
 
-const CSS: &str = include_str!("assets/page.css");
+/// The page's style sheet (the demo's mailbox viewer uses it too).
+pub(crate) const CSS: &str = include_str!("assets/page.css");
 const JS: &str = include_str!("assets/page.js");
-const ICON: &str = include_str!("assets/icon.svg");
+/// The page's icon.
+pub(crate) const ICON: &str = include_str!("assets/icon.svg");
 
 /// The page's routes.
 pub fn routes() -> Router<HttpState> {
