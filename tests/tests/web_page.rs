@@ -237,3 +237,142 @@ async fn the_page_in_chromium_shows_fixes_and_retries_emails_and_escapes_everyth
         }
     }
 }
+
+/// The line of `stdout` that starts with `label`, its first `http://` address.
+fn address_after(stdout: &str, label: &str) -> Option<String> {
+    let line = stdout.lines().find(|l| l.trim_start().starts_with(label))?;
+    let start = line.find("http://")?;
+    let rest = &line[start..];
+    Some(
+        rest[..rest.find(' ').unwrap_or(rest.len())]
+            .trim_end_matches('/')
+            .to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_web_serves_the_page_and_the_mailboxes_until_ctrl_c_then_removes_its_home() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut child = Command::new(mailhost_tests::mailhost_bin())
+        .args(["demo", "--web"])
+        .env_remove("MAILHOST_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout_pipe.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            let _ = tx.send(String::from_utf8_lossy(&buffer[..n]).into_owned());
+        }
+    });
+    let mut stdout = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stdout.contains("Ctrl-C ends the demo") {
+        assert!(
+            Instant::now() < deadline,
+            "demo --web did not get ready:\n{stdout}"
+        );
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            stdout.push_str(&chunk);
+        }
+    }
+    let page = address_after(&stdout, "Email Maintenance:").unwrap();
+    let mailboxes = address_after(&stdout, "Mailboxes:").unwrap();
+    let token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("mh_"))
+        .map(|w| w.trim_end_matches(')').to_string())
+        .unwrap();
+    let home = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("home:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(std::path::PathBuf::from)
+        .unwrap();
+    assert!(home.is_dir());
+
+    let http = client();
+    let list = http
+        .get(format!("{page}/"))
+        .header("Cookie", format!("mailhost_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.unwrap();
+    assert!(list.contains("Invoice 1001 from Contoso"), "{list}");
+    assert!(list.contains("Your order has shipped"), "{list}");
+
+    let index = http.get(format!("{mailboxes}/")).send().await.unwrap();
+    assert!(
+        index.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let index = index.text().await.unwrap();
+    assert!(index.contains("lynne@contoso.onmicrosoft.com"), "{index}");
+    let inbox_path = "/mailboxes/lynne%40contoso.onmicrosoft.com/inbox";
+    let inbox = http
+        .get(format!("{mailboxes}{inbox_path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(inbox.contains("Invoice 1001 from Contoso"), "{inbox}");
+    let sent = http
+        .get(format!(
+            "{mailboxes}/mailboxes/alex%40contoso.onmicrosoft.com/sent"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sent.contains("Invoice 1001 from Contoso"), "{sent}");
+    let message = http
+        .get(format!("{mailboxes}{inbox_path}/0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(message.contains("Invoice-1001.txt"), "{message}");
+    assert!(message.contains("Attachments (1)"), "{message}");
+
+    // Ctrl-C: it stops and removes the temporary home.
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo --web did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "demo --web exited with {status}");
+    assert!(
+        !home.exists(),
+        "the demo's home {} is still there",
+        home.display()
+    );
+}
