@@ -56,12 +56,24 @@ pub enum Error {
     /// An email's input.
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    /// A whole message (sendmail, the SMTP relay): refused, or its spool files not written.
+    #[error(transparent)]
+    Mime(#[from] crate::delivery::mime::MimeError),
     /// The email store, mail.db (locked: exit 1; unusable file: exit 2).
     #[error(transparent)]
     Outbox(#[from] crate::delivery::outbox::OutboxError),
     /// A send-batch could not run to the end (file unreadable: exit 2; store locked: exit 1).
     #[error(transparent)]
     Batch(#[from] crate::delivery::batch::BatchError),
+    /// Mail or secrets readable by other users (exit 2).
+    #[error(transparent)]
+    Permissions(#[from] crate::config::permissions::UnsafePermissions),
+    /// The audit trail could not be written or read.
+    #[error(transparent)]
+    Audit(#[from] crate::config::audit::AuditError),
+    /// A purge failed (the store: exit 1 when locked; a spool folder: exit 2).
+    #[error(transparent)]
+    Retention(#[from] crate::delivery::retention::RetentionError),
     /// Writing to standard output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -78,8 +90,14 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Failed(_) => EXIT_FAILED,
+            Self::Mime(crate::delivery::mime::MimeError::Spool { .. }) => EXIT_FAILED,
             Self::Outbox(e) if store_failed(e) => EXIT_FAILED,
             Self::Batch(crate::delivery::batch::BatchError::Store(e)) if store_failed(e) => {
+                EXIT_FAILED
+            }
+            Self::Retention(crate::delivery::retention::RetentionError::Outbox(e))
+                if store_failed(e) =>
+            {
                 EXIT_FAILED
             }
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,

@@ -9,6 +9,7 @@ pub mod host;
 pub mod module;
 pub mod secret;
 pub mod service;
+pub mod testing;
 pub mod types;
 pub mod version;
 

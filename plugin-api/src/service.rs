@@ -29,6 +29,16 @@ impl LimitKind {
     /// Requests in flight at once for one sending mailbox.
     pub const CONCURRENT_REQUESTS: Self = Self(4);
 
+    /// The byte this value crosses a wire as (the host's isolation protocol).
+    pub fn as_u8(self) -> u8 {
+        self.0
+    }
+
+    /// The value a byte stands for; unknown bytes are kept as they are.
+    pub fn from_u8(value: u8) -> Self {
+        Self(value)
+    }
+
     const NAMES: [(Self, &'static str); 4] = [
         (Self::MESSAGES, "messages"),
         (Self::RECIPIENTS, "recipients"),
@@ -119,6 +129,16 @@ impl ReconcileState {
     /// Neither could be shown; the email stays `unknown`.
     pub const UNKNOWN: Self = Self(3);
 
+    /// The byte this value crosses a wire as (the host's isolation protocol).
+    pub fn as_u8(self) -> u8 {
+        self.0
+    }
+
+    /// The value a byte stands for; unknown bytes are kept as they are.
+    pub fn from_u8(value: u8) -> Self {
+        Self(value)
+    }
+
     /// The state's lower-case name.
     pub fn name(self) -> &'static str {
         match self {
@@ -202,6 +222,16 @@ impl FindingLevel {
     pub const WARN: Self = Self(2);
     /// Sending will fail until it is fixed.
     pub const FAIL: Self = Self(3);
+
+    /// The byte this value crosses a wire as (the host's isolation protocol).
+    pub fn as_u8(self) -> u8 {
+        self.0
+    }
+
+    /// The value a byte stands for; unknown bytes are kept as they are.
+    pub fn from_u8(value: u8) -> Self {
+        Self(value)
+    }
 
     /// `ok`, `warn` or `fail`.
     pub fn name(self) -> &'static str {

@@ -32,6 +32,16 @@ impl SettingKind {
     /// An email address.
     pub const EMAIL: Self = Self(6);
 
+    /// The byte this kind crosses a wire as (the host's isolation protocol).
+    pub fn as_u8(self) -> u8 {
+        self.0
+    }
+
+    /// The kind a byte stands for; unknown bytes are kept as they are.
+    pub fn from_u8(value: u8) -> Self {
+        Self(value)
+    }
+
     const NAMES: [(Self, &'static str); 6] = [
         (Self::STRING, "string"),
         (Self::BOOL, "bool"),

@@ -105,13 +105,16 @@ pub enum ApiFixture {
     /// API 1.1.0, without the 1.2 functions (`limits`, `send_mime`, `reconcile`, ...): must
     /// load and send.
     V1_1,
+    /// API 2.0.0 with a static initialiser (`.init_array`) that aborts while the library is
+    /// opened, before any version check can run: `plugin add` must survive and refuse it.
+    Major2CrashingInit,
 }
 
 impl ApiFixture {
     /// The API version the fixture is built against.
     pub fn version(self) -> &'static str {
         match self {
-            Self::Major2 => "2.0.0",
+            Self::Major2 | Self::Major2CrashingInit => "2.0.0",
             Self::Minor9 => "1.9.0",
             Self::V1_0 => "1.0.0",
             Self::V1_1 => "1.1.0",
@@ -125,6 +128,7 @@ impl ApiFixture {
             Self::Minor9 => "api-1-9",
             Self::V1_0 => "api-1-0",
             Self::V1_1 => "api-1-1",
+            Self::Major2CrashingInit => "api-2-0-crashing-init",
         }
     }
 
@@ -133,7 +137,7 @@ impl ApiFixture {
         match self {
             Self::V1_0 => &["1.1", "1.2"],
             Self::V1_1 => &["1.2"],
-            Self::Major2 | Self::Minor9 => &[],
+            Self::Major2 | Self::Minor9 | Self::Major2CrashingInit => &[],
         }
     }
 }
@@ -396,8 +400,21 @@ impl Provider for Fixture {{
 }}
 
 export_provider!(|| Fixture);
-"#,
-        version = which.version()
+{crashing_init}"#,
+        version = which.version(),
+        crashing_init = if which == ApiFixture::Major2CrashingInit {
+            r#"
+extern "C" fn crash_while_opening() {
+    std::process::abort();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CRASH_WHILE_OPENING: extern "C" fn() = crash_while_opening;
+"#
+        } else {
+            ""
+        }
     );
     write_if_changed(&dir.join("src/lib.rs"), &source);
     // The workspace's lock file, so abi_stable and friends resolve to the same versions.

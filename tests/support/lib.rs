@@ -64,6 +64,18 @@ const ARTIFACT_PACKAGES: &[&str] = &[
     "fixture-check-logs-password",
     "fixture-check-aborts",
     "fixture-check-hangs",
+    "fixture-fault-segfault",
+    "fixture-fault-abort",
+    "fixture-fault-stack-overflow",
+    "fixture-fault-exit",
+    "fixture-fault-hang",
+    "fixture-fault-stdout",
+    "fixture-fault-static-init",
+    "fixture-fault-long-version",
+    "fixture-fault-bad-keys",
+    "fixture-fault-thread-panic",
+    "fixture-fault-orphan",
+    "fixture-fault-leaky-log",
     "graph-email",
     "mailhost-emulator",
 ];
@@ -178,6 +190,13 @@ impl Home {
             .prefix("mailhost-test-")
             .tempdir()
             .expect("create a temporary home");
+        // As `mailhost` creates a home: private (tempfile leaves the umask's mode).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+                .expect("make the temporary home private");
+        }
         Self { dir }
     }
 

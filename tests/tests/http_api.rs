@@ -178,6 +178,9 @@ async fn an_idempotency_key_records_one_email_even_when_posted_concurrently() {
     let (status, again) = api.post(&email("once"), Some("order-7")).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["id"], first["id"]);
+    let (status, reused) = api.post(&email("another email"), Some("order-7")).await;
+    assert_eq!(status, 422, "a key reused for a different email: {reused}");
+    assert_eq!(reused["error"]["code"], "idempotency_key_reused");
 
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -222,6 +225,15 @@ async fn a_token_is_required_and_a_revoked_one_stops_working() {
         "the listing shows no token"
     );
     home.ok(&["api-token", "revoke", "tests"]);
+    let audit = home.read("audit.log");
+    assert!(
+        audit.contains("\"api-token create\"") && audit.contains("\"api-token revoke\""),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(&token[3..]),
+        "the audit trail holds no token"
+    );
     let (status, _) = api.get("/v1/emails").await;
     assert_eq!(status, 401, "revoked while the service runs");
 }
@@ -620,4 +632,29 @@ async fn tls_from_serve_toml_and_no_plain_http_off_loopback() {
             && refused.contains("allow_plain_http"),
         "{refused}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_api_and_the_engine_cleanly_with_nothing_lost() {
+    let emulator = Emulator::start().unwrap();
+    let (home, mut service, token) = service(&emulator);
+    let api = Api::new(&service, &token);
+    let (status, accepted) = api.post(&email("before SIGTERM"), None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let base = api.base.clone();
+    let exit = tokio::task::spawn_blocking(move || service.stop(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "serve exited with {exit:?}");
+    assert!(
+        client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+    let listed = home.json(&["email", "list", "--json"]);
+    assert_eq!(listed[0]["id"], accepted["id"], "{listed:#}");
 }

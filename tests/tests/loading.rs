@@ -300,11 +300,15 @@ fn a_panicking_describe_refuses_the_add_cleanly() {
     assert!(home.plugin_list().is_empty());
 }
 
+/// In process (`plugin isolate NAME in-process`), a library that crashes while loading takes
+/// mailhost down with it; the crash marker quarantines it on the next start. (Isolated, the
+/// default, the crash is the child's: see tests/tests/isolation.rs.)
 #[test]
-fn a_crash_while_loading_quarantines_the_plugin() {
+fn a_crash_while_loading_in_process_quarantines_the_plugin() {
     const CRASH: (&str, &str) = ("MAILHOST_FIXTURE_CRASH", "1");
     let home = Home::new();
     home.add_enabled(&fixture_path("crash-on-load"));
+    home.ok(&["plugin", "isolate", "crash-on-load", "in-process"]);
     home.add_adele("crash-on-load", &[]);
 
     // Loading it kills the process (abort): nothing the host can catch.

@@ -127,3 +127,63 @@ fn msal_python_signs_in_and_sends_through_the_emulator() {
         "the second app-only call came from MSAL's cache"
     );
 }
+
+/// The certificate credentials the Graph provider uses, signed by MSAL instead: every
+/// `client_credential` form MSAL for Python offers (SHA-1 thumbprint / RS256, SHA-256 with the
+/// public certificate / PS256, PKCS#12) gets a token from the emulator, the token sends mail,
+/// and a certificate the app does not have is refused with AADSTS700027.
+#[test]
+fn msal_python_signs_in_with_the_same_certificate() {
+    let python = mailhost_tests::python::venv_python(&["msal", "requests"]);
+    let tls = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start_with(Config {
+        tls_dir: Some(tls.path().to_path_buf()),
+        ..Config::default()
+    })
+    .unwrap();
+    let ca = emulator.ca_pem_path().unwrap().to_path_buf();
+    let script = mailhost_tests::workspace_root().join("tests/emulator/python/msal_certificate.py");
+    let cert_dir = seed::certificate_fixture("");
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(emulator.base_url())
+        .arg(&cert_dir)
+        .arg(seed::CERTIFICATE_FIXTURE_PASSWORD)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(r#""done": true"#),
+        "msal_certificate.py failed: {:?}\n{stdout}\n{stderr}",
+        output.status
+    );
+    let checks: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["check"].is_string())
+        .collect();
+    for expected in [
+        "certificate_thumbprint",
+        "certificate_public",
+        "certificate_sha256",
+        "certificate_pfx",
+        "send_certificate",
+        "unregistered_refused",
+    ] {
+        let found = checks
+            .iter()
+            .find(|c| c["check"] == expected)
+            .unwrap_or_else(|| panic!("check {expected} did not run: {checks:#?}"));
+        assert_eq!(found["ok"], true, "MSAL check failed: {found:#}");
+    }
+    let inbox = emulator.inbox(seed::RECIPIENT_UPN);
+    assert_eq!(inbox.len(), 1, "{inbox:#?}");
+    assert_eq!(inbox[0].app_id, seed::CERT_DAEMON_CLIENT_ID);
+    assert_eq!(emulator.counters().token_requests.client_credentials, 5);
+}

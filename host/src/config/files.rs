@@ -1,6 +1,7 @@
 //! File plumbing shared by the stores: atomic writes (temporary file in the same folder, fsync,
-//! rename), exclusive lock files held across a read-modify-write, and small helpers to read a
-//! file that may not exist and to turn a byte offset into a line number.
+//! rename), exclusive lock files held across a read-modify-write, private files and folders
+//! (0600 in 0700, whatever the umask), and small helpers to read a file that may not exist and
+//! to turn a byte offset into a line number.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -78,6 +79,117 @@ fn set_mode(file: &File, mode: u32) -> io::Result<()> {
 #[cfg(not(unix))]
 fn set_mode(_file: &File, _mode: u32) -> io::Result<()> {
     Ok(())
+}
+
+/// The mode of every file under the home that holds mail, credentials or logs.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// The mode of every folder under the home that holds such files.
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// Narrows the process umask to 0077, so that every file this process creates (SQLite's
+/// `mail.db-wal` and `-shm` included, which it creates on its own) starts private. Called first
+/// thing by the binary; the helpers below also set modes explicitly, so a library user with a
+/// wider umask gets private files too. No-op on platforms without a umask.
+pub fn restrict_umask() {
+    #[cfg(unix)]
+    {
+        let _ = rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    }
+}
+
+/// Creates `path` and any missing parents as private folders (0700, whatever the umask); an
+/// existing folder is narrowed to 0700.
+///
+/// # Errors
+/// A folder cannot be created or its mode set.
+pub fn create_private_dir(path: &Path) -> Result<(), FileError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(PRIVATE_DIR);
+    }
+    builder
+        .create(path)
+        .map_err(|e| FileError::new("create the folder", path, e))?;
+    ensure_mode(path, PRIVATE_DIR)
+}
+
+/// Writes `contents` to a new or replaced private file (0600, whatever the umask), atomically,
+/// creating its folder (0700) if needed.
+///
+/// # Errors
+/// The folder or file cannot be written.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        create_private_dir(parent)?;
+    }
+    atomic_write(path, contents, PRIVATE_FILE)
+}
+
+/// Creates a new private file (0600, whatever the umask) for writing in pieces, such as a
+/// spooled copy of a large attachment; its folder is created 0700 if needed. Fails if the file
+/// exists. The caller writes, then `sync_all`s before reporting the data as stored.
+///
+/// # Errors
+/// The folder or file cannot be created.
+pub fn create_private_file(path: &Path) -> Result<File, FileError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        create_private_dir(parent)?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(PRIVATE_FILE);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| FileError::new("create", path, e))?;
+    ensure_mode(path, PRIVATE_FILE)?;
+    Ok(file)
+}
+
+/// Opens `path` for appending, creating it private (0600) if missing; an existing file wider
+/// than 0600 is narrowed.
+///
+/// # Errors
+/// The file cannot be opened or its mode set.
+pub fn open_private_append(path: &Path) -> Result<File, FileError> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(PRIVATE_FILE);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| FileError::new("open", path, e))?;
+    ensure_mode(path, PRIVATE_FILE)?;
+    Ok(file)
+}
+
+/// Sets `path` to exactly `mode` if it exists with another one (no-op where there are no
+/// modes); a missing file is fine.
+///
+/// # Errors
+/// The mode could not be changed.
+pub fn ensure_mode(path: &Path, mode: u32) -> Result<(), FileError> {
+    match fs::metadata(path) {
+        Ok(meta) if mode_of(&meta) != mode && cfg!(unix) => {
+            chmod(path, mode).map_err(|e| FileError::new("set the mode of", path, e))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FileError::new("inspect", path, e)),
+    }
 }
 
 /// An exclusive lock on a `*.lock` file beside the file it guards, held until dropped.
@@ -199,6 +311,36 @@ mod tests {
         // No temporary files are left behind.
         let names: Vec<_> = fs::read_dir(dir.path()).expect("list").collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_helpers_ignore_a_wide_umask() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("spool/abc");
+        chmod(dir.path(), 0o755).expect("chmod");
+        // Even a folder that exists already with a wider mode is narrowed.
+        fs::create_dir_all(dir.path().join("spool")).expect("mkdir");
+        chmod(&dir.path().join("spool"), 0o777).expect("chmod");
+        create_private_dir(&dir.path().join("spool")).expect("narrow");
+        write_private_file(&folder.join("message.eml"), b"x").expect("write");
+        let mode = |p: &Path| mode_of(&fs::metadata(p).expect("meta"));
+        assert_eq!(mode(&dir.path().join("spool")), 0o700);
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&folder.join("message.eml")), 0o600);
+        let streamed = folder.join("big.bin");
+        let mut file = create_private_file(&streamed).expect("create");
+        file.write_all(b"data").expect("write");
+        assert_eq!(mode(&streamed), 0o600);
+        assert!(
+            create_private_file(&streamed).is_err(),
+            "an existing file is not replaced"
+        );
+        let log = dir.path().join("audit.log");
+        fs::write(&log, "").expect("write");
+        chmod(&log, 0o666).expect("chmod");
+        let _ = open_private_append(&log).expect("open");
+        assert_eq!(mode(&log), 0o600);
     }
 
     #[test]

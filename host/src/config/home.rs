@@ -111,6 +111,28 @@ impl Home {
     pub fn mail_db_path(&self) -> PathBuf {
         self.root.join("mail.db")
     }
+
+    /// `spool/`: attachments and whole messages of accepted emails, a folder per email
+    /// (0700 folders, 0600 files).
+    pub fn spool_path(&self) -> PathBuf {
+        self.root.join("spool")
+    }
+
+    /// `spool/<id>/`: the spooled files of one email.
+    pub fn spool_dir(&self, email_id: &str) -> PathBuf {
+        self.spool_path().join(email_id)
+    }
+
+    /// `audit.log`: who changed the configuration, when, what (JSON lines, 0600).
+    pub fn audit_path(&self) -> PathBuf {
+        self.root.join("audit.log")
+    }
+
+    /// `secrets.index`: the names of secrets kept in the operating system's keyring (no
+    /// values), so they can be listed and migrated.
+    pub fn secrets_index_path(&self) -> PathBuf {
+        self.root.join("secrets.index")
+    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,10 @@ pub enum SettingsError {
         valid: Vec<String>,
     },
     /// The value does not fit the declared type.
-    #[error("{what} '{key}' of plugin '{plugin}' takes a {kind}: {problem}")]
+    #[error(
+        "{what} '{key}' of plugin '{plugin}' takes {} {kind}: {problem}",
+        article(kind)
+    )]
     BadValue {
         /// "setting" or "staff field".
         what: &'static str,
@@ -80,6 +83,178 @@ fn valid_keys(plugin: &str, valid: &[String]) -> String {
             valid.join(", ")
         )
     }
+}
+
+/// The reserved table of host-wide settings in settings.toml: `[mailhost]` (no plugin may
+/// register under this name).
+pub const HOST_TABLE: &str = "mailhost";
+/// `RetainDays`: sent emails older than this many days are deleted (0 keeps them forever).
+pub const RETAIN_DAYS: &str = "RetainDays";
+/// `RetainBodyDays`: bodies and spooled attachments of sent emails older than this many days are
+/// dropped, the record kept (0 keeps them until the record goes).
+pub const RETAIN_BODY_DAYS: &str = "RetainBodyDays";
+/// `SecretBackend`: where secrets live: file, keyring or systemd.
+pub const SECRET_BACKEND: &str = "SecretBackend";
+
+/// One host-wide setting of the `[mailhost]` table.
+#[derive(Debug, Clone, Copy)]
+pub struct HostSettingSpec {
+    /// The key.
+    pub key: &'static str,
+    /// The type, as plugin settings name theirs (`integer`, `string`).
+    pub kind: &'static str,
+    /// The default value.
+    pub default: &'static str,
+    /// The values allowed (empty: any of the type).
+    pub choices: &'static [&'static str],
+    /// The largest number allowed, for integers.
+    pub max: u64,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+/// The host-wide settings of the `[mailhost]` table (data protection); the per-plugin host-level
+/// settings are [`HOST_SETTINGS`].
+pub const HOST_WIDE_SETTINGS: &[HostSettingSpec] = &[
+    HostSettingSpec {
+        key: RETAIN_DAYS,
+        kind: "integer",
+        default: "90",
+        choices: &[],
+        max: 36_500,
+        help: "Days a sent email's record is kept before `email purge` (and serve, daily) deletes it; 0 keeps it forever",
+    },
+    HostSettingSpec {
+        key: RETAIN_BODY_DAYS,
+        kind: "integer",
+        default: "30",
+        choices: &[],
+        max: 36_500,
+        help: "Days a sent email's body and spooled attachments are kept; the record stays until RetainDays; 0 keeps them",
+    },
+    HostSettingSpec {
+        key: SECRET_BACKEND,
+        kind: "string",
+        default: "file",
+        choices: &["file", "keyring", "systemd"],
+        max: 0,
+        help: "Where secrets live: file (secrets.toml, 0600), keyring (the operating system's), systemd (read-only credentials); move them with `mailhost secrets migrate --to BACKEND`",
+    },
+];
+
+impl HostSettingSpec {
+    /// The declaration, as plugin settings have one.
+    pub fn decl(&self) -> SettingDecl {
+        SettingDecl {
+            key: self.key.to_string(),
+            kind: self.kind.to_string(),
+            required: false,
+            default: Some(self.default.to_string()),
+            secret: false,
+            help: self.help.to_string(),
+        }
+    }
+
+    /// Checks `value` and returns it in canonical form.
+    ///
+    /// # Errors
+    /// The value does not fit the type, range or choices.
+    pub fn normalize(&self, value: &str) -> Result<String, SettingsError> {
+        let decl = self.decl();
+        let value = normalize("setting", HOST_TABLE, &decl, value)?;
+        let bad = |problem: String| SettingsError::BadValue {
+            what: "setting",
+            plugin: HOST_TABLE.to_string(),
+            key: self.key.to_string(),
+            kind: self.kind.to_string(),
+            problem,
+        };
+        if !self.choices.is_empty() {
+            return self
+                .choices
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(value.trim()))
+                .map(|c| (*c).to_string())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "'{value}' is not one of {}",
+                        self.choices.join(", ")
+                    ))
+                });
+        }
+        if self.kind == "integer" {
+            match value.parse::<u64>() {
+                Ok(n) if n <= self.max => {}
+                _ => {
+                    return Err(bad(format!(
+                        "'{value}' must be a whole number from 0 to {}",
+                        self.max
+                    )));
+                }
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// The spec of host setting `key` (case-insensitive).
+///
+/// # Errors
+/// No such host setting: the error lists them.
+pub fn host_spec(key: &str) -> Result<&'static HostSettingSpec, SettingsError> {
+    HOST_WIDE_SETTINGS
+        .iter()
+        .find(|s| s.key.eq_ignore_ascii_case(key))
+        .ok_or_else(|| SettingsError::UnknownKey {
+            plugin: HOST_TABLE.to_string(),
+            key: key.to_string(),
+            valid: HOST_WIDE_SETTINGS
+                .iter()
+                .map(|s| s.key.to_string())
+                .collect(),
+        })
+}
+
+/// The value of host setting `key`: the stored one if it is valid, else the default (a bad
+/// hand edit is warned about, never fatal).
+pub fn host_value(settings: &Settings, key: &str) -> String {
+    let Ok(spec) = host_spec(key) else {
+        return String::new();
+    };
+    match settings.value(HOST_TABLE, spec.key) {
+        Some(stored) => spec.normalize(stored).unwrap_or_else(|e| {
+            log::warn!(
+                "settings.toml: [mailhost] {}: {e}; using the default {}",
+                spec.key,
+                spec.default
+            );
+            spec.default.to_string()
+        }),
+        None => spec.default.to_string(),
+    }
+}
+
+/// The value of an integer host setting.
+pub fn host_number(settings: &Settings, key: &str) -> u64 {
+    host_value(settings, key).parse().unwrap_or(0)
+}
+
+/// The `config list` rows of the host settings.
+pub fn host_rows(settings: &Settings) -> Vec<SettingRow> {
+    HOST_WIDE_SETTINGS
+        .iter()
+        .map(|spec| {
+            let (shown, source) = match settings.value(HOST_TABLE, spec.key) {
+                Some(v) => (Some(v.to_string()), Source::Set),
+                None => (Some(spec.default.to_string()), Source::Default),
+            };
+            SettingRow {
+                decl: spec.decl(),
+                shown,
+                source,
+            }
+        })
+        .collect()
 }
 
 /// The contents of `settings.toml`: plugin name → key → value.
@@ -161,6 +336,15 @@ impl Settings {
     /// The stored value of `plugin`'s `key`.
     pub fn value(&self, plugin: &str, key: &str) -> Option<&str> {
         self.plugins.get(plugin)?.get(key).map(String::as_str)
+    }
+}
+
+/// `a` or `an` before a type name (`an integer`, `an email`, `a url`).
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
@@ -543,6 +727,38 @@ mod tests {
             Source::Default
         )));
         assert!(shown.contains(&("Verbose", None, Source::Unset)));
+    }
+
+    #[test]
+    fn host_settings_validate_and_default() {
+        let mut settings = Settings::default();
+        assert_eq!(host_number(&settings, RETAIN_DAYS), 90);
+        assert_eq!(host_number(&settings, RETAIN_BODY_DAYS), 30);
+        assert_eq!(host_value(&settings, SECRET_BACKEND), "file");
+        let spec = host_spec("retaindays").unwrap();
+        assert_eq!(spec.normalize("0").unwrap(), "0");
+        assert!(spec.normalize("-1").is_err());
+        assert!(spec.normalize("99999999").is_err());
+        let backend = host_spec(SECRET_BACKEND).unwrap();
+        assert_eq!(backend.normalize("Keyring").unwrap(), "keyring");
+        let error = backend.normalize("vault").unwrap_err().to_string();
+        assert!(error.contains("file, keyring, systemd"), "{error}");
+        assert!(
+            host_spec("Nope")
+                .unwrap_err()
+                .to_string()
+                .contains("RetainDays")
+        );
+        settings
+            .plugins
+            .entry(HOST_TABLE.into())
+            .or_default()
+            .insert(RETAIN_DAYS.into(), "oops".into());
+        assert_eq!(host_number(&settings, RETAIN_DAYS), 90);
+        let rows = host_rows(&settings);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].source, Source::Set);
+        assert_eq!(rows[1].source, Source::Default);
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct StaffRecord {
     /// The provider's custom fields.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// Further From addresses the SMTP relay lets them send as (besides `email`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relay_from: Vec<String>,
 }
 
 /// The contents of `staff.toml`.
@@ -316,6 +319,7 @@ mod tests {
                     name: "Adele".into(),
                     username: String::new(),
                     fields: BTreeMap::from([("NonInteractive".into(), "true".into())]),
+                    relay_from: vec!["sales@contoso.com".into()],
                 },
             );
             Ok(())
@@ -323,6 +327,10 @@ mod tests {
         .expect("update");
         let file = load(&home).expect("load");
         assert_eq!(file.require("adele").expect("adele").name, "Adele");
+        assert_eq!(
+            file.require("adele").expect("adele").relay_from,
+            ["sales@contoso.com"]
+        );
         let error = file.require("bob").unwrap_err().to_string();
         assert!(
             error.contains("'bob'") && error.contains("adele"),

@@ -49,6 +49,8 @@ pub struct BatchOptions {
     pub max_wait: Duration,
     /// What to show while running.
     pub progress: Progress,
+    /// Only record the emails (`queued`); send nothing.
+    pub queue_only: bool,
 }
 
 impl Default for BatchOptions {
@@ -56,6 +58,7 @@ impl Default for BatchOptions {
         Self {
             max_wait: Duration::from_secs(600),
             progress: Progress::Auto,
+            queue_only: false,
         }
     }
 }
@@ -138,7 +141,13 @@ where
     };
     let mut jobs: Vec<Job> = Vec::new();
     let (read_result, drained) = std::thread::scope(|threads| {
-        let sender = threads.spawn(|| engine.drain(&scope, &drain, &stop));
+        let sender = threads.spawn(|| {
+            if options.queue_only {
+                Ok(crate::delivery::engine::DrainSummary::default())
+            } else {
+                engine.drain(&scope, &drain, &stop)
+            }
+        });
         let result = reader.read_all(file, path, &mut compose, &mut |group| {
             jobs.extend(group);
             engine.wake();
@@ -185,7 +194,11 @@ where
         });
     }
     let mut summary = reporter.finish();
-    summary.next_due = drained.next_due.filter(|_| summary.queued > 0);
+    summary.next_due = match drained.next_due {
+        Some(at) => Some(at).filter(|_| summary.queued > 0),
+        None => engine.outbox().next_due_in(Some(target.staff_id))?,
+    }
+    .filter(|_| summary.queued > 0);
     Ok(summary)
 }
 

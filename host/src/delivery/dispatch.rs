@@ -19,9 +19,15 @@ use crate::config::settings;
 use crate::config::staff::{self, StaffRecord};
 use crate::delivery::compose::{self, ComposeError, Draft, Sender};
 use crate::error::Error;
+use crate::plugins::Provider;
+use crate::plugins::isolation::supervisor::DEFAULT_TIMEOUT_SECS;
 use crate::plugins::loader::Loader;
-use crate::plugins::provider::LoadedPlugin;
 use crate::plugins::registry::{self, PluginEntry};
+
+/// The sign-in setting the host adds for `mailhost login --browser`: `device-code` or `browser`.
+pub const SIGN_IN_MODE: &str = "SignInMode";
+/// The sign-in setting the host adds for `--no-open`: `true` or `false`.
+pub const SIGN_IN_NO_OPEN: &str = "SignInNoOpen";
 
 /// Resolves staff members to providers for one process; loaded plugins are kept.
 #[derive(Debug)]
@@ -81,8 +87,10 @@ impl Dispatcher {
                 record.provider
             ))
         })?;
-        let plugin = self.loader.load(entry)?;
-        let settings = settings::resolve(entry, &settings::load(&self.home)?, &self.secrets)?;
+        let stored = settings::load(&self.home)?;
+        let plugin = self.loader.provider(entry)?;
+        let settings = settings::resolve(entry, &stored, &self.secrets)?;
+        plugin.set_timeout(send_timeout(&settings));
         let staff = staff_member(staff_id, &record, entry, &self.secrets)?;
         Ok(Route {
             staff_id: staff_id.to_string(),
@@ -91,6 +99,21 @@ impl Dispatcher {
             staff,
         })
     }
+}
+
+/// `SendTimeoutSeconds` among the resolved settings: how long one call may take before its
+/// provider process is stopped (default 300 s).
+fn send_timeout(settings: &[Setting]) -> std::time::Duration {
+    let secs = settings::number(
+        settings,
+        settings::SEND_TIMEOUT_SECONDS,
+        DEFAULT_TIMEOUT_SECS,
+    );
+    std::time::Duration::from_secs(if secs == 0 {
+        DEFAULT_TIMEOUT_SECS
+    } else {
+        secs
+    })
 }
 
 /// The staff member as the plugin receives it: fields with defaults, password from the store.
@@ -139,7 +162,7 @@ fn staff_member(
 #[derive(Debug)]
 pub struct Route {
     staff_id: String,
-    plugin: Arc<LoadedPlugin>,
+    plugin: Arc<Provider>,
     settings: Vec<Setting>,
     staff: StaffMember,
 }
@@ -155,8 +178,8 @@ impl Route {
         self.plugin.name()
     }
 
-    /// The loaded provider.
-    pub fn plugin(&self) -> &LoadedPlugin {
+    /// The provider.
+    pub fn plugin(&self) -> &Provider {
         &self.plugin
     }
 
@@ -210,6 +233,24 @@ impl Route {
     /// has none.
     pub fn sign_in(&self) -> Result<String, ProviderError> {
         self.plugin.sign_in(&self.sign_in_request())
+    }
+
+    /// Browser sign-in through the provider: the request carries the sign-in settings
+    /// `SignInMode=browser` and `SignInNoOpen` (`true`: print the address, open nothing).
+    ///
+    /// # Errors
+    /// As [`Route::sign_in`].
+    pub fn sign_in_browser(&self, no_open: bool) -> Result<String, ProviderError> {
+        let mut request = self.sign_in_request();
+        let mut settings: Vec<Setting> = request.settings.into_iter().collect();
+        settings.retain(|s| s.key.as_str() != SIGN_IN_MODE && s.key.as_str() != SIGN_IN_NO_OPEN);
+        settings.push(Setting::new(SIGN_IN_MODE, "browser"));
+        settings.push(Setting::new(
+            SIGN_IN_NO_OPEN,
+            if no_open { "true" } else { "false" },
+        ));
+        request.settings = settings.into();
+        self.plugin.sign_in(&request)
     }
 
     /// Forgets cached sign-in state through the provider.

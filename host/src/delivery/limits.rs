@@ -151,22 +151,25 @@ impl Limits {
     }
 }
 
-/// Sends within `window_ms` before `now`.
+/// Sends within `window_ms` before `now`. A send recorded *after* `now` (the system clock was
+/// set back since) counts as made at `now`: it still fills the window, but holds nothing past
+/// `now + window`, so a clock set back by hours cannot stall a mailbox for those hours.
 fn in_window(
     usage: &Usage,
     window_ms: i64,
     now: Timestamp,
-) -> impl Iterator<Item = &(Timestamp, u64)> {
+) -> impl Iterator<Item = (Timestamp, u64)> + '_ {
     let since = now.millis() - window_ms;
     usage
         .sends
         .iter()
         .filter(move |(at, _)| at.millis() > since)
+        .map(move |(at, n)| (Timestamp(at.millis().min(now.millis())), *n))
 }
 
 fn messages_hold(limit: &LimitValue, usage: &Usage, now: Timestamp) -> Option<Hold> {
     let sends: Vec<Timestamp> = in_window(usage, limit.window_ms, now)
-        .map(|(at, _)| *at)
+        .map(|(at, _)| at)
         .collect();
     let used = sends.len() as u64;
     let mut until: Option<i64> = None;
@@ -203,7 +206,7 @@ fn recipients_hold(
     recipients: u64,
     now: Timestamp,
 ) -> Option<Hold> {
-    let sends: Vec<&(Timestamp, u64)> = in_window(usage, limit.window_ms, now).collect();
+    let sends: Vec<(Timestamp, u64)> = in_window(usage, limit.window_ms, now).collect();
     let used: u64 = sends.iter().map(|(_, n)| n).sum();
     if used.saturating_add(recipients) <= limit.max {
         return None;
@@ -345,6 +348,15 @@ mod tests {
         assert!(l.check_message(500).is_ok());
         let error = l.check_message(501).expect_err("refused");
         assert!(error.contains("RecipientsPerMessage"), "{error}");
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_stall_a_mailbox() {
+        let l = limits(30, 10_000);
+        // The last send was recorded at 10:00; the clock now says 09:00.
+        let u = usage(&[(36_000_000, 1)]);
+        let hold = l.hold(&u, 1, Timestamp(32_400_000)).expect("held");
+        assert_eq!(hold.until, Some(Timestamp(32_402_000)), "2 s, not an hour");
     }
 
     #[test]

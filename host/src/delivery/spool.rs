@@ -180,7 +180,11 @@ fn private_file(path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)
+    let file = options.open(path)?;
+    // A file that was there already keeps its mode on open: narrow it.
+    crate::config::files::ensure_mode(path, crate::config::files::PRIVATE_FILE)
+        .map_err(|e| e.source)?;
+    Ok(file)
 }
 
 fn copy_durably(from: &Path, to: &Path) -> Result<(), SpoolError> {

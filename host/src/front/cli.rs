@@ -14,6 +14,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "MAILHOST_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Run even when mail or secrets under the home are readable by other users (they are
+    /// reported; fix them with the `chmod` shown).
+    #[arg(long, global = true)]
+    pub allow_unsafe_permissions: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -35,18 +40,71 @@ pub enum Command {
     Login {
         /// The staff ID.
         staff_id: String,
+        /// Sign in in a browser (authorization code with PKCE, through the provider's
+        /// RedirectURI) instead of with a device code.
+        #[arg(long)]
+        browser: bool,
+        /// With --browser: print the sign-in address instead of opening a browser.
+        #[arg(long, requires = "browser")]
+        no_open: bool,
     },
     /// Forget a staff member's cached sign-in.
     Logout {
         /// The staff ID.
         staff_id: String,
     },
+    /// Check the whole set-up without sending (unless --send-test): plugins load, settings,
+    /// sign-in, permissions, certificates; one line per finding, each non-ok one with its fix.
+    /// Exit 0 when nothing failed, 1 otherwise.
+    Doctor {
+        /// Check only this staff member (and their provider).
+        staff_id: Option<String>,
+        /// Also send a test email to this address (and look for it where the provider can).
+        #[arg(long, value_name = "ADDR")]
+        send_test: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Email Maintenance: send email, list, show and retry stored emails, send a batch.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// sendmail-compatible: send the RFC 5322 message on standard input (`mailhost sendmail
+    /// --help` lists the flags: -t, -i, -oi, -f ADDR, -F NAME, --staff ID, RECIPIENT...).
+    /// Exits with sendmail's statuses: 0 sent, 75 queued, 64/65/67 refused.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's flags and the recipients.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// The secret store: list the names (never values) and move them between backends.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// The audit trail: who changed the configuration, when, what (never secret values).
+    Audit {
+        /// Only entries since this long ago (`7d`, `12h`) or this time (RFC 3339, `2026-12-01`).
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The embedded demo: start the local Microsoft 365 emulator, configure the Graph plugin in
     /// a temporary home, send an email with an attachment and show what arrived.
     Demo(DemoArgs),
+    /// Internal: run one provider library for the host that started this process, speaking
+    /// the isolation protocol on the Unix socket at SOCKET.
+    #[command(name = "provider-child", hide = true)]
+    ProviderChild {
+        /// The host's socket.
+        #[arg(long, value_name = "SOCKET")]
+        socket: PathBuf,
+    },
     /// Per sending mailbox: what its sending limits allow now, and when the next send may go.
     Limits {
         /// Print JSON.
@@ -96,6 +154,9 @@ pub struct ServeArgs {
     /// `[http]` section.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<String>,
+    /// Run the SMTP relay on this address (repeatable; replaces serve.toml's `[smtp] listen`).
+    #[arg(long = "smtp", value_name = "ADDR:PORT")]
+    pub smtp: Vec<std::net::SocketAddr>,
 }
 
 /// Parses `90`, `90s`, `10m`, `2h` or `1d` (a number alone is seconds).
@@ -172,6 +233,16 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Where the provider runs: `process` (its own child process, the default: a crash or hang
+    /// cannot take mailhost down) or `in-process` (loaded into mailhost: faster by
+    /// microseconds, but a crash of the provider is a crash of mailhost).
+    Isolate {
+        /// The plugin name.
+        name: String,
+        /// `process` or `in-process`.
+        #[arg(value_name = "MODE", value_parser = clap::builder::PossibleValuesParser::new(["process", "in-process"]))]
+        mode: String,
+    },
     /// Conformance run for provider authors: load a library without registering it (in a
     /// child process) and check its description, settings, sends and secret handling.
     Check(CheckArgs),
@@ -215,14 +286,22 @@ pub enum ConfigCommand {
         /// The setting key.
         key: String,
     },
-    /// Set a setting.
+    /// Set a setting (`mailhost` as PLUGIN: the host's own settings).
     Set {
-        /// The plugin name.
+        /// The plugin name, or `mailhost`.
         plugin: String,
         /// The setting key.
         key: String,
         /// The value.
-        value: String,
+        #[arg(
+            required_unless_present = "value_stdin",
+            conflicts_with = "value_stdin"
+        )]
+        value: Option<String>,
+        /// Read the value from standard input (one line; typed without echo on a terminal),
+        /// so a secret never appears on the command line.
+        #[arg(long)]
+        value_stdin: bool,
     },
     /// Remove a setting (its default applies again).
     Unset {
@@ -230,6 +309,23 @@ pub enum ConfigCommand {
         plugin: String,
         /// The setting key.
         key: String,
+    },
+}
+
+/// `mailhost secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// The names of the stored secrets and where each lives (never values).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every secret to another backend and make it the home's `SecretBackend`.
+    Migrate {
+        /// file or keyring (systemd credentials are read-only).
+        #[arg(long, value_name = "BACKEND")]
+        to: String,
     },
 }
 
@@ -256,6 +352,24 @@ pub struct StaffOptions {
     pub fields: Vec<String>,
 }
 
+/// `staff set` options for the SMTP relay (`mailhost serve --smtp`).
+#[derive(Debug, Default, Args)]
+pub struct RelayOptions {
+    /// Read the SMTP relay password from standard input (one line); only its Argon2id hash is
+    /// stored. The relay's user name is the staff ID or the staff member's address.
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub relay_password_stdin: bool,
+    /// Delete the SMTP relay password (the staff member can no longer AUTH to the relay).
+    #[arg(long, conflicts_with = "relay_password_stdin")]
+    pub clear_relay_password: bool,
+    /// A further From address the relay lets them send as (repeatable; added to the list).
+    #[arg(long = "relay-from", value_name = "ADDR")]
+    pub relay_from: Vec<String>,
+    /// Empty the relay From list first (alone: clear it).
+    #[arg(long)]
+    pub clear_relay_from: bool,
+}
+
 /// `mailhost staff ...`
 #[derive(Debug, Subcommand)]
 pub enum StaffCommand {
@@ -277,6 +391,9 @@ pub enum StaffCommand {
         /// Delete the stored password.
         #[arg(long, conflicts_with = "password_stdin")]
         clear_password: bool,
+        /// The SMTP relay credential and From addresses.
+        #[command(flatten)]
+        relay: RelayOptions,
     },
     /// Show one staff member.
     Show {
@@ -370,6 +487,27 @@ pub enum EmailCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete old emails and drop old bodies as RetainDays and RetainBodyDays say (sent emails
+    /// only, unless --status names others).
+    Purge(PurgeArgs),
+}
+
+/// `mailhost email purge` options.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Delete emails older than this (`90d`, `12h`) instead of RetainDays.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+    /// Purge emails with this status (repeatable; default: sent). queued, failed and unknown
+    /// emails are only purged when named.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Vec<String>,
+    /// Report what would go; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mailhost email send-batch` options.
@@ -389,6 +527,10 @@ pub struct BatchArgs {
     /// Send worker threads (the provider's ConcurrentRequests limit still holds per mailbox).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Record every line as queued and return at once: `mailhost serve` (or `email flush`)
+    /// sends them under the sending limits.
+    #[arg(long)]
+    pub queue: bool,
     /// Print the summary as one JSON object (no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -467,6 +609,26 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sendmail_takes_its_flags_verbatim() {
+        let cli = Cli::try_parse_from([
+            "mailhost",
+            "--home",
+            "/h",
+            "sendmail",
+            "-t",
+            "-oi",
+            "-fadele@x.com",
+            "--help",
+            "a@x.com",
+        ])
+        .expect("parse");
+        let Command::Sendmail { args } = cli.command else {
+            panic!("not sendmail");
+        };
+        assert_eq!(args, ["-t", "-oi", "-fadele@x.com", "--help", "a@x.com"]);
     }
 
     #[test]

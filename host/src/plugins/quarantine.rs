@@ -155,6 +155,52 @@ pub fn apply(registry: &mut Registry, crash: &MarkerContent, now: &str) -> Optio
     Some(entry.name.clone())
 }
 
+/// How many provider-process crashes within [`CRASH_WINDOW_SECS`] quarantine a plugin.
+pub const CRASH_LIMIT: usize = 3;
+
+/// The window crashes are counted in: 10 minutes.
+pub const CRASH_WINDOW_SECS: i64 = 600;
+
+/// Records that `name`'s provider process crashed (`how`: a signal name or exit status) while
+/// running the file `sha256`, at `now` (seconds since the epoch). Crashes are counted across
+/// every mailhost process of the home; the third within 10 minutes quarantines the plugin.
+/// Returns the quarantine's reason when this crash set it.
+///
+/// # Errors
+/// The registry cannot be updated.
+pub fn record_crash(
+    home: &Home,
+    name: &str,
+    sha256: &str,
+    how: &str,
+    now: i64,
+) -> Result<Option<String>, RegistryError> {
+    registry::update(home, |registry| -> Result<_, RegistryError> {
+        let Some(entry) = registry.find_mut(name) else {
+            return Ok(None);
+        };
+        if entry.sha256 != sha256 || entry.quarantined().is_some() {
+            return Ok(None);
+        }
+        entry.crashes.retain(|t| now - *t < CRASH_WINDOW_SECS);
+        entry.crashes.push(now);
+        if entry.crashes.len() < CRASH_LIMIT {
+            return Ok(None);
+        }
+        let reason = format!(
+            "its provider process crashed {} times in 10 minutes (last: {how})",
+            entry.crashes.len()
+        );
+        entry.crashes.clear();
+        entry.quarantine = Some(Quarantine {
+            reason: reason.clone(),
+            since: crate::config::time::now_rfc3339(),
+            sha256: sha256.to_string(),
+        });
+        Ok(Some(reason))
+    })
+}
+
 /// Looks for crash markers at start-up, quarantines the plugins they name and removes them.
 /// Returns one warning line per crash for the user.
 ///
@@ -236,6 +282,38 @@ mod tests {
         assert!(registry.require("a").expect("a").quarantined().is_none());
         assert!(find_crashes(&home).is_empty());
         assert!(recover(&home).expect("again").is_empty());
+    }
+
+    #[test]
+    fn three_crashes_in_ten_minutes_quarantine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::open(dir.path()).expect("home");
+        registry::update(&home, |r| -> Result<(), RegistryError> {
+            r.plugins.push(entry("a"));
+            Ok(())
+        })
+        .expect("registry");
+        let crash = |t| record_crash(&home, "a", "aa", "killed by SIGSEGV", t).expect("record");
+        assert_eq!(crash(1_000), None);
+        // The first crash is more than 10 minutes old by the third: not quarantined yet.
+        assert_eq!(crash(1_500), None);
+        assert_eq!(crash(1_700), None);
+        let reason = crash(1_800).expect("quarantined");
+        assert!(
+            reason.contains("3 times in 10 minutes (last: killed by SIGSEGV)"),
+            "{reason}"
+        );
+        let a = registry::load(&home)
+            .expect("load")
+            .require("a")
+            .expect("a")
+            .clone();
+        assert!(a.quarantined().is_some() && a.crashes.is_empty());
+        // Another file's crash does not count.
+        assert_eq!(
+            record_crash(&home, "a", "bb", "x", 1_900).expect("other"),
+            None
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::files::{self, FileError, FileLock};
 use crate::config::home::Home;
+pub use crate::plugins::isolation::Isolation;
 
 /// The registry format this host reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -128,7 +129,14 @@ pub struct PluginEntry {
     /// Sending limits the plugin declared (plugin API 1.2): which of its settings holds each.
     #[serde(default, rename = "limit", skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<LimitDecl>,
-    /// Set when the plugin crashed the host while loading.
+    /// Where the provider runs: its own child process (the default) or inside mailhost.
+    #[serde(default, skip_serializing_if = "Isolation::is_default")]
+    pub isolation: Isolation,
+    /// When its provider process last crashed (seconds since the epoch, the last 10 minutes
+    /// only): 3 of them quarantine the plugin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crashes: Vec<i64>,
+    /// Set when the plugin crashed the host while loading, or its process crashed too often.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<Quarantine>,
 }
@@ -207,6 +215,8 @@ impl PluginEntry {
             capabilities: Vec::new(),
             settings: Vec::new(),
             staff_fields: Vec::new(),
+            isolation: Isolation::Process,
+            crashes: Vec::new(),
             limits: Vec::new(),
             quarantine: None,
         }
@@ -484,6 +494,8 @@ mod tests {
                 help: "where".into(),
             }],
             staff_fields: Vec::new(),
+            isolation: Isolation::Process,
+            crashes: Vec::new(),
             limits: Vec::new(),
             quarantine: None,
         }

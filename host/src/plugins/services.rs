@@ -1,6 +1,7 @@
 //! The [`HostServices`] each loaded plugin receives: the host's logger (target
 //! `plugin::<name>::<target>`, so `RUST_LOG` controls plugin logs), user messages on stderr, and
-//! the secret store namespaced `plugin.<name>.<key>`.
+//! the secret store namespaced `plugin.<name>.<key>`. Log records and user messages have every
+//! secret of the store masked first ([`crate::plugins::redaction`]).
 //!
 //! These methods run inside abi_stable vtable shims, where a panic ends the process; every path
 //! here is written not to panic and the secret calls are additionally wrapped in
@@ -15,12 +16,14 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString};
 use mailhost_plugin_api::{HostServices, HostServices_TO, HostServicesBox, LogLevel};
 
 use crate::config::secrets::{self, SecretStore};
+use crate::plugins::redaction::Redactor;
 
 /// The services lent to one plugin.
 #[derive(Debug, Clone)]
 pub struct PluginServices {
     name: Arc<OnceLock<String>>,
     secrets: Arc<SecretStore>,
+    redactor: Arc<Redactor>,
 }
 
 impl PluginServices {
@@ -36,6 +39,7 @@ impl PluginServices {
     pub fn unnamed(secrets: Arc<SecretStore>) -> Self {
         Self {
             name: Arc::new(OnceLock::new()),
+            redactor: Arc::new(Redactor::new(secrets.clone())),
             secrets,
         }
     }
@@ -90,18 +94,31 @@ impl HostServices for PluginServices {
             .target(&target)
             .build();
         if logger.enabled(&metadata) {
+            // Every secret the host holds is masked, whichever crate in the plugin wrote it.
+            let message = catch_unwind(AssertUnwindSafe(|| {
+                self.redactor.redact(message.as_str()).into_owned()
+            }))
+            .unwrap_or_else(|_| "[a log record that could not be checked for secrets]".into());
             logger.log(
                 &log::Record::builder()
                     .metadata(metadata)
-                    .args(format_args!("{}", message.as_str()))
+                    .args(format_args!("{message}"))
                     .build(),
             );
         }
     }
 
     fn notify(&self, message: RStr<'_>) {
+        let message = catch_unwind(AssertUnwindSafe(|| {
+            self.redactor.redact(message.as_str()).into_owned()
+        }))
+        .unwrap_or_default();
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{}", message.as_str());
+        let _ = writeln!(
+            err,
+            "{}",
+            crate::front::terminal::escape_keeping_lines(&message)
+        );
         let _ = err.flush();
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Retry rule: a request is retried only when the service said it was not accepted (429, 503,
 //! 504, honouring `Retry-After`) or the connection could not be opened. A request that must not
-//! run twice (sendMail, send draft) and fails after its body may have been sent is not retried:
-//! the caller reports an unknown outcome instead.
+//! run twice (sendMail, send draft) is retried here only on 429; a 5xx or a failure after its
+//! body may have been sent goes back to the caller, which looks in Sent Items before repeating.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -292,6 +292,14 @@ impl Http {
             attempt += 1;
             let outcome = self.attempt(client, request, policy, attempt, &shown).await;
             let (wait, last) = match outcome {
+                // A 5xx to a request that must not run twice may have been acted on: the caller
+                // looks before repeating it.
+                Ok(response)
+                    if request.safety == Safety::AtMostOnce
+                        && response.status.is_server_error() =>
+                {
+                    return Ok(response);
+                }
                 Ok(response) if is_retryable_status(response.status) => {
                     let wait = response
                         .retry_after()

@@ -17,8 +17,10 @@
 //! from a host thread runs with `block_on` on it, sharing one pooled HTTP client.
 
 pub mod auth;
+pub mod diagnose;
 pub mod graph;
 pub mod http;
+pub mod mime;
 pub mod security;
 pub mod settings;
 
@@ -26,10 +28,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mailhost_plugin_api::{
-    Provider, ProviderError, ProviderInfo, Receipt, SendRequest, SignInRequest, capability,
-    export_provider,
+    DiagnoseRequest, Finding, LimitKind, LimitSpec, MimeSendRequest, Provider, ProviderError,
+    ProviderInfo, Receipt, ReconcileOutcome, ReconcileRequest, SendRequest, SignInRequest,
+    capability, export_provider,
 };
 
+use crate::auth::browser::BrowserIo;
 use crate::auth::{Account, Auth};
 use crate::graph::{Graph, MailboxLimits};
 use crate::http::{Http, RetryPolicy};
@@ -115,6 +119,43 @@ impl GraphProvider {
         Ok(runtime.block_on(future))
     }
 
+    /// `sign_in` with the given browser and input: the host's settings `SignInMode`
+    /// (`device-code`, the default, or `browser`) and `SignInNoOpen` (`true`: print the address
+    /// instead of opening a browser) choose the flow.
+    ///
+    /// # Errors
+    /// The sign-in failed; the error says what to change.
+    pub fn sign_in_with(
+        &self,
+        request: &SignInRequest,
+        io: &BrowserIo,
+    ) -> Result<String, ProviderError> {
+        let settings = Settings::parse(&request.settings)?;
+        settings.check_transport()?;
+        let staff = Staff::from_api(&request.staff);
+        let ctx = Context {
+            http: &self.http,
+            settings: &settings,
+            staff: &staff,
+        };
+        let mode = request
+            .setting(auth::browser::SIGN_IN_MODE)
+            .map(|m| m.trim().to_ascii_lowercase());
+        match mode.as_deref() {
+            None | Some("device-code") => self.block_on(self.auth.sign_in(&ctx))?,
+            Some("browser") => {
+                let no_open = request
+                    .setting(auth::browser::SIGN_IN_NO_OPEN)
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                self.block_on(self.auth.sign_in_browser(&ctx, no_open, io))?
+            }
+            Some(other) => Err(ProviderError::configuration(format!(
+                "unknown sign-in mode '{other}' (setting {}): use device-code or browser",
+                auth::browser::SIGN_IN_MODE
+            ))),
+        }
+    }
+
     /// Describes the provider (see [`Provider::describe`]).
     pub fn info() -> ProviderInfo {
         ProviderInfo {
@@ -130,11 +171,45 @@ impl GraphProvider {
                 capability::ATTACHMENTS,
                 capability::ALTERNATE_FROM,
                 capability::CUSTOM_HEADERS,
+                capability::RECONCILE,
+                capability::MIME,
             ]
             .into_iter()
             .map(Into::into)
             .collect(),
         }
+    }
+}
+
+impl GraphProvider {
+    /// The Graph calls of `ctx`'s staff member for `message`, with the concurrency limit of
+    /// the mailbox the message is sent from, and where it goes.
+    fn graph_for<'a>(
+        &'a self,
+        ctx: &'a Context<'a>,
+        message: &mailhost_plugin_api::Message,
+    ) -> (Graph<'a>, graph::send::Route) {
+        let settings = ctx.settings;
+        let probe = Graph {
+            ctx,
+            auth: &self.auth,
+            account: Account::of(ctx),
+            limit: self.limits.of(
+                &settings.client_id,
+                &ctx.staff.email,
+                settings.concurrent_requests,
+            ),
+        };
+        let route = graph::send::route(&probe, message);
+        let graph = Graph {
+            limit: self.limits.of(
+                &settings.client_id,
+                &route.acting_mailbox,
+                settings.concurrent_requests,
+            ),
+            ..probe
+        };
+        (graph, route)
     }
 }
 
@@ -152,35 +227,79 @@ impl Provider for GraphProvider {
             settings: &settings,
             staff: &staff,
         };
-        let account = Account::of(&ctx);
-        let message = &request.message;
         self.block_on(async {
-            // Route first (it needs the account's mode) to find the mailbox the limit applies to.
-            let probe = Graph {
-                ctx: &ctx,
-                auth: &self.auth,
-                account: account.clone(),
-                limit: self.limits.of(&settings.client_id, &staff.email),
-            };
-            let route = graph::send::route(&probe, message);
-            let graph = Graph {
-                limit: self.limits.of(&settings.client_id, &route.acting_mailbox),
-                ..probe
-            };
-            graph::send::send(&graph, message).await
+            let (graph, _) = self.graph_for(&ctx, &request.message);
+            graph::send::send(&graph, &request.message).await
         })?
     }
 
-    fn sign_in(&self, request: &SignInRequest) -> Result<String, ProviderError> {
-        let settings = Settings::parse(&request.settings)?;
+    fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
+        let settings = Settings::parse(&request.request.settings)?;
         settings.check_transport()?;
+        let staff = Staff::from_api(&request.request.staff);
+        let ctx = Context {
+            http: &self.http,
+            settings: &settings,
+            staff: &staff,
+        };
+        // The limit applies to the mailbox the request acts in, as for `send`.
+        let (graph, _) = self.graph_for(&ctx, &request.request.message);
+        self.block_on(async { graph::mime_send::send_mime(&graph, request).await })?
+    }
+
+    fn sign_in(&self, request: &SignInRequest) -> Result<String, ProviderError> {
+        self.sign_in_with(request, &BrowserIo::default())
+    }
+
+    fn limits(&self) -> Result<Vec<LimitSpec>, ProviderError> {
+        Ok(vec![
+            LimitSpec::new(LimitKind::MESSAGES, settings::MESSAGES_PER_MINUTE, 60),
+            LimitSpec::new(LimitKind::RECIPIENTS, settings::RECIPIENTS_PER_DAY, 86_400),
+            LimitSpec::new(
+                LimitKind::RECIPIENTS_PER_MESSAGE,
+                settings::RECIPIENTS_PER_MESSAGE,
+                0,
+            ),
+            LimitSpec::new(
+                LimitKind::CONCURRENT_REQUESTS,
+                settings::CONCURRENT_REQUESTS,
+                0,
+            ),
+        ])
+    }
+
+    /// The mailbox in the request URL: the From address with `AlternateFromMode=users-endpoint`
+    /// (and app-only), the signed-in staff member's mailbox otherwise.
+    fn sending_mailbox(&self, request: &SendRequest) -> Result<String, ProviderError> {
+        let settings = Settings::parse(&request.settings)?;
         let staff = Staff::from_api(&request.staff);
         let ctx = Context {
             http: &self.http,
             settings: &settings,
             staff: &staff,
         };
-        self.block_on(self.auth.sign_in(&ctx))?
+        let (_, route) = self.graph_for(&ctx, &request.message);
+        Ok(route.acting_mailbox.to_ascii_lowercase())
+    }
+
+    fn reconcile(&self, request: &ReconcileRequest) -> Result<ReconcileOutcome, ProviderError> {
+        let settings = Settings::parse(&request.request.settings)?;
+        settings.check_transport()?;
+        let staff = Staff::from_api(&request.request.staff);
+        let ctx = Context {
+            http: &self.http,
+            settings: &settings,
+            staff: &staff,
+        };
+        let now = i64::try_from(auth::cache::now_secs()).unwrap_or(i64::MAX);
+        self.block_on(async {
+            let (graph, route) = self.graph_for(&ctx, &request.request.message);
+            graph::sent_items::reconcile(&graph, &route, request, now).await
+        })
+    }
+
+    fn diagnose(&self, request: &DiagnoseRequest) -> Result<Vec<Finding>, ProviderError> {
+        self.block_on(diagnose::run(self, request))?
     }
 
     fn sign_out(&self, request: &SignInRequest) -> Result<String, ProviderError> {

@@ -8,6 +8,7 @@ use mailhost_plugin_api::{
 };
 use url::Url;
 
+use crate::auth::certificate::AssertionAlgorithm;
 use crate::security::{self, Secret};
 
 /// `ClientID`: the application (client) ID of the app registration.
@@ -22,6 +23,13 @@ pub const AUTHORITY: &str = "Authority";
 pub const GRAPH_ENDPOINT: &str = "GraphEndpoint";
 /// `ClientSecret`: when set, the provider signs in app-only with client credentials.
 pub const CLIENT_SECRET: &str = "ClientSecret";
+/// `ClientCertificate`: path of a PEM (certificate + private key) or PKCS#12 file; when set,
+/// the provider signs in app-only with a certificate (it wins over `ClientSecret`).
+pub const CLIENT_CERTIFICATE: &str = "ClientCertificate";
+/// `ClientCertificatePassword`: the password of an encrypted key or PKCS#12 file.
+pub const CLIENT_CERTIFICATE_PASSWORD: &str = "ClientCertificatePassword";
+/// `ClientAssertionAlgorithm`: PS256 (`x5t#S256`, default) or RS256 (`x5t`).
+pub const CLIENT_ASSERTION_ALGORITHM: &str = "ClientAssertionAlgorithm";
 /// `AlternateFromMode`: how an alternate From address is sent.
 pub const ALTERNATE_FROM_MODE: &str = "AlternateFromMode";
 /// `DelegatedScopes`: the Graph permissions requested at delegated sign-in.
@@ -34,6 +42,19 @@ pub const REQUEST_TIMEOUT: &str = "RequestTimeoutSeconds";
 pub const MAX_RETRIES: &str = "MaxRetries";
 /// `MaxRetryWaitSeconds`: the most time one send spends waiting between retries.
 pub const MAX_RETRY_WAIT: &str = "MaxRetryWaitSeconds";
+/// `SaveToSentItems`: keep a copy of each sent email in the sending mailbox's Sent Items.
+pub const SAVE_TO_SENT_ITEMS: &str = "SaveToSentItems";
+/// `ReconcileWaitSeconds`: how long the Sent Items copy may take to appear before an email
+/// whose outcome was in doubt counts as not sent.
+pub const RECONCILE_WAIT: &str = "ReconcileWaitSeconds";
+/// `MessagesPerMinute`: Exchange Online's per-mailbox message rate (0 = no limit).
+pub const MESSAGES_PER_MINUTE: &str = "MessagesPerMinute";
+/// `RecipientsPerDay`: Exchange Online's recipients per mailbox in any 24 hours (0 = no limit).
+pub const RECIPIENTS_PER_DAY: &str = "RecipientsPerDay";
+/// `RecipientsPerMessage`: Exchange Online's recipients per message (0 = no limit).
+pub const RECIPIENTS_PER_MESSAGE: &str = "RecipientsPerMessage";
+/// `ConcurrentRequests`: Outlook's concurrent requests per app and mailbox (0 = no limit).
+pub const CONCURRENT_REQUESTS: &str = "ConcurrentRequests";
 /// Staff custom field `NonInteractive`: sign in with username and password (ROPC).
 pub const NON_INTERACTIVE: &str = "NonInteractive";
 
@@ -52,6 +73,15 @@ const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 const DEFAULT_REQUEST_TIMEOUT: u64 = 120;
 const DEFAULT_MAX_RETRIES: u64 = 4;
 const DEFAULT_MAX_RETRY_WAIT: u64 = 120;
+const DEFAULT_RECONCILE_WAIT: u64 = 120;
+/// The default `MessagesPerMinute`.
+pub const DEFAULT_MESSAGES_PER_MINUTE: u64 = 30;
+/// The default `RecipientsPerDay`.
+pub const DEFAULT_RECIPIENTS_PER_DAY: u64 = 10_000;
+/// The default `RecipientsPerMessage`.
+pub const DEFAULT_RECIPIENTS_PER_MESSAGE: u64 = 500;
+/// The default `ConcurrentRequests`.
+pub const DEFAULT_CONCURRENT_REQUESTS: u64 = 4;
 
 /// The system settings the provider declares.
 pub fn system_settings() -> Vec<SettingSpec> {
@@ -92,6 +122,23 @@ pub fn system_settings() -> Vec<SettingSpec> {
         )
         .secret(),
         SettingSpec::new(
+            CLIENT_CERTIFICATE,
+            SettingKind::STRING,
+            "Path of the app's certificate with its private key: a PEM file (certificate + PKCS#8 or PKCS#1 key, the key may be encrypted) or a PKCS#12 .pfx/.p12; its public part must be uploaded under App registrations > the app > Certificates & secrets > Certificates. When set, mail is sent app-only and the certificate wins over ClientSecret",
+        ),
+        SettingSpec::new(
+            CLIENT_CERTIFICATE_PASSWORD,
+            SettingKind::STRING,
+            "Password of an encrypted private key or .pfx in ClientCertificate",
+        )
+        .secret(),
+        SettingSpec::new(
+            CLIENT_ASSERTION_ALGORITHM,
+            SettingKind::STRING,
+            "How the certificate signs the client assertion: PS256 (RSA-PSS, header x5t#S256; Microsoft's current format) or RS256 (PKCS#1 v1.5, header x5t) for older set-ups",
+        )
+        .default_value("PS256"),
+        SettingSpec::new(
             ALTERNATE_FROM_MODE,
             SettingKind::STRING,
             "How an alternate From address is sent: 'users-endpoint' (POST /users/{from}/sendMail; copy saved in that mailbox's Sent Items; needs Full Access + Send As) or 'from-property' (POST /me/sendMail with 'from'; needs Send As or Send on behalf)",
@@ -127,6 +174,42 @@ pub fn system_settings() -> Vec<SettingSpec> {
             "The most seconds one send waits in total between retries (Retry-After included)",
         )
         .default_value(&DEFAULT_MAX_RETRY_WAIT.to_string()),
+        SettingSpec::new(
+            SAVE_TO_SENT_ITEMS,
+            SettingKind::BOOL,
+            "true: keep a copy of each email in the sending mailbox's Sent Items (mailhost finds it there to prove an email whose outcome was in doubt was sent); false: no copy, and such emails stay 'unknown' (exactly-once is given up)",
+        )
+        .default_value("true"),
+        SettingSpec::new(
+            RECONCILE_WAIT,
+            SettingKind::INTEGER,
+            "Seconds the Sent Items copy may take to appear: an email whose outcome was in doubt and that is still not in Sent Items this long after its first attempt counts as not sent (and may be sent again)",
+        )
+        .default_value(&DEFAULT_RECONCILE_WAIT.to_string()),
+        SettingSpec::new(
+            MESSAGES_PER_MINUTE,
+            SettingKind::INTEGER,
+            "Sending limit: messages per minute per sending mailbox (Exchange Online: 30); 0 = no limit",
+        )
+        .default_value(&DEFAULT_MESSAGES_PER_MINUTE.to_string()),
+        SettingSpec::new(
+            RECIPIENTS_PER_DAY,
+            SettingKind::INTEGER,
+            "Sending limit: recipients per sending mailbox in any 24 hours (Exchange Online: 10000; going past it blocks the mailbox for up to a day); 0 = no limit",
+        )
+        .default_value(&DEFAULT_RECIPIENTS_PER_DAY.to_string()),
+        SettingSpec::new(
+            RECIPIENTS_PER_MESSAGE,
+            SettingKind::INTEGER,
+            "Sending limit: recipients (To + Cc + Bcc) per message (Exchange Online: 500); 0 = no limit",
+        )
+        .default_value(&DEFAULT_RECIPIENTS_PER_MESSAGE.to_string()),
+        SettingSpec::new(
+            CONCURRENT_REQUESTS,
+            SettingKind::INTEGER,
+            "Sending limit: concurrent Graph requests per app and mailbox (Outlook: 4; more are answered 429); 0 = no limit",
+        )
+        .default_value(&DEFAULT_CONCURRENT_REQUESTS.to_string()),
     ]
 }
 
@@ -176,6 +259,12 @@ pub struct Settings {
     pub graph: Url,
     /// `ClientSecret`, if set.
     pub client_secret: Option<Secret>,
+    /// `ClientCertificate`, if set.
+    pub client_certificate: Option<std::path::PathBuf>,
+    /// `ClientCertificatePassword`, if set.
+    pub client_certificate_password: Option<Secret>,
+    /// `ClientAssertionAlgorithm`.
+    pub assertion_algorithm: AssertionAlgorithm,
     /// `AlternateFromMode`.
     pub alternate_from: AlternateFromMode,
     /// `DelegatedScopes`: permission names (bare, `.default`, or full URIs).
@@ -188,6 +277,12 @@ pub struct Settings {
     pub max_retries: u32,
     /// `MaxRetryWaitSeconds`.
     pub max_retry_wait: Duration,
+    /// `SaveToSentItems`.
+    pub save_to_sent_items: bool,
+    /// `ReconcileWaitSeconds`.
+    pub reconcile_wait: Duration,
+    /// `ConcurrentRequests` (0 = no limit).
+    pub concurrent_requests: u64,
 }
 
 impl Settings {
@@ -231,6 +326,18 @@ impl Settings {
             authority,
             graph,
             client_secret: find_setting(settings, CLIENT_SECRET).map(|s| Secret::new(s.trim())),
+            client_certificate: find_setting(settings, CLIENT_CERTIFICATE)
+                .map(|p| std::path::PathBuf::from(p.trim())),
+            // A password may legitimately begin or end with spaces: kept as given.
+            client_certificate_password: settings
+                .iter()
+                .find(|s| s.key.as_str() == CLIENT_CERTIFICATE_PASSWORD && !s.value.is_empty())
+                .map(|s| Secret::new(s.value.as_str())),
+            assertion_algorithm: crate::auth::certificate::parse_algorithm(find_setting(
+                settings,
+                CLIENT_ASSERTION_ALGORITHM,
+            ))
+            .map_err(|message| config(CLIENT_ASSERTION_ALGORITHM, message))?,
             alternate_from,
             delegated_scopes: {
                 let scopes: Vec<String> = find_setting(settings, DELEGATED_SCOPES)
@@ -270,12 +377,34 @@ impl Settings {
                 0,
                 3600,
             )?),
+            save_to_sent_items: match find_setting(settings, SAVE_TO_SENT_ITEMS) {
+                None => true,
+                Some(v) => {
+                    SettingKind::BOOL.normalize(v).map_err(|_| {
+                        config(SAVE_TO_SENT_ITEMS, format!("'{v}' is not true or false"))
+                    })? == "true"
+                }
+            },
+            reconcile_wait: Duration::from_secs(number(
+                settings,
+                RECONCILE_WAIT,
+                DEFAULT_RECONCILE_WAIT,
+                0,
+                86_400,
+            )?),
+            concurrent_requests: number(
+                settings,
+                CONCURRENT_REQUESTS,
+                DEFAULT_CONCURRENT_REQUESTS,
+                0,
+                1000,
+            )?,
         })
     }
 
-    /// Whether the provider signs in app-only (client credentials).
+    /// Whether the provider signs in app-only (client credentials with a certificate or secret).
     pub fn app_only(&self) -> bool {
-        self.client_secret.is_some()
+        self.client_secret.is_some() || self.client_certificate.is_some()
     }
 
     /// `{Authority}/{tenant}/oauth2/v2.0/{endpoint}`.
@@ -284,6 +413,11 @@ impl Settings {
             &self.authority,
             &format!("{}/oauth2/v2.0/{endpoint}", self.tenant),
         )
+    }
+
+    /// `{Authority}/{path}`.
+    pub fn authority_url(&self, path: &str) -> Url {
+        join(&self.authority, path)
     }
 
     /// `{GraphEndpoint}/v1.0/{path}`.

@@ -70,6 +70,35 @@ fn new_message_id(from: &Address) -> String {
     )
 }
 
+/// The `Message-ID` of a whole message: the first such field of its header section (ends at
+/// the first empty line), unfolded and trimmed; `None` when it has none or it holds no `@`.
+pub(crate) fn header_message_id(message: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            return None;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("Message-ID") {
+            continue;
+        }
+        let mut value = value.trim().to_string();
+        // A folded value continues on lines starting with white space.
+        for next in lines.by_ref() {
+            if next.starts_with([' ', '\t']) {
+                value.push_str(next.trim());
+            } else {
+                break;
+            }
+        }
+        return Some(value).filter(|v| v.contains('@') && !v.contains(char::is_control));
+    }
+    None
+}
+
 /// Whether a custom header may be passed through.
 fn valid_custom_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();

@@ -9,6 +9,10 @@
 //! - Each file starts with the envelope lines the pickup convention uses: `X-Sender` (reverse
 //!   path) and one `X-Receiver` per recipient, Bcc included; the message itself carries no
 //!   `Bcc:` header.
+//! - Whole messages (capability `mime`: what `mailhost sendmail` and the SMTP relay accept) are
+//!   written as they came in: the envelope lines, then the host's spooled message byte for byte
+//!   (inline images, the text alternative, every header kept). Setting `WholeMessages` false
+//!   writes them rebuilt from their parsed parts instead, like any other email.
 //! - Files are written atomically (temporary file, fsync, rename) and named
 //!   `<UTC timestamp>-<message id>.eml`. The receipt's `message_id` is the Message-ID header and
 //!   its `detail` is the file's path.
@@ -21,8 +25,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use mailhost_plugin_api::{
-    ProviderError, ProviderInfo, Receipt, SendRequest, SettingKind, SettingSpec, capability,
-    export_provider,
+    MimeSendRequest, ProviderError, ProviderInfo, Receipt, SendRequest, SettingKind, SettingSpec,
+    capability, export_provider, is_plausible_address,
 };
 
 pub use error::PickupError;
@@ -35,6 +39,8 @@ pub const DISPLAY_NAME: &str = "Pickup Directory";
 pub const DIRECTORY: &str = "Directory";
 /// The setting limiting the size of one message file, in bytes.
 pub const MAX_MESSAGE_BYTES: &str = "MaxMessageBytes";
+/// The setting choosing whether whole messages are written as they came in.
+pub const WHOLE_MESSAGES: &str = "WholeMessages";
 /// The default for [`MAX_MESSAGE_BYTES`]: 35 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 35 * 1024 * 1024;
 
@@ -99,11 +105,81 @@ impl PickupDir {
         if size > limit {
             return Err(PickupError::TooLarge { size, limit });
         }
-        let name = write::file_name(SystemTime::now(), &composed.message_id);
-        let path = write::write_atomically(dir, &name, &composed.bytes)?;
+        Self::deliver(dir, &composed.message_id, &composed.bytes)
+    }
+
+    /// Writes a whole message as it came in; the body of
+    /// [`mailhost_plugin_api::Provider::send_mime`]. With `WholeMessages` false, writes the
+    /// parsed message instead ([`PickupDir::write`]).
+    ///
+    /// # Errors
+    /// See [`PickupError`].
+    pub fn write_mime(&self, request: &MimeSendRequest) -> Result<Receipt, PickupError> {
+        let whole = request.request.setting(WHOLE_MESSAGES).is_none_or(|v| {
+            !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "false" | "no" | "off" | "0"
+            )
+        });
+        if !whole {
+            return self.write(&request.request);
+        }
+        let dir = request
+            .request
+            .setting(DIRECTORY)
+            .ok_or(PickupError::DirectoryNotSet)?;
+        let dir = Path::new(dir.trim());
+        write::check_directory(dir)?;
+        let limit = Self::limit(&request.request)?;
+        if request.mime_size > limit {
+            return Err(PickupError::TooLarge {
+                size: request.mime_size,
+                limit,
+            });
+        }
+        let sender = match request.envelope_from.trim() {
+            "" => request.request.staff.email.trim(),
+            from => from,
+        };
+        let mut envelope = vec![("X-Sender", sender)];
+        envelope.extend(
+            request
+                .recipients
+                .iter()
+                .map(|r| ("X-Receiver", r.as_str())),
+        );
+        if request.recipients.is_empty() {
+            return Err(PickupError::NoRecipients);
+        }
+        let mut bytes = Vec::new();
+        for (line, address) in envelope {
+            if !is_plausible_address(address) {
+                return Err(PickupError::Address {
+                    address: address.to_string(),
+                    role: "envelope",
+                });
+            }
+            bytes.extend_from_slice(format!("{line}: {address}\r\n").as_bytes());
+        }
+        let message = std::fs::read(request.mime_path.as_str()).map_err(|source| {
+            PickupError::Attachment {
+                path: request.mime_path.to_string(),
+                source,
+            }
+        })?;
+        let message_id = compose::header_message_id(&message)
+            .unwrap_or_else(|| format!("<{}@mailhost>", request.request.message.id));
+        bytes.extend_from_slice(&message);
+        Self::deliver(dir, &message_id, &bytes)
+    }
+
+    fn deliver(dir: &Path, message_id: &str, bytes: &[u8]) -> Result<Receipt, PickupError> {
+        let size = bytes.len();
+        let name = write::file_name(SystemTime::now(), message_id);
+        let path = write::write_atomically(dir, &name, bytes)?;
         log::info!("wrote {} ({size} bytes)", path.display());
         Ok(Receipt {
-            message_id: composed.message_id.into(),
+            message_id: message_id.into(),
             request_id: Default::default(),
             detail: path.to_string_lossy().into_owned().into(),
         })
@@ -131,6 +207,12 @@ impl mailhost_plugin_api::Provider for PickupDir {
                     "Largest message file, in bytes, attachments included; larger emails are refused",
                 )
                 .default_value(&default_limit),
+                SettingSpec::new(
+                    WHOLE_MESSAGES,
+                    SettingKind::BOOL,
+                    "Write whole messages (mailhost sendmail, the SMTP relay) as they came in; false rebuilds them from their parsed parts",
+                )
+                .default_value("true"),
             ]
             .into(),
             staff_fields: Default::default(),
@@ -139,6 +221,7 @@ impl mailhost_plugin_api::Provider for PickupDir {
                 capability::ATTACHMENTS.into(),
                 capability::ALTERNATE_FROM.into(),
                 capability::CUSTOM_HEADERS.into(),
+                capability::MIME.into(),
             ]
             .into(),
         })
@@ -146,6 +229,10 @@ impl mailhost_plugin_api::Provider for PickupDir {
 
     fn send(&self, request: &SendRequest) -> Result<Receipt, ProviderError> {
         self.write(request).map_err(ProviderError::from)
+    }
+
+    fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
+        self.write_mime(request).map_err(ProviderError::from)
     }
 }
 

@@ -393,3 +393,84 @@ fn an_empty_from_falls_back_to_the_staff_member() {
     );
     assert!(parsed.sender().is_none());
 }
+
+fn mime_request(dir: &Path, message: &[u8], extra: &[(&str, &str)]) -> MimeSendRequest {
+    let file = dir.join("spooled.eml");
+    std::fs::write(&file, message).unwrap();
+    let mut request = request(&dir.join("out"));
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    for (key, value) in extra {
+        request.settings.push(Setting::new(key, value));
+    }
+    MimeSendRequest {
+        request,
+        mime_path: file.to_str().unwrap().into(),
+        mime_size: message.len() as u64,
+        envelope_from: "adele@contoso.com".into(),
+        recipients: vec!["megan@contoso.com".into(), "audit@contoso.com".into()].into(),
+    }
+}
+
+#[test]
+fn whole_messages_are_written_as_they_came_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = b"From: adele@contoso.com\r\nTo: megan@contoso.com\r\nMessage-ID:\r\n <abc@client.example>\r\nSubject: s\r\n\r\n<p>hi</p>\r\n";
+    let receipt = PickupDir
+        .send_mime(&mime_request(dir.path(), message, &[]))
+        .unwrap();
+    assert_eq!(receipt.message_id.as_str(), "<abc@client.example>");
+    let files = eml_files(&dir.path().join("out"));
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0]
+            .to_str()
+            .unwrap()
+            .ends_with("-abc@client.example.eml")
+    );
+    let written = std::fs::read(&files[0]).unwrap();
+    let envelope = b"X-Sender: adele@contoso.com\r\nX-Receiver: megan@contoso.com\r\nX-Receiver: audit@contoso.com\r\n";
+    assert_eq!(&written[..envelope.len()], envelope);
+    assert_eq!(&written[envelope.len()..], message);
+    assert!(PickupDir.describe().unwrap().has_capability("mime"));
+}
+
+#[test]
+fn whole_messages_can_be_rebuilt_from_their_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = mime_request(
+        dir.path(),
+        b"Subject: x\r\n\r\nraw\r\n",
+        &[(WHOLE_MESSAGES, "false")],
+    );
+    PickupDir.send_mime(&request).unwrap();
+    let written = std::fs::read(&eml_files(&dir.path().join("out"))[0]).unwrap();
+    let parsed = MessageParser::default().parse(&written).unwrap();
+    assert_eq!(
+        parsed.subject(),
+        Some("Quarterly report"),
+        "the structured message was written"
+    );
+}
+
+#[test]
+fn whole_messages_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut request = mime_request(dir.path(), b"Subject: x\r\n\r\nb\r\n", &[]);
+    request.recipients = vec!["megan@contoso.com\r\nX-Receiver: eve@x.com".into()].into();
+    let error = PickupDir.send_mime(&request).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::RECIPIENT);
+    let mut request = mime_request(
+        dir.path(),
+        b"Subject: x\r\n\r\nb\r\n",
+        &[(MAX_MESSAGE_BYTES, "5")],
+    );
+    request.mime_size = 100;
+    assert_eq!(
+        PickupDir.send_mime(&request).unwrap_err().kind,
+        ErrorKind::TOO_LARGE
+    );
+    let mut request = mime_request(dir.path(), b"Subject: x\r\n\r\nb\r\n", &[]);
+    request.mime_path = dir.path().join("gone.eml").to_str().unwrap().into();
+    assert!(PickupDir.send_mime(&request).is_err());
+    assert!(eml_files(&dir.path().join("out")).is_empty());
+}

@@ -2,38 +2,28 @@
 
 #![allow(clippy::unwrap_used)]
 
-use mailhost_plugin_api::{
-    ErrorKind, Mailbox, Message, Provider, SendRequest, Setting, StaffMember,
-};
+use mailhost_plugin_api::testing::{MessageBuilder, RequestBuilder, staff_member};
+use mailhost_plugin_api::{ErrorKind, Message, Provider, SendRequest};
 use mailhost_provider_template::JsonLinesProvider;
 
 fn request(file: Option<&str>, message: Message) -> SendRequest {
-    SendRequest {
-        settings: file
-            .map(|f| vec![Setting::new("File", f)])
-            .unwrap_or_default()
-            .into(),
-        staff: StaffMember {
-            id: "adele".into(),
-            email: "adele@contoso.com".into(),
-            display_name: "Adele Vance".into(),
-            username: "".into(),
-            password: Default::default(),
-            fields: Default::default(),
-        },
-        message,
+    let builder = RequestBuilder::new()
+        .staff(staff_member("adele", "adele@contoso.com").with_name("Adele Vance"))
+        .message(message);
+    match file {
+        Some(file) => builder.setting("File", file),
+        None => builder,
     }
+    .build()
 }
 
 fn message(id: &str, subject: &str) -> Message {
-    Message {
-        id: id.into(),
-        to: vec![Mailbox::new("bob@example.com", "Bob")].into(),
-        bcc: vec![Mailbox::new("carol@example.com", "")].into(),
-        subject: subject.into(),
-        body: "line one\nline \"two\"\t\\".into(),
-        ..Default::default()
-    }
+    MessageBuilder::new(id)
+        .to("bob@example.com")
+        .bcc("carol@example.com")
+        .subject(subject)
+        .body("line one\nline \"two\"\t\\")
+        .build()
 }
 
 #[test]

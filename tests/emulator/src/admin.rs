@@ -40,8 +40,14 @@ pub enum AdminError {
     /// The directory has no such user (or it cannot sign in).
     #[error("no user '{0}' who can sign in")]
     NoSuchUser(String),
+    /// No app has that client id.
+    #[error("no app '{0}'")]
+    NoSuchApp(String),
+    /// The text is not a certificate.
+    #[error("not a certificate: {0}")]
+    BadCertificate(String),
     /// A fault's status is not one the emulator injects.
-    #[error("unsupported fault status {0} (use 503 or 504)")]
+    #[error("unsupported fault status {0} (use 503 or 504; 202 for deliver-then)")]
     BadStatus(u16),
 }
 
@@ -53,7 +59,7 @@ impl Shared {
 
     /// Messages in `address`'s Sent Items.
     pub(crate) fn sent_items(&self, address: &str) -> Vec<StoredMessage> {
-        self.lock().mail.folders(address).sent.clone()
+        self.lock().mail.folders(address).sent_now().to_vec()
     }
 
     /// Drafts of `address`.
@@ -117,6 +123,25 @@ impl Shared {
         Ok(())
     }
 
+    pub(crate) fn fault_deliver_then(
+        &self,
+        count: u64,
+        status: u16,
+        retry_after_secs: Option<u64>,
+        path_prefix: Option<String>,
+    ) -> Result<(), AdminError> {
+        if !matches!(status, 202 | 503 | 504) {
+            return Err(AdminError::BadStatus(status));
+        }
+        self.lock().faults.deliver_then = (count > 0).then_some(CountedFault {
+            remaining: count,
+            status,
+            retry_after_secs,
+            path_prefix,
+        });
+        Ok(())
+    }
+
     pub(crate) fn set_latency(&self, ms: u64) {
         self.lock().faults.latency_ms = ms;
     }
@@ -127,6 +152,14 @@ impl Shared {
 
     pub(crate) fn set_access_token_lifetime(&self, secs: u64) {
         self.lock().config.access_token_lifetime_secs = secs;
+    }
+
+    pub(crate) fn add_user_mailbox(&self, upn: &str, name: &str) {
+        self.lock().directory.add_user_mailbox(upn, name);
+    }
+
+    pub(crate) fn set_sending_limits(&self, limits: crate::sending::SendingLimits) {
+        self.lock().sending.limits = limits;
     }
 
     pub(crate) fn set_concurrency_limit(&self, enabled: bool) {
@@ -206,6 +239,41 @@ impl Shared {
         }
     }
 
+    /// Uploads a certificate (PEM or base64 DER) to an app; returns its SHA-1 thumbprint.
+    pub(crate) fn add_app_certificate(
+        &self,
+        client_id: &str,
+        certificate: &str,
+    ) -> Result<String, AdminError> {
+        let certificate = crate::identity::assertion::RegisteredCertificate::parse(certificate)
+            .map_err(AdminError::BadCertificate)?;
+        let thumbprint = certificate.thumbprint();
+        let mut inner = self.lock();
+        let app = inner
+            .directory
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+            .ok_or_else(|| AdminError::NoSuchApp(client_id.to_string()))?;
+        app.confidential = true;
+        if !app.certificates.contains(&certificate) {
+            app.certificates.push(certificate);
+        }
+        Ok(thumbprint)
+    }
+
+    /// Removes every certificate of an app; returns how many.
+    pub(crate) fn remove_app_certificates(&self, client_id: &str) -> Result<usize, AdminError> {
+        let mut inner = self.lock();
+        let app = inner
+            .directory
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+            .ok_or_else(|| AdminError::NoSuchApp(client_id.to_string()))?;
+        Ok(std::mem::take(&mut app.certificates).len())
+    }
+
     pub(crate) fn approve_sign_in(&self, upn: &str) -> Result<(), AdminError> {
         let user = self.sign_in_user(upn)?;
         self.lock().sign_in_approvals.push(user);
@@ -237,14 +305,20 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(decline_device),
         )
         .route("/_emulator/sign-ins", post(sign_in))
+        .route(
+            "/_emulator/apps/{client_id}/certificates",
+            post(add_certificate).delete(remove_certificates),
+        )
         .route("/_emulator/users/{upn}/revoke-refresh-tokens", post(revoke))
         .route("/_emulator/users/{upn}/expire-refresh-tokens", post(expire))
         .route("/_emulator/users/{upn}/require-mfa", post(require_mfa))
         .route("/_emulator/faults", get(faults))
         .route("/_emulator/faults/throttle", post(throttle))
         .route("/_emulator/faults/unavailable", post(unavailable))
+        .route("/_emulator/faults/deliver-then", post(deliver_then))
         .route("/_emulator/faults/latency", post(latency))
         .route("/_emulator/faults/clear", post(clear))
+        .route("/_emulator/sending-limits", post(sending_limits))
         .route("/_emulator/config", get(get_config).post(set_config))
         .route("/_emulator/reset", post(reset))
 }
@@ -271,6 +345,10 @@ async fn seed(State(shared): S) -> Response {
         "apps": dir.apps.iter().map(|a| json!({
             "client_id": a.client_id, "name": a.name, "public_client": a.public_client, "client_secret": a.secret,
             "delegated": a.delegated, "application": a.application, "redirect_uris": a.redirect_uris,
+            "confidential": a.confidential,
+            "certificates": a.certificates.iter().map(|c| json!({
+                "thumbprint": c.thumbprint(), "subject": c.subject, "not_after": crate::time::iso8601(u64::try_from(c.not_after).unwrap_or(0)),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "mailboxes": dir.mailboxes.iter().map(|m| json!({
             "id": m.id, "upn": m.upn, "name": m.name, "password": m.password, "mfa_required": m.mfa_required,
@@ -353,6 +431,36 @@ async fn sign_in(State(shared): S, body: axum::body::Bytes) -> Response {
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct CertificateBody {
+    certificate: String,
+}
+
+async fn add_certificate(
+    State(shared): S,
+    Path(client_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: CertificateBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(e),
+    };
+    match shared.add_app_certificate(&client_id, &body.certificate) {
+        Ok(thumbprint) => Json(json!({"ok": true, "thumbprint": thumbprint})).into_response(),
+        Err(e @ AdminError::NoSuchApp(_)) => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": e.to_string()}))).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn remove_certificates(State(shared): S, Path(client_id): Path<String>) -> Response {
+    match shared.remove_app_certificates(&client_id) {
+        Ok(n) => Json(json!({"ok": true, "removed": n})).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, Json(json!({"error": e.to_string()}))).into_response(),
+    }
+}
+
 async fn revoke(State(shared): S, Path(upn): Path<String>) -> Response {
     Json(json!({"ok": true, "refresh_tokens": shared.revoke_refresh_tokens(&upn)})).into_response()
 }
@@ -410,6 +518,31 @@ async fn unavailable(State(shared): S, body: axum::body::Bytes) -> Response {
     }
 }
 
+async fn deliver_then(State(shared): S, body: axum::body::Bytes) -> Response {
+    let body: FaultBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(e),
+    };
+    match shared.fault_deliver_then(
+        body.count,
+        body.status.unwrap_or(503),
+        body.retry_after_secs,
+        body.path_prefix,
+    ) {
+        Ok(()) => ok(),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn sending_limits(State(shared): S, body: axum::body::Bytes) -> Response {
+    let body: crate::sending::SendingLimits = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(e),
+    };
+    shared.set_sending_limits(body);
+    ok()
+}
+
 #[derive(Debug, Deserialize)]
 struct LatencyBody {
     ms: u64,
@@ -441,6 +574,8 @@ struct ConfigBody {
     concurrency_limit: Option<bool>,
     max_message_bytes: Option<u64>,
     device_code_interval_secs: Option<u64>,
+    reject_replayed_assertions: Option<bool>,
+    sent_items_delay_secs: Option<u64>,
 }
 
 async fn set_config(State(shared): S, body: axum::body::Bytes) -> Response {
@@ -459,6 +594,12 @@ async fn set_config(State(shared): S, body: axum::body::Bytes) -> Response {
     }
     if let Some(v) = body.device_code_interval_secs {
         shared.set_device_code_interval(v);
+    }
+    if let Some(v) = body.reject_replayed_assertions {
+        shared.lock().config.reject_replayed_assertions = v;
+    }
+    if let Some(v) = body.sent_items_delay_secs {
+        shared.lock().config.sent_items_delay_secs = v;
     }
     let config: Value = serde_json::to_value(shared.lock().config.clone()).unwrap_or(Value::Null);
     Json(config).into_response()

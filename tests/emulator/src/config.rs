@@ -24,6 +24,11 @@ pub struct Config {
     pub device_code_interval_secs: u64,
     /// Maximum message size (Exchange counts attachments base64-inflated), in bytes.
     pub max_message_bytes: u64,
+    /// Refuse a client assertion whose `jti` was presented before (default off, as the
+    /// service accepts MSAL's reuse of an assertion while it is valid).
+    pub reject_replayed_assertions: bool,
+    /// Seconds a sent message takes to appear in the sender's Sent Items (0: at once).
+    pub sent_items_delay_secs: u64,
 }
 
 impl Default for Config {
@@ -37,6 +42,8 @@ impl Default for Config {
             device_code_lifetime_secs: seed::DEVICE_CODE_LIFETIME_SECS,
             device_code_interval_secs: seed::DEVICE_CODE_INTERVAL_SECS,
             max_message_bytes: seed::MAX_MESSAGE_BYTES,
+            reject_replayed_assertions: false,
+            sent_items_delay_secs: 0,
         }
     }
 }
@@ -49,6 +56,8 @@ pub(crate) struct RuntimeConfig {
     pub(crate) device_code_lifetime_secs: u64,
     pub(crate) device_code_interval_secs: u64,
     pub(crate) max_message_bytes: u64,
+    pub(crate) reject_replayed_assertions: bool,
+    pub(crate) sent_items_delay_secs: u64,
 }
 
 impl From<&Config> for RuntimeConfig {
@@ -59,6 +68,8 @@ impl From<&Config> for RuntimeConfig {
             device_code_lifetime_secs: config.device_code_lifetime_secs,
             device_code_interval_secs: config.device_code_interval_secs.max(1),
             max_message_bytes: config.max_message_bytes,
+            reject_replayed_assertions: config.reject_replayed_assertions,
+            sent_items_delay_secs: config.sent_items_delay_secs,
         }
     }
 }

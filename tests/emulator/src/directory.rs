@@ -1,6 +1,7 @@
 //! The emulated directory: the tenant, its app registrations, users, mailboxes and the mailbox
 //! rights between them. Built from [`crate::seed`].
 
+use crate::identity::assertion::RegisteredCertificate;
 use crate::seed;
 
 /// Microsoft's fixed tenant id for personal (MSA) accounts, the `consumers` tenant.
@@ -30,6 +31,10 @@ pub(crate) struct App {
     /// "Allow public client flows" (ROPC, device code without a secret).
     pub(crate) public_client: bool,
     pub(crate) secret: Option<&'static str>,
+    /// A confidential client: authenticates with a secret or a certificate, not as public.
+    pub(crate) confidential: bool,
+    /// Certificates uploaded under "Certificates & secrets > Certificates".
+    pub(crate) certificates: Vec<RegisteredCertificate>,
     /// Delegated Graph permissions with admin consent.
     pub(crate) delegated: &'static [&'static str],
     /// Application Graph permissions (roles) granted.
@@ -95,6 +100,8 @@ impl Directory {
                 name: seed::MAILHOST_APP_NAME,
                 public_client: true,
                 secret: None,
+                confidential: false,
+                certificates: Vec::new(),
                 delegated: MAILHOST_DELEGATED,
                 application: &[],
                 redirect_uris: PUBLIC_REDIRECTS,
@@ -104,6 +111,8 @@ impl Directory {
                 name: seed::NO_PUBLIC_CLIENT_APP_NAME,
                 public_client: false,
                 secret: None,
+                confidential: false,
+                certificates: Vec::new(),
                 delegated: MAILHOST_DELEGATED,
                 application: &[],
                 redirect_uris: PUBLIC_REDIRECTS,
@@ -113,6 +122,8 @@ impl Directory {
                 name: seed::NO_CONSENT_APP_NAME,
                 public_client: true,
                 secret: None,
+                confidential: false,
+                certificates: Vec::new(),
                 delegated: &[],
                 application: &[],
                 redirect_uris: PUBLIC_REDIRECTS,
@@ -122,6 +133,8 @@ impl Directory {
                 name: seed::READ_ONLY_APP_NAME,
                 public_client: true,
                 secret: None,
+                confidential: false,
+                certificates: Vec::new(),
                 delegated: &["Mail.Read", "User.Read"],
                 application: &[],
                 redirect_uris: PUBLIC_REDIRECTS,
@@ -131,6 +144,8 @@ impl Directory {
                 name: seed::DAEMON_APP_NAME,
                 public_client: false,
                 secret: Some(seed::DAEMON_CLIENT_SECRET),
+                confidential: true,
+                certificates: Vec::new(),
                 delegated: &[],
                 application: &["Mail.Send", "Mail.ReadWrite"],
                 redirect_uris: &[],
@@ -140,8 +155,23 @@ impl Directory {
                 name: seed::NO_ROLE_DAEMON_APP_NAME,
                 public_client: false,
                 secret: Some(seed::NO_ROLE_DAEMON_CLIENT_SECRET),
+                confidential: true,
+                certificates: Vec::new(),
                 delegated: &[],
                 application: &[],
+                redirect_uris: &[],
+            },
+            App {
+                client_id: seed::CERT_DAEMON_CLIENT_ID,
+                name: seed::CERT_DAEMON_APP_NAME,
+                public_client: false,
+                secret: None,
+                confidential: true,
+                certificates: RegisteredCertificate::parse(seed::CERT_DAEMON_CERTIFICATE_PEM)
+                    .into_iter()
+                    .collect(),
+                delegated: &[],
+                application: &["Mail.Send", "Mail.ReadWrite"],
                 redirect_uris: &[],
             },
         ];
@@ -226,6 +256,24 @@ impl Directory {
     }
 
     /// The app with this client id.
+    /// Adds a user mailbox (for load tests that need many mailboxes). Directory entries are
+    /// `'static` like the seed's, so the strings are leaked: a few bytes per mailbox, for the
+    /// life of a test process.
+    pub(crate) fn add_user_mailbox(&mut self, upn: &str, name: &str) {
+        if self.mailbox(upn).is_some() {
+            return;
+        }
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        self.mailboxes.push(Mailbox {
+            id: leak(uuid::Uuid::new_v4().to_string()),
+            upn: leak(upn.to_ascii_lowercase()),
+            name: leak(name.to_string()),
+            password: None,
+            mfa_required: false,
+            kind: MailboxKind::User,
+        });
+    }
+
     pub(crate) fn app(&self, client_id: &str) -> Option<&App> {
         self.apps
             .iter()

@@ -35,6 +35,10 @@ pub struct Faults {
     pub throttle: Option<CountedFault>,
     /// 503 / 504.
     pub unavailable: Option<CountedFault>,
+    /// The request is carried out (the mail is delivered), then answered 503 / 504, or 202
+    /// with `Retry-After`, as Graph has answered for mail it delivered.
+    #[serde(default)]
+    pub deliver_then: Option<CountedFault>,
     /// Added latency on every non-admin request, in milliseconds.
     pub latency_ms: u64,
 }
@@ -53,6 +57,17 @@ impl Faults {
             }
         }
         None
+    }
+
+    /// Takes one deliver-then fault for a request to `path`, if one applies.
+    pub(crate) fn take_deliver_then(&mut self, path: &str) -> Option<CountedFault> {
+        let fault = self.deliver_then.as_mut().filter(|f| f.matches(path))?;
+        fault.remaining -= 1;
+        let taken = fault.clone();
+        if fault.remaining == 0 {
+            self.deliver_then = None;
+        }
+        Some(taken)
     }
 }
 
@@ -94,8 +109,13 @@ pub struct Counters {
     pub upload_puts: u64,
     /// Requests answered 429 (injected or concurrency limit).
     pub throttled: u64,
+    /// Requests carried out and then answered with a deliver-then fault.
+    #[serde(default)]
+    pub delivered_then_faulted: u64,
     /// The most concurrent Graph requests seen per mailbox (any app).
     pub max_concurrent_per_mailbox: BTreeMap<String, usize>,
+    /// Submissions past a watched sending limit (see [`crate::SendingLimits`]), per mailbox.
+    pub limit_breaches: BTreeMap<String, u64>,
 }
 
 /// Live concurrent requests per (client id, mailbox).

@@ -19,10 +19,12 @@ mod config;
 mod directory;
 mod error;
 mod faults;
+pub mod fixtures;
 mod graph;
 mod identity;
 mod mailbox;
 pub mod seed;
+mod sending;
 mod server;
 mod state;
 mod time;
@@ -34,7 +36,9 @@ pub use config::Config;
 pub use error::Error;
 pub use faults::{CountedFault, Counters, Faults, TokenRequestCounters};
 pub use mailbox::{
-    AttachmentInfo, EmailAddress, ItemBody, MessageHeader, Recipient, StoredMessage,
+    AttachmentInfo, EmailAddress, ExtendedProperty, ItemBody, MessageHeader, Recipient,
+    StoredMessage,
 };
+pub use sending::SendingLimits;
 pub use server::Emulator;
 pub use tls::CA_FILE;

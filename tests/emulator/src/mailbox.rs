@@ -72,6 +72,16 @@ pub struct MessageHeader {
     pub value: String,
 }
 
+/// A single-value extended property (`singleValueExtendedProperties`), such as
+/// `{"id": "String {GUID} Name MailhostId", "value": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendedProperty {
+    /// `{type} {property set GUID} Name {name}` or `{type} {GUID} Id {0x…}`.
+    pub id: String,
+    /// The value, as a string.
+    pub value: String,
+}
+
 /// What the emulator keeps of an attachment: never the bytes, only their size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -137,6 +147,10 @@ pub struct StoredMessage {
     pub delivered_to: Option<String>,
     /// The client id of the app that sent it.
     pub app_id: String,
+    /// Single-value extended properties; kept on the sender's items (Sent Items, drafts), not
+    /// on the copies recipients get.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub single_value_extended_properties: Vec<ExtendedProperty>,
 }
 
 impl StoredMessage {
@@ -163,6 +177,14 @@ impl StoredMessage {
             .iter()
             .map(|r| r.address().to_ascii_lowercase())
             .collect()
+    }
+
+    /// The value of a single-value extended property, by id (case-insensitive).
+    pub fn extended_property(&self, id: &str) -> Option<&str> {
+        self.single_value_extended_properties
+            .iter()
+            .find(|p| p.id.eq_ignore_ascii_case(id))
+            .map(|p| p.value.as_str())
     }
 
     /// The value of a custom header, by case-insensitive name.
@@ -194,7 +216,32 @@ impl StoredMessage {
 pub(crate) struct Folders {
     pub(crate) inbox: Vec<StoredMessage>,
     pub(crate) sent: Vec<StoredMessage>,
+    /// Sent Items copies not filed yet (Exchange files them asynchronously), with when they
+    /// appear.
+    pub(crate) sent_pending: Vec<(std::time::Instant, StoredMessage)>,
     pub(crate) drafts: HashMap<String, StoredMessage>,
+}
+
+impl Folders {
+    /// Files the Sent Items copies that are due.
+    pub(crate) fn file_due(&mut self, now: std::time::Instant) {
+        if self.sent_pending.iter().any(|(at, _)| *at <= now) {
+            let pending = std::mem::take(&mut self.sent_pending);
+            for (at, message) in pending {
+                if at <= now {
+                    self.sent.push(message);
+                } else {
+                    self.sent_pending.push((at, message));
+                }
+            }
+        }
+    }
+
+    /// Sent Items as a client sees it now.
+    pub(crate) fn sent_now(&mut self) -> &[StoredMessage] {
+        self.file_due(std::time::Instant::now());
+        &self.sent
+    }
 }
 
 /// Every mailbox plus the external sink.
@@ -225,6 +272,7 @@ impl MailStore {
         message: &StoredMessage,
         owner: &str,
         save_to_sent_items: bool,
+        sent_items_delay: std::time::Duration,
         now: u64,
     ) -> usize {
         let received = crate::time::iso8601(now);
@@ -244,6 +292,7 @@ impl MailStore {
             let mut copy = message.clone();
             copy.id = new_item_id();
             copy.bcc_recipients.clear();
+            copy.single_value_extended_properties.clear();
             copy.received_date_time = received.clone();
             copy.delivered_to = Some(address.clone());
             if !Directory::is_internal_domain(&address) {
@@ -260,7 +309,14 @@ impl MailStore {
         if save_to_sent_items {
             let mut copy = message.clone();
             copy.id = new_item_id();
-            self.folders(owner).sent.push(copy);
+            let folders = self.folders(owner);
+            if sent_items_delay.is_zero() {
+                folders.sent.push(copy);
+            } else {
+                folders
+                    .sent_pending
+                    .push((std::time::Instant::now() + sent_items_delay, copy));
+            }
         }
         delivered
     }
@@ -324,7 +380,14 @@ mod tests {
     fn delivers_hides_bcc_bounces_unknown_and_saves() {
         let dir = Directory::seed();
         let mut store = MailStore::default();
-        let delivered = store.deliver(&dir, &message(), seed::USER_UPN, true, 0);
+        let delivered = store.deliver(
+            &dir,
+            &message(),
+            seed::USER_UPN,
+            true,
+            std::time::Duration::ZERO,
+            0,
+        );
         assert_eq!(delivered, 3);
         let lynne = &store.folders(seed::RECIPIENT_UPN).inbox;
         assert_eq!(lynne.len(), 1);

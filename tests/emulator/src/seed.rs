@@ -83,6 +83,31 @@ pub const NO_ROLE_DAEMON_APP_NAME: &str = "mailhost-daemon-norole";
 /// The client secret of [`NO_ROLE_DAEMON_CLIENT_ID`].
 pub const NO_ROLE_DAEMON_CLIENT_SECRET: &str = "nrl~3X~contoso-norole-secret-0002";
 
+/// App `mailhost-daemon-cert`: confidential client whose credential is a certificate
+/// ([`CERT_DAEMON_CERTIFICATE_PEM`] is registered on it; no secret); application permissions
+/// `Mail.Send` and `Mail.ReadWrite` granted. More certificates can be registered with
+/// `Emulator::add_app_certificate` / `POST /_emulator/apps/{client_id}/certificates`.
+pub const CERT_DAEMON_CLIENT_ID: &str = "3c1d2a8e-5b7f-4e0a-9d61-7f2b8c4e9a10";
+/// Display name of [`CERT_DAEMON_CLIENT_ID`].
+pub const CERT_DAEMON_APP_NAME: &str = "mailhost-daemon-cert";
+/// The certificate registered on [`CERT_DAEMON_CLIENT_ID`] (public part only). Its private key
+/// is the test fixture `certificates/key.pem` (see [`certificate_fixture`]).
+pub const CERT_DAEMON_CERTIFICATE_PEM: &str = include_str!("../certificates/cert.pem");
+/// The password of the encrypted test fixtures (`app-encrypted.pem`, `app.pfx`).
+pub const CERTIFICATE_FIXTURE_PASSWORD: &str = "Fixture-Passw0rd!";
+
+/// A test-only certificate file of this crate's `certificates/` folder: `app.pem` (certificate +
+/// PKCS#8 key), `app-pkcs1.pem`, `app-encrypted.pem` and `app.pfx` (password
+/// [`CERTIFICATE_FIXTURE_PASSWORD`]), `app-legacy-encrypted.pem` (OpenSSL traditional
+/// encryption), `mismatch.pem` (the certificate with another key), `unregistered.pem` (a
+/// certificate registered nowhere, with its key), `cert.pem`, `key.pem`. Never use these keys
+/// outside tests.
+pub fn certificate_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("certificates")
+        .join(name)
+}
+
 // ----------------------------------------------------------------------------- users
 
 /// The normal user: password sign-in, no MFA (the NonInteractive service account). Has Send As

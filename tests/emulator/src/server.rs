@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -118,14 +118,19 @@ async fn common(State(shared): State<Arc<Shared>>, mut request: Request, next: N
     let mut response = if path.starts_with("/_emulator") {
         next.run(request).await
     } else {
-        let (fault, latency) = {
+        let (fault, deliver_then, latency) = {
             let mut inner = shared.lock();
             inner.counters.total_requests += 1;
             let fault = inner.faults.take(&path);
             if fault.as_ref().is_some_and(|f| f.status == 429) {
                 inner.counters.throttled += 1;
             }
-            (fault, inner.faults.latency_ms)
+            let deliver_then = if fault.is_none() {
+                inner.faults.take_deliver_then(&path)
+            } else {
+                None
+            };
+            (fault, deliver_then, inner.faults.latency_ms)
         };
         let delay = Duration::from_millis(latency);
         if let Some(fault) = fault {
@@ -174,7 +179,31 @@ async fn common(State(shared): State<Arc<Shared>>, mut request: Request, next: N
                 tokio::time::sleep(delay).await;
                 let response = next.run(request).await;
                 drop(slot);
-                response
+                match deliver_then {
+                    Some(fault) if response.status().is_success() => {
+                        shared.lock().counters.delivered_then_faulted += 1;
+                        if fault.status == 202 {
+                            let mut accepted = (
+                                StatusCode::ACCEPTED,
+                                [(
+                                    axum::http::header::CONTENT_LENGTH,
+                                    HeaderValue::from_static("0"),
+                                )],
+                            )
+                                .into_response();
+                            if let Some(secs) = fault.retry_after_secs {
+                                accepted.headers_mut().insert(
+                                    axum::http::header::RETRY_AFTER,
+                                    HeaderValue::from(secs),
+                                );
+                            }
+                            accepted
+                        } else {
+                            fault_response(&path, &fault, &ids)
+                        }
+                    }
+                    _ => response,
+                }
             }
         }
     };
@@ -464,6 +493,18 @@ impl Emulator {
         self.shared.set_access_token_lifetime(secs);
     }
 
+    /// Adds a user mailbox `upn` in the tenant (load tests that need many mailboxes; app-only
+    /// sends from it work like from the seeded users').
+    pub fn add_user_mailbox(&self, upn: &str, name: &str) {
+        self.shared.add_user_mailbox(upn, name);
+    }
+
+    /// Watches Exchange's per-mailbox sending limits: every submission past one is counted in
+    /// [`Counters::limit_breaches`](crate::Counters).
+    pub fn set_sending_limits(&self, limits: crate::SendingLimits) {
+        self.shared.set_sending_limits(limits);
+    }
+
     /// Turns the 4-concurrent-requests-per-app-and-mailbox limit on or off.
     pub fn set_concurrency_limit(&self, enabled: bool) {
         self.shared.set_concurrency_limit(enabled);
@@ -508,6 +549,59 @@ impl Emulator {
     /// The user declines `user_code`.
     pub fn decline_device_code(&self, user_code: &str) -> Result<(), AdminError> {
         self.shared.decline_device_code(user_code)
+    }
+
+    /// Uploads a certificate (PEM or base64 DER, public part) to the app `client_id`, as the
+    /// portal's "Certificates & secrets > Upload certificate" does; returns its thumbprint.
+    ///
+    /// # Errors
+    /// No such app, or the text is not a certificate.
+    pub fn add_app_certificate(
+        &self,
+        client_id: &str,
+        certificate: &str,
+    ) -> Result<String, AdminError> {
+        self.shared.add_app_certificate(client_id, certificate)
+    }
+
+    /// Removes every certificate of the app `client_id`; returns how many.
+    ///
+    /// # Errors
+    /// No such app.
+    pub fn remove_app_certificates(&self, client_id: &str) -> Result<usize, AdminError> {
+        self.shared.remove_app_certificates(client_id)
+    }
+
+    /// The next `count` requests whose path starts with `path_prefix` are carried out (the mail
+    /// is delivered) and then answered `status`: 503 or 504 (Graph's error body), or 202 with
+    /// `Retry-After: retry_after_secs`, as Graph has answered for mail it delivered.
+    ///
+    /// # Errors
+    /// A status other than 202, 503 or 504.
+    pub fn fault_deliver_then(
+        &self,
+        count: u64,
+        status: u16,
+        retry_after_secs: Option<u64>,
+        path_prefix: Option<&str>,
+    ) -> Result<(), AdminError> {
+        self.shared.fault_deliver_then(
+            count,
+            status,
+            retry_after_secs,
+            path_prefix.map(str::to_string),
+        )
+    }
+
+    /// Refuse (or accept, the default) a client assertion whose `jti` was presented before.
+    pub fn set_reject_replayed_assertions(&self, enabled: bool) {
+        self.shared.lock().config.reject_replayed_assertions = enabled;
+    }
+
+    /// Seconds a sent message takes to appear in the sender's Sent Items (0: at once, the
+    /// default); Exchange files the copy asynchronously.
+    pub fn set_sent_items_delay(&self, secs: u64) {
+        self.shared.lock().config.sent_items_delay_secs = secs;
     }
 
     /// Approves the next authorization-code sign-in as `upn` (its `login_hint`, if any, must

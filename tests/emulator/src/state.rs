@@ -24,6 +24,7 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     pub(crate) concurrency: Concurrency,
     pub(crate) config: RuntimeConfig,
+    pub(crate) sending: crate::sending::SendingLog,
 }
 
 /// The state shared by every request handler and the [`crate::Emulator`] handle.
@@ -51,6 +52,7 @@ impl Shared {
             counters: Counters::default(),
             concurrency: Concurrency::default(),
             config,
+            sending: crate::sending::SendingLog::default(),
         };
         Self {
             inner: Mutex::new(inner),

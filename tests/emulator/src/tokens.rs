@@ -77,6 +77,8 @@ pub(crate) struct TokenStore {
     pub(crate) access: HashMap<String, AccessToken>,
     pub(crate) refresh: HashMap<String, RefreshToken>,
     pub(crate) codes: HashMap<String, AuthCode>,
+    /// Client-assertion `jti`s already presented.
+    pub(crate) used_assertions: crate::identity::assertion::UsedAssertions,
 }
 
 impl TokenStore {

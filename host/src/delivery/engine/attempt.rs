@@ -26,13 +26,18 @@ impl Engine {
         let result = self.call_provider(lane, record);
         let took = started.elapsed();
         let now = Timestamp::now();
-        let (finish, counted) = match result {
-            Ok(receipt) => (Finish::Sent(ReceiptRecord::from(&receipt)), Counted::Sent),
-            Err(error) => self.after_failure(lane, record, &error, now),
+        let (finish, counted) = match &result {
+            Ok(receipt) => (Finish::Sent(ReceiptRecord::from(receipt)), Counted::Sent),
+            Err(error) => self.after_failure(lane, record, error, now),
         };
         self.metrics
             .attempt(lane.route.provider_name(), counted, took);
         let status = self.outbox.finish_attempt(&record.id, &finish)?;
+        if status == Status::Failed
+            && let Err(error) = &result
+        {
+            self.final_failure(record, error);
+        }
         log::debug!(
             "email {} attempt {} through {}: {status} after {:?}",
             record.id,
@@ -66,11 +71,15 @@ impl Engine {
                         .into(),
                 })
             }
-            Some(_) => {
+            Some(mime) => {
+                let mut lost =
+                    crate::delivery::mime::losses_of_file(std::path::Path::new(&mime.path));
+                lost.push("headers other than From, To, Cc, Reply-To, Subject and X- headers are not kept");
                 log::info!(
-                    "provider '{}' takes no whole MIME messages: email {} is sent from its parsed parts, so inline images travel as ordinary attachments and headers other than From, To, Cc, Reply-To, Subject, Message-ID and X- headers are not kept",
+                    "provider '{}' takes no whole MIME messages: email {} is sent from its parsed parts, so {}",
                     lane.route.provider_name(),
-                    record.id
+                    record.id,
+                    lost.join("; ")
                 );
                 plugin.send(&lane.request(record))
             }

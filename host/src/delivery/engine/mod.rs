@@ -16,6 +16,7 @@ mod attempt;
 mod lanes;
 mod mailboxes;
 mod metrics;
+mod mime;
 pub mod policy;
 mod reconcile;
 mod scheduler;
@@ -29,6 +30,7 @@ use mailhost_plugin_api::{Attachment, ProviderError};
 pub use lanes::{LANE_TTL, Lane, Lanes};
 pub use mailboxes::{LimitsInUse, MailboxUse, WindowUse};
 pub use metrics::{Histogram, LATENCY_BUCKETS, Metrics, MetricsSnapshot};
+pub use mime::MimeSubmission;
 pub use reconcile::ReconcileSummary;
 pub use scheduler::{Drain, DrainSummary, NOT_READY_WAIT, Scope, StopSignal};
 
@@ -103,8 +105,10 @@ impl Default for EngineOptions {
     }
 }
 
+/// Called when an email ends `failed` after a provider attempt (the SMTP relay sends a DSN).
+pub type FailureHook = Box<dyn Fn(&Engine, &EmailRecord, &ProviderError) + Send + Sync>;
+
 /// The delivery engine of one process.
-#[derive(Debug)]
 pub struct Engine {
     home: Home,
     outbox: Arc<Outbox>,
@@ -114,6 +118,17 @@ pub struct Engine {
     options: EngineOptions,
     /// Bumped whenever there may be something new to do; the scheduler waits on it.
     wake: (Mutex<u64>, Condvar),
+    /// Run after an email finally failed.
+    on_failed: std::sync::OnceLock<FailureHook>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("home", &self.home)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
@@ -130,7 +145,20 @@ impl Engine {
             metrics: Metrics::default(),
             options,
             wake: (Mutex::new(0), Condvar::new()),
+            on_failed: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the hook run after an email finally failed (once; a second call is ignored).
+    pub fn on_final_failure(&self, hook: FailureHook) {
+        let _ = self.on_failed.set(hook);
+    }
+
+    /// Runs the final-failure hook, if any, for `record`.
+    pub(crate) fn final_failure(&self, record: &EmailRecord, error: &ProviderError) {
+        if let Some(hook) = self.on_failed.get() {
+            hook(self, record, error);
+        }
     }
 
     /// The home.

@@ -359,6 +359,7 @@ impl Engine {
         let mut seen = 0u64;
         let mut last_reconcile = Instant::now() - RECONCILE_EVERY;
         let mut last_prune = Instant::now() - PRUNE_EVERY;
+        let mut last_retention: Option<Instant> = None;
         loop {
             if stop.is_stopped() {
                 return Ok(());
@@ -367,6 +368,22 @@ impl Engine {
                 last_reconcile = Instant::now();
                 if let Err(error) = self.reconcile_due(Timestamp::now()) {
                     log::warn!("reconciling unknown emails failed: {error}");
+                }
+            }
+            if drain.is_none() && last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+                last_retention = Some(Instant::now());
+                match crate::delivery::retention::apply_home_policy(
+                    &self.home,
+                    &self.outbox,
+                    std::time::SystemTime::now(),
+                ) {
+                    Ok(report) => log::info!(
+                        "retention: {} records deleted, {} bodies dropped, {} bytes reclaimed",
+                        report.records_deleted,
+                        report.bodies_dropped,
+                        report.bytes_reclaimed
+                    ),
+                    Err(error) => log::warn!("applying the retention policy failed: {error}"),
                 }
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
@@ -505,6 +522,8 @@ impl Engine {
 
 /// How often the service asks providers about `unknown` emails.
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+/// How often the service applies the home's retention policy (at start, then daily).
+const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// How often the ledger drops rows no window needs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The ledger keeps 25 hours (the longest window Exchange has is 24 hours).

@@ -27,6 +27,7 @@ mod error;
 mod group;
 mod lifecycle;
 mod owner;
+mod purge;
 mod query;
 mod record;
 mod recovery;
@@ -35,7 +36,7 @@ mod schema;
 mod tokens;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -48,6 +49,7 @@ pub use browse::{BadCursor, Browse, BrowsePage, Cursor, MAX_PAGE, PageAt};
 pub use error::OutboxError;
 pub use group::GroupOutcome;
 pub use lifecycle::Claim;
+pub use purge::{RetentionTotals, StorePurge};
 pub use record::{
     Address, AttachmentRecord, Door, EmailRecord, HeaderRecord, LastError, MimeSource, NewEmail,
     ReceiptRecord, Status, Timestamp, UnknownStatus,
@@ -114,8 +116,13 @@ impl Outbox {
         if found != schema::Found::Fresh {
             schema::check_integrity(&conn, path)?;
         }
+        if found == schema::Found::Fresh {
+            schema::prepare_fresh(&conn, path)?;
+        }
         configure(&conn, path)?;
         schema::migrate(&mut conn, path)?;
+        schema::ensure_incremental_vacuum(&conn, path)?;
+        make_private(path)?;
         let owner = Owner::register(path)?;
         owner::sweep(path, owner.token());
         Ok(Self {
@@ -133,6 +140,7 @@ impl Outbox {
     pub fn in_memory() -> Result<Self, OutboxError> {
         let path = Path::new(":memory:");
         let mut conn = Connection::open_in_memory().map_err(|e| schema::sql_error(path, e))?;
+        schema::prepare_fresh(&conn, path)?;
         configure(&conn, path)?;
         schema::migrate(&mut conn, path)?;
         Ok(Self {
@@ -166,6 +174,21 @@ impl Outbox {
     fn sql(&self, error: rusqlite::Error) -> OutboxError {
         schema::sql_error(self.shown_path(), error)
     }
+}
+
+/// Narrows `mail.db` and its `-wal` and `-shm` files to 0600 (SQLite creates them with the
+/// process umask; the binary narrows that too, this covers library users and older files).
+fn make_private(path: &Path) -> Result<(), OutboxError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        crate::config::files::ensure_mode(Path::new(&name), crate::config::files::PRIVATE_FILE)
+            .map_err(|e| OutboxError::Open {
+                path: e.path,
+                source: e.source,
+            })?;
+    }
+    Ok(())
 }
 
 /// WAL, durable commits and foreign keys.

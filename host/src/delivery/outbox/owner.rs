@@ -40,13 +40,14 @@ impl Owner {
     pub(crate) fn register(db: &Path) -> Result<Self, OutboxError> {
         let token = new_token();
         let dir = live_dir(db);
-        std::fs::create_dir_all(&dir).map_err(|source| OutboxError::Open {
-            path: dir.clone(),
-            source,
+        crate::config::files::create_private_dir(&dir).map_err(|e| OutboxError::Open {
+            path: e.path,
+            source: e.source,
         })?;
         let path = dir.join(format!("{token}.lock"));
         let sql = |e| super::schema::sql_error(&path, e);
         let conn = Connection::open(&path).map_err(sql)?;
+        let _ = crate::config::files::ensure_mode(&path, crate::config::files::PRIVATE_FILE);
         conn.execute_batch("BEGIN EXCLUSIVE").map_err(sql)?;
         Ok(Self {
             token,

@@ -22,9 +22,13 @@ pub(crate) const APPLICATION_ID: i32 = 0x4d48_7374;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_emails.sql"),
     include_str!("migrations/0002_engine.sql"),
-    include_str!("migrations/0003_api_tokens.sql"),
-    include_str!("migrations/0004_browse.sql"),
+    include_str!("migrations/0003_retention.sql"),
+    include_str!("migrations/0004_api_tokens.sql"),
+    include_str!("migrations/0005_browse.sql"),
 ];
+
+/// `PRAGMA auto_vacuum` value of incremental vacuum.
+const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 
 /// The schema version this build writes.
 pub(crate) const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -145,6 +149,36 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OutboxEr
     tx.pragma_update(None, "application_id", APPLICATION_ID)
         .map_err(sql)?;
     tx.commit().map_err(sql)
+}
+
+/// On a fresh (empty) file, before any table exists: turns on incremental vacuum, which SQLite
+/// only accepts then (or through a full VACUUM).
+pub(crate) fn prepare_fresh(conn: &Connection, path: &Path) -> Result<(), OutboxError> {
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(|e| sql_error(path, e))
+}
+
+/// Makes an older file (created before schema 2) use incremental vacuum: one full VACUUM,
+/// outside any transaction, the first time a newer mailhost opens it. Purges then give their
+/// free pages back with `PRAGMA incremental_vacuum`.
+pub(crate) fn ensure_incremental_vacuum(conn: &Connection, path: &Path) -> Result<(), OutboxError> {
+    let sql = |e| sql_error(path, e);
+    let mode: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |row| row.get(0))
+        .map_err(sql)?;
+    if mode != AUTO_VACUUM_INCREMENTAL {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(sql)?;
+        // Another process reading the file keeps VACUUM out: not worth failing the command for;
+        // the next open tries again, and until then purges free pages without returning them.
+        if let Err(e) = conn.execute_batch("VACUUM") {
+            log::warn!(
+                "{}: could not switch on incremental vacuum yet ({e}); it is tried again at the next open",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Maps an SQLite error to the store's error, telling a lock and damage apart.

@@ -46,7 +46,7 @@ fn sent_form(id: &str) -> Message {
     message
 }
 
-pub(super) fn new_email(id: &str) -> NewEmail {
+pub(crate) fn new_email(id: &str) -> NewEmail {
     NewEmail::new("adele", "graph-email", message(id), super::Door::Cli)
 }
 

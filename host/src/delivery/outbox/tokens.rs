@@ -1,4 +1,4 @@
-//! The HTTP API's bearer tokens in `mail.db` (table `api_tokens`, migration 3): a name, the
+//! The HTTP API's bearer tokens in `mail.db` (table `api_tokens`, migration 4): a name, the
 //! SHA-256 of the token (never the token), when it was created and last used. Making, checking
 //! and printing tokens is the HTTP door's business (`front::http::tokens`); this file only
 //! stores them.

@@ -16,6 +16,7 @@ pub(super) fn run(home: &Home, command: ApiTokenCommand) -> Result<u8, Error> {
     match command {
         ApiTokenCommand::Create { name } => {
             let (token, _record) = tokens::create(&outbox, &name).map_err(error)?;
+            super::audit::note(home, "api-token create", json!({"name": name}));
             print(&token)?;
             eprintln!(
                 "mailhost: API token '{name}' created; it is shown only this once, so store it now (send it as `Authorization: Bearer <token>`; `mailhost api-token revoke {name}` withdraws it)"
@@ -49,6 +50,7 @@ pub(super) fn run(home: &Home, command: ApiTokenCommand) -> Result<u8, Error> {
         }
         ApiTokenCommand::Revoke { name } => {
             tokens::revoke(&outbox, &name).map_err(error)?;
+            super::audit::note(home, "api-token revoke", json!({"name": name}));
             print(&format!("revoked API token '{name}'"))?;
             OK
         }

@@ -36,6 +36,7 @@ pub(super) fn run(home: &Home, outbox: Outbox, args: &BatchArgs) -> Result<u8, E
         } else {
             Progress::Auto
         },
+        queue_only: args.queue,
     };
     let target = BatchTarget {
         staff_id: &args.staff,
@@ -61,7 +62,7 @@ pub(super) fn run(home: &Home, outbox: Outbox, args: &BatchArgs) -> Result<u8, E
     }
     if !summary.is_success() {
         Ok(EXIT_FAILED)
-    } else if summary.queued > 0 {
+    } else if summary.queued > 0 && !args.queue {
         Ok(EXIT_TEMPFAIL)
     } else {
         OK

@@ -1,11 +1,12 @@
-//! `mailhost config list|get|set|unset`: System Configuration.
+//! `mailhost config list|get|set|unset`: System Configuration, a table per plugin, and the
+//! host's own settings in the reserved table `mailhost` (`config set mailhost RetainDays 30`).
 
 use serde_json::{Value, json};
 
 use super::{OK, print, print_json, table};
 use crate::config::home::Home;
 use crate::config::secrets::{self, SecretStore};
-use crate::config::settings::{self, SettingRow};
+use crate::config::settings::{self, HOST_TABLE, SettingRow};
 use crate::error::{EXIT_FAILED, Error};
 use crate::front::cli::ConfigCommand;
 use crate::plugins::registry::{self, PluginEntry};
@@ -14,29 +15,51 @@ pub(super) fn run(home: &Home, command: ConfigCommand) -> Result<u8, Error> {
     match command {
         ConfigCommand::List { plugin, json } => list(home, plugin.as_deref(), json),
         ConfigCommand::Get { plugin, key } => get(home, &plugin, &key),
-        ConfigCommand::Set { plugin, key, value } => set(home, &plugin, &key, &value),
+        ConfigCommand::Set {
+            plugin,
+            key,
+            value,
+            value_stdin,
+        } => {
+            let value = match value {
+                Some(value) if !value_stdin => value,
+                _ => super::secret_input::read_secret(
+                    "--value-stdin",
+                    &format!("value of {plugin} {key}"),
+                )?,
+            };
+            set(home, &plugin, &key, &value)
+        }
         ConfigCommand::Unset { plugin, key } => unset(home, &plugin, &key),
     }
 }
 
 fn list(home: &Home, plugin: Option<&str>, json: bool) -> Result<u8, Error> {
     let registry = registry::load(home)?;
+    let host_only = plugin == Some(HOST_TABLE);
     let entries: Vec<&PluginEntry> = match plugin {
+        Some(_) if host_only => Vec::new(),
         Some(name) => vec![registry.require(name)?],
         None => registry.plugins.iter().collect(),
     };
     let stored = settings::load(home)?;
     let secrets = SecretStore::open(home)?;
-    let mut all = Vec::new();
+    let mut all: Vec<(String, Vec<SettingRow>)> = Vec::new();
+    if plugin.is_none() || host_only {
+        all.push((HOST_TABLE.to_string(), settings::host_rows(&stored)));
+    }
     for entry in entries {
-        all.push((entry, settings::rows(entry, &stored, &secrets)?));
+        all.push((
+            entry.name.clone(),
+            settings::rows(entry, &stored, &secrets)?,
+        ));
     }
     if json {
         let items: Vec<Value> = all
             .iter()
-            .map(|(entry, rows)| {
+            .map(|(name, rows)| {
                 json!({
-                    "plugin": entry.name,
+                    "plugin": name,
                     "settings": rows.iter().map(row_json).collect::<Vec<_>>(),
                     "missing": rows.iter().filter(|r| r.missing()).map(|r| r.decl.key.clone()).collect::<Vec<_>>(),
                 })
@@ -45,11 +68,11 @@ fn list(home: &Home, plugin: Option<&str>, json: bool) -> Result<u8, Error> {
         print_json(&Value::Array(items))?;
         return OK;
     }
-    if all.is_empty() {
+    if registry.plugins.is_empty() && plugin.is_none() {
         print("no plugins registered: add one with `mailhost plugin add PATH`")?;
     }
-    for (entry, rows) in &all {
-        print(&format!("[{}]", entry.name))?;
+    for (name, rows) in &all {
+        print(&format!("[{name}]"))?;
         if rows.is_empty() {
             print("  (no settings)")?;
             continue;
@@ -59,8 +82,8 @@ fn list(home: &Home, plugin: Option<&str>, json: bool) -> Result<u8, Error> {
             .map(|r| {
                 let note = match (r.missing(), r.source) {
                     (true, _) => format!(
-                        "required, missing: run `mailhost config set {} {} VALUE`",
-                        entry.name, r.decl.key
+                        "required, missing: run `mailhost config set {name} {} VALUE`",
+                        r.decl.key
                     ),
                     (false, settings::Source::Default) => "(default)".into(),
                     (false, settings::Source::Unset) => "(unset)".into(),
@@ -91,6 +114,11 @@ fn row_json(row: &SettingRow) -> Value {
 }
 
 fn get(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
+    if plugin == HOST_TABLE {
+        let spec = settings::host_spec(key)?;
+        print(&settings::host_value(&settings::load(home)?, spec.key))?;
+        return OK;
+    }
     let registry = registry::load(home)?;
     let entry = registry.require(plugin)?;
     let decl = settings::find_decl(&entry.name, &settings::declarations(entry), key)?.clone();
@@ -113,7 +141,34 @@ fn get(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
     }
 }
 
+fn set_host(home: &Home, key: &str, value: &str) -> Result<u8, Error> {
+    let spec = settings::host_spec(key)?;
+    let value = spec.normalize(value)?;
+    let (name, stored) = (spec.key.to_string(), value.clone());
+    settings::update(home, move |s| {
+        s.plugins
+            .entry(HOST_TABLE.to_string())
+            .or_default()
+            .insert(name, stored);
+    })?;
+    super::audit::note(
+        home,
+        "config set",
+        json!({"plugin": HOST_TABLE, "key": spec.key, "value": value}),
+    );
+    print(&format!("set {HOST_TABLE} {} = {value}", spec.key))?;
+    if spec.key == settings::SECRET_BACKEND {
+        print(&format!(
+            "new secrets go to {value}; run `mailhost secrets migrate --to {value}` to move the existing ones (until then, those in secrets.toml are still found)"
+        ))?;
+    }
+    OK
+}
+
 fn set(home: &Home, plugin: &str, key: &str, value: &str) -> Result<u8, Error> {
+    if plugin == HOST_TABLE {
+        return set_host(home, key, value);
+    }
     let registry = registry::load(home)?;
     let entry = registry.require(plugin)?;
     let decl = settings::find_decl(&entry.name, &settings::declarations(entry), key)?.clone();
@@ -121,6 +176,11 @@ fn set(home: &Home, plugin: &str, key: &str, value: &str) -> Result<u8, Error> {
     if decl.secret {
         SecretStore::open(home)?.put(&secrets::setting_key(&entry.name, &decl.key), &value)?;
         remove_plain(home, &entry.name, &decl.key)?;
+        super::audit::note(
+            home,
+            "config set",
+            json!({"plugin": entry.name, "key": decl.key, "value": crate::config::audit::CHANGED, "secret": true}),
+        );
         print(&format!(
             "set {} {} (secret, stored in the secret store)",
             entry.name, decl.key
@@ -131,6 +191,11 @@ fn set(home: &Home, plugin: &str, key: &str, value: &str) -> Result<u8, Error> {
         settings::update(home, move |s| {
             s.plugins.entry(name).or_default().insert(key, stored);
         })?;
+        super::audit::note(
+            home,
+            "config set",
+            json!({"plugin": entry.name, "key": decl.key, "value": value}),
+        );
         print(&format!("set {} {} = {value}", entry.name, decl.key))?;
     }
     OK
@@ -148,6 +213,20 @@ fn remove_plain(home: &Home, plugin: &str, key: &str) -> Result<(), Error> {
 }
 
 fn unset(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
+    if plugin == HOST_TABLE {
+        let spec = settings::host_spec(key)?;
+        remove_plain(home, HOST_TABLE, spec.key)?;
+        super::audit::note(
+            home,
+            "config unset",
+            json!({"plugin": HOST_TABLE, "key": spec.key}),
+        );
+        print(&format!(
+            "unset {HOST_TABLE} {} (default {} applies)",
+            spec.key, spec.default
+        ))?;
+        return OK;
+    }
     let registry = registry::load(home)?;
     let entry = registry.require(plugin)?;
     // An undeclared key may still be in the file (a hand edit, or an older plugin version).
@@ -158,6 +237,11 @@ fn unset(home: &Home, plugin: &str, key: &str) -> Result<u8, Error> {
     };
     remove_plain(home, &entry.name, &key)?;
     SecretStore::open(home)?.delete(&secrets::setting_key(&entry.name, &key))?;
+    super::audit::note(
+        home,
+        "config unset",
+        json!({"plugin": entry.name, "key": key}),
+    );
     print(&format!("unset {} {}", entry.name, key))?;
     OK
 }

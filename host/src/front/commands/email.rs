@@ -1,4 +1,4 @@
-//! `mailhost email send|list|show|retry|send-batch`: Email Maintenance through the durable
+//! `mailhost email send|list|show|retry|send-batch|purge`: Email Maintenance through the durable
 //! store, `mail.db`.
 //!
 //! Every email command opens the store first and recovers emails a stopped process left
@@ -26,6 +26,7 @@ use crate::delivery::engine::{Drain, Engine, EngineOptions, Scope, StopSignal, S
 use crate::delivery::outbox::{Door, EmailRecord, Outbox, OutboxError, Status};
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, Error};
 use crate::front::cli::{EmailCommand, SendArgs};
+use crate::front::terminal;
 
 /// The environment variable that shortens (or lengthens) how long a command waits for another
 /// process's lock on `mail.db`, in milliseconds.
@@ -56,6 +57,7 @@ pub(super) fn run(home: &Home, command: EmailCommand) -> Result<u8, Error> {
             ..
         } => retry_failed(&engine(home, outbox)?, force, max_wait, json),
         EmailCommand::SendBatch(args) => super::batch::run(home, outbox, &args),
+        EmailCommand::Purge(args) => super::purge::run(home, &outbox, &args),
         EmailCommand::Flush { max_wait, json } => flush(&engine(home, outbox)?, max_wait, json),
         EmailCommand::Reconcile { id, json, .. } => {
             reconcile(&engine(home, outbox)?, id.as_deref(), json)
@@ -162,7 +164,7 @@ fn report(engine: &Engine, record: &EmailRecord, json: bool) -> Result<u8, Error
     if json {
         print_json(&outcome_json(record))?;
     } else if record.status == Status::Sent {
-        print(&sent_line(record))?;
+        print(&terminal::escape(&sent_line(record)))?;
     }
     if record.status == Status::Queued {
         super::warn(&queued_text(engine, record));
@@ -306,6 +308,7 @@ fn shorten(text: &str, max: usize) -> String {
 fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
     let record = outbox.get(id)?;
     let attempts = outbox.attempts(&record.id)?;
+    let dropped = outbox.body_dropped_at(&record.id)?;
     if json {
         let mut value = serde_json::to_value(&record).map_err(|e| Error::Output(e.into()))?;
         if let Some(object) = value.as_object_mut() {
@@ -313,6 +316,12 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
                 "attempt_log".into(),
                 serde_json::to_value(&attempts).map_err(|e| Error::Output(e.into()))?,
             );
+            if let Some(ms) = dropped {
+                object.insert(
+                    "body_dropped_at".into(),
+                    json!(crate::config::time::rfc3339(ms / 1000)),
+                );
+            }
         }
         return print_json(&value).map(|()| EXIT_OK);
     }
@@ -326,6 +335,12 @@ fn show(outbox: &Outbox, id: &str, json: bool) -> Result<u8, Error> {
         text.push_str(&format!(
             "\nattempt {}:   {} at {}{error}",
             a.attempt, a.outcome, a.started_at
+        ));
+    }
+    if let Some(ms) = dropped {
+        text.push_str(&format!(
+            "\nretention:   body and attachments dropped {} (RetainBodyDays)",
+            crate::config::time::rfc3339(ms / 1000)
         ));
     }
     print(&super::terminal_safe(&text))?;
@@ -403,10 +418,15 @@ fn describe(r: &EmailRecord) -> String {
     if let Some(hint) = next_step(r) {
         lines.push(format!("next:        {hint}"));
     }
+    // Every field one line, whatever the provider or the sender put in it.
+    let mut lines: Vec<String> = lines
+        .iter()
+        .map(|l| terminal::escape(l).into_owned())
+        .collect();
     lines.push(format!(
         "{}:\n{}",
         if r.html { "body (html)" } else { "body" },
-        r.body
+        terminal::escape_keeping_lines(&r.body)
     ));
     lines.join("\n")
 }
@@ -430,6 +450,14 @@ fn retry_one(
     max_wait: Duration,
     json: bool,
 ) -> Result<u8, Error> {
+    let found = engine.outbox().get(id)?;
+    if let Some(ms) = engine.outbox().body_dropped_at(&found.id)? {
+        return Err(Error::Usage(format!(
+            "email {}'s body and attachments were dropped by retention on {} (RetainBodyDays), so it cannot be sent again: send a new email",
+            found.id,
+            crate::config::time::rfc3339(ms / 1000)
+        )));
+    }
     let record = engine.retry(id, force)?;
     let record = engine.send_now(&record.id, max_wait)?;
     report(engine, &record, json)
@@ -480,13 +508,16 @@ fn retry_failed(
         if json {
             results.push(outcome_json(&done));
         } else if done.status == Status::Sent {
-            print(&sent_line(&done))?;
+            print(&terminal::escape(&sent_line(&done)))?;
         } else {
             let why = done
                 .error
                 .as_ref()
                 .map_or_else(String::new, ToString::to_string);
-            print(&format!("{} {}: {why}", done.status, done.id))?;
+            print(&terminal::escape(&format!(
+                "{} {}: {why}",
+                done.status, done.id
+            )))?;
         }
     }
     if json {
@@ -521,7 +552,8 @@ fn retry_failed(
 }
 
 /// `email flush [--max-wait D]`: sends every due email, then reports what is left.
-fn flush(engine: &Arc<Engine>, max_wait: Duration, json: bool) -> Result<u8, Error> {
+/// `email flush` (and `sendmail -q`): sends every due email, then prints what happened.
+pub(crate) fn flush(engine: &Arc<Engine>, max_wait: Duration, json: bool) -> Result<u8, Error> {
     let before = engine.metrics().snapshot();
     let summary = engine.drain(
         &Scope::All,

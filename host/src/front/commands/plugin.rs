@@ -10,9 +10,11 @@ use crate::config::home::Home;
 use crate::config::secrets::SecretStore;
 use crate::error::{EXIT_FAILED, Error};
 use crate::front::cli::PluginCommand;
+use crate::front::terminal;
+use crate::plugins::Provider;
+use crate::plugins::check::metadata;
 use crate::plugins::loader::{self, LoadError, Loader, Who};
-use crate::plugins::provider::LoadedPlugin;
-use crate::plugins::registry::{self, PluginEntry, RegistryError, SettingDecl};
+use crate::plugins::registry::{self, Isolation, PluginEntry, RegistryError, SettingDecl};
 
 pub(super) fn run(home: &Home, command: PluginCommand) -> Result<u8, Error> {
     match command {
@@ -23,6 +25,7 @@ pub(super) fn run(home: &Home, command: PluginCommand) -> Result<u8, Error> {
         PluginCommand::Disable { name } => set_enabled(home, &name, false),
         PluginCommand::Remove { name } => remove(home, &name),
         PluginCommand::Verify { name, json } => verify(home, name.as_deref(), json),
+        PluginCommand::Isolate { name, mode } => isolate(home, &name, &mode),
         PluginCommand::Check(args) => super::check::run(&args),
     }
 }
@@ -38,6 +41,9 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
     })?;
     let loader = loader(home)?;
     let (plugin, print_) = loader.inspect(&path)?;
+    if let Some(problem) = metadata::registration_problem(plugin.info()) {
+        return Err(Error::Usage(problem));
+    }
     let name = plugin.name().to_string();
     let now = crate::config::time::now_rfc3339();
     let (entry, replaced) = registry::update(home, |registry| -> Result<_, Error> {
@@ -66,6 +72,7 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
                 pin(existing, &plugin, &print_);
                 existing.enabled |= enable;
                 existing.quarantine = None;
+                existing.crashes.clear();
                 true
             }
             None => {
@@ -84,6 +91,8 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
                     capabilities: Vec::new(),
                     settings: Vec::new(),
                     staff_fields: Vec::new(),
+                    isolation: Isolation::Process,
+                    crashes: Vec::new(),
                     limits: Vec::new(),
                     quarantine: None,
                 };
@@ -96,6 +105,18 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
         Ok((entry, replaced))
     })?;
     let verb = if replaced { "re-pinned" } else { "added" };
+    super::audit::note(
+        home,
+        "plugin add",
+        json!({
+            "plugin": entry.name,
+            "path": entry.path.display().to_string(),
+            "version": entry.version,
+            "sha256": entry.sha256,
+            "enabled": entry.enabled,
+            "replaced": replaced,
+        }),
+    );
     print(&format!(
         "{verb} plugin '{}' {} ({}, plugin API {}) from {}",
         entry.name,
@@ -133,7 +154,7 @@ fn add(home: &Home, path: &Path, enable: bool) -> Result<u8, Error> {
 }
 
 /// Copies the loaded plugin's description and the file's fingerprint into `entry`.
-fn pin(entry: &mut PluginEntry, plugin: &LoadedPlugin, print_: &loader::Fingerprint) {
+fn pin(entry: &mut PluginEntry, plugin: &Provider, print_: &loader::Fingerprint) {
     entry.set_description(plugin.info(), plugin.api_version());
     match plugin.limits() {
         Ok(limits) => entry.set_limits(&limits),
@@ -179,6 +200,7 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
                     "reason": reason,
                     "settings": p.settings.len(),
                     "staff_fields": p.staff_fields.len(),
+                    "isolation": p.isolation.name(),
                     "quarantine": p.quarantined().map(|q| json!({"reason": q.reason, "since": q.since})),
                 })
             })
@@ -213,7 +235,7 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
         if let Some(reason) = reason
             && p.enabled
         {
-            print(&format!("  {}: {reason}", p.name))?;
+            print(&terminal::escape(&format!("  {}: {reason}", p.name)))?;
         }
     }
     OK
@@ -274,7 +296,7 @@ fn info(home: &Home, name: &str, json: bool) -> Result<u8, Error> {
     let entry = registry.require(name)?;
     // Loading runs the plugin's code: only for enabled plugins, as everywhere else.
     let loaded = if entry.enabled && entry.quarantined().is_none() {
-        loader(home)?.load(entry).map(|_| ())
+        loader(home)?.provider(entry).map(|_| ())
     } else {
         loader::quick_check(entry).map(|_| ())
     };
@@ -295,6 +317,7 @@ fn info(home: &Home, name: &str, json: bool) -> Result<u8, Error> {
             "state": state,
             "reason": reason,
             "capabilities": entry.capabilities,
+            "isolation": entry.isolation.name(),
             "settings": entry.settings.iter().map(decl_json).collect::<Vec<_>>(),
             "staff_fields": entry.staff_fields.iter().map(decl_json).collect::<Vec<_>>(),
             "quarantine": entry.quarantined().map(|q| json!({"reason": q.reason, "since": q.since, "sha256": q.sha256})),
@@ -311,6 +334,7 @@ fn info(home: &Home, name: &str, json: bool) -> Result<u8, Error> {
         vec!["sha256:".into(), entry.sha256.clone()],
         vec!["added:".into(), entry.added.clone()],
         vec!["enabled:".into(), yes_no(entry.enabled).into()],
+        vec!["isolation:".into(), entry.isolation.name().into()],
         vec!["state:".into(), state],
     ];
     if let Some(reason) = reason {
@@ -368,9 +392,21 @@ fn set_enabled(home: &Home, name: &str, enabled: bool) -> Result<u8, Error> {
     let lifted = registry::update(home, |registry| -> Result<bool, RegistryError> {
         let entry = registry.require_mut(name)?;
         entry.enabled = enabled;
+        if enabled {
+            entry.crashes.clear();
+        }
         Ok(enabled && entry.quarantine.take().is_some())
     })?;
     let verb = if enabled { "enabled" } else { "disabled" };
+    super::audit::note(
+        home,
+        if enabled {
+            "plugin enable"
+        } else {
+            "plugin disable"
+        },
+        json!({"plugin": name, "quarantine_lifted": lifted}),
+    );
     if lifted {
         print(&format!(
             "{verb} plugin '{name}' (quarantine lifted: it will be loaded again on next use)"
@@ -381,12 +417,30 @@ fn set_enabled(home: &Home, name: &str, enabled: bool) -> Result<u8, Error> {
     OK
 }
 
+fn isolate(home: &Home, name: &str, mode: &str) -> Result<u8, Error> {
+    let mode: Isolation = mode.parse().map_err(Error::Usage)?;
+    registry::update(home, |registry| -> Result<(), RegistryError> {
+        registry.require_mut(name)?.isolation = mode;
+        Ok(())
+    })?;
+    print(&match mode {
+        Isolation::Process => format!(
+            "plugin '{name}' runs in a provider process of its own: a crash or hang of it cannot take mailhost down"
+        ),
+        Isolation::InProcess => format!(
+            "plugin '{name}' runs inside mailhost: a crash of it is a crash of mailhost (`mailhost plugin isolate {name} process` to undo)"
+        ),
+    })?;
+    OK
+}
+
 fn remove(home: &Home, name: &str) -> Result<u8, Error> {
     registry::update(home, |registry| -> Result<(), RegistryError> {
         registry.require(name)?;
         registry.plugins.retain(|p| p.name != name);
         Ok(())
     })?;
+    super::audit::note(home, "plugin remove", json!({"plugin": name}));
     print(&format!("removed plugin '{name}' (its settings are kept)"))?;
     if let Ok(staff) = crate::config::staff::load(home) {
         let users: Vec<&str> = staff
@@ -459,7 +513,7 @@ fn verify(home: &Home, name: Option<&str>, json: bool) -> Result<u8, Error> {
                     entry.name
                 ))?,
                 // One line per failed plugin, each naming the plugin and the fix.
-                Err(e) => eprintln!("mailhost: {e}"),
+                Err(e) => eprintln!("mailhost: {}", terminal::escape(&e.to_string())),
             }
         }
     }
@@ -473,7 +527,7 @@ fn verify(home: &Home, name: Option<&str>, json: bool) -> Result<u8, Error> {
 fn verify_one(
     loader: &Loader,
     entry: &PluginEntry,
-) -> Result<Option<(Arc<LoadedPlugin>, loader::Fingerprint)>, LoadError> {
+) -> Result<Option<(Arc<Provider>, loader::Fingerprint)>, LoadError> {
     if let Some(q) = entry.quarantined() {
         return Err(LoadError::Quarantined {
             name: entry.name.clone(),
@@ -492,6 +546,8 @@ fn verify_one(
     if !entry.enabled {
         return Ok(None);
     }
-    let plugin = loader.load(entry)?;
+    // Always in a provider process of its own, whatever the plugin's isolation mode: a
+    // library that crashes while loading is reported, not fatal.
+    let plugin = loader.inspect_registered(entry)?;
     Ok(Some((plugin, print_)))
 }

@@ -1,7 +1,5 @@
 //! `mailhost staff add|set|show|list|remove`: Staff Maintenance.
 
-use std::io::BufRead;
-
 use serde_json::{Value, json};
 
 use super::{OK, print, print_json, table};
@@ -9,7 +7,8 @@ use crate::config::home::Home;
 use crate::config::secrets::{self, SecretStore};
 use crate::config::staff::{self, StaffError, StaffRecord};
 use crate::error::Error;
-use crate::front::cli::{StaffCommand, StaffOptions};
+use crate::front::cli::{RelayOptions, StaffCommand, StaffOptions};
+use crate::front::smtp::credentials;
 use crate::plugins::registry::{self, PluginEntry, Registry};
 
 pub(super) fn run(home: &Home, command: StaffCommand) -> Result<u8, Error> {
@@ -19,7 +18,8 @@ pub(super) fn run(home: &Home, command: StaffCommand) -> Result<u8, Error> {
             id,
             options,
             clear_password,
-        } => set(home, &id, options, clear_password),
+            relay,
+        } => set(home, &id, options, clear_password, relay),
         StaffCommand::Show { id, json } => show(home, &id, json),
         StaffCommand::List { json } => list(home, json),
         StaffCommand::Remove { id } => remove(home, &id),
@@ -47,20 +47,33 @@ fn provider<'a>(registry: &'a Registry, text: &str) -> Result<&'a PluginEntry, E
     })
 }
 
-fn read_password() -> Result<String, Error> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::Usage(format!("cannot read the password from standard input: {e}")))?;
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    if password.is_empty() {
-        return Err(Error::Usage(
-            "--password-stdin: standard input held no password (give it as one line)".into(),
-        ));
+fn read_password(id: &str) -> Result<String, Error> {
+    super::secret_input::read_secret(
+        "--password-stdin",
+        &format!("password for staff member '{id}'"),
+    )
+}
+
+/// What `options` change, for the audit trail (the password only as "changed").
+fn changes(options: &StaffOptions) -> Value {
+    let mut out = serde_json::Map::new();
+    for (key, value) in [
+        ("provider", &options.provider),
+        ("email", &options.email),
+        ("name", &options.name),
+        ("username", &options.username),
+    ] {
+        if let Some(value) = value {
+            out.insert(key.into(), Value::String(value.clone()));
+        }
     }
-    Ok(password.to_string())
+    if !options.fields.is_empty() {
+        out.insert("fields".into(), json!(options.fields));
+    }
+    if options.password_stdin {
+        out.insert("password".into(), json!(crate::config::audit::CHANGED));
+    }
+    Value::Object(out)
 }
 
 /// Applies `options` to `record`, validating everything against `entry` (the provider).
@@ -111,10 +124,11 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
         name: String::new(),
         username: String::new(),
         fields: Default::default(),
+        relay_from: Vec::new(),
     };
     apply(&mut record, &options, entry)?;
     let password = if options.password_stdin {
-        Some(read_password()?)
+        Some(read_password(id)?)
     } else {
         None
     };
@@ -129,6 +143,9 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
     if let Some(password) = password {
         secrets.put(&secrets::staff_password_key(id), &password)?;
     }
+    let mut details = changes(&options);
+    details["staff"] = json!(id);
+    super::audit::note(home, "staff add", details);
     print(&format!(
         "added staff member '{id}' <{}> sending through {}",
         record.email, entry.name
@@ -136,15 +153,35 @@ fn add(home: &Home, id: &str, options: StaffOptions) -> Result<u8, Error> {
     OK
 }
 
-fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Result<u8, Error> {
+fn set(
+    home: &Home,
+    id: &str,
+    options: StaffOptions,
+    clear_password: bool,
+    relay: RelayOptions,
+) -> Result<u8, Error> {
     let registry = registry::load(home)?;
+    let relay_from = relay
+        .relay_from
+        .iter()
+        .map(|a| staff::validate_email(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let relay_hash = if relay.relay_password_stdin {
+        let password = super::secret_input::read_secret(
+            "--relay-password-stdin",
+            &format!("relay password for staff member '{id}'"),
+        )?;
+        Some(credentials::hash_password(&password).map_err(|e| Error::Usage(e.to_string()))?)
+    } else {
+        None
+    };
     let new_provider = options
         .provider
         .as_deref()
         .map(|p| provider(&registry, p))
         .transpose()?;
     let password = if options.password_stdin {
-        Some(read_password()?)
+        Some(read_password(id)?)
     } else {
         None
     };
@@ -173,6 +210,18 @@ fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Re
             })?,
         };
         apply(record, &options, entry)?;
+        if relay.clear_relay_from {
+            record.relay_from.clear();
+        }
+        for address in &relay_from {
+            if !record
+                .relay_from
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(address))
+            {
+                record.relay_from.push(address.clone());
+            }
+        }
         Ok(dropped)
     })?;
     if let Some(password) = password {
@@ -180,17 +229,34 @@ fn set(home: &Home, id: &str, options: StaffOptions, clear_password: bool) -> Re
     } else if clear_password {
         secrets.delete(&secrets::staff_password_key(id))?;
     }
+    if let Some(hash) = relay_hash {
+        secrets.put(&credentials::relay_password_key(id), &hash)?;
+    } else if relay.clear_relay_password {
+        secrets.delete(&credentials::relay_password_key(id))?;
+    }
     if !dropped.is_empty() {
         super::warn(&format!(
             "dropped fields the new provider does not take: {}",
             dropped.join(", ")
         ));
     }
+    let mut details = changes(&options);
+    details["staff"] = json!(id);
+    if clear_password {
+        details["password"] = json!("removed");
+    }
+    super::audit::note(home, "staff set", details);
     print(&format!("updated staff member '{id}'"))?;
     OK
 }
 
-fn staff_json(id: &str, record: &StaffRecord, registry: &Registry, has_password: bool) -> Value {
+fn staff_json(
+    id: &str,
+    record: &StaffRecord,
+    registry: &Registry,
+    has_password: bool,
+    has_relay_password: bool,
+) -> Value {
     let display = registry
         .find(&record.provider)
         .map(|p| p.display_name.clone())
@@ -203,6 +269,8 @@ fn staff_json(id: &str, record: &StaffRecord, registry: &Registry, has_password:
         "name": record.name,
         "username": record.username,
         "password": if has_password { "set" } else { "not set" },
+        "relay_password": if has_relay_password { "set" } else { "not set" },
+        "relay_from": record.relay_from,
         "fields": record.fields,
     })
 }
@@ -211,9 +279,11 @@ fn show(home: &Home, id: &str, json: bool) -> Result<u8, Error> {
     let file = staff::load(home)?;
     let record = file.require(id)?;
     let registry = registry::load(home)?;
-    let has_password = SecretStore::open(home)?.contains(&secrets::staff_password_key(id))?;
+    let store = SecretStore::open(home)?;
+    let has_password = store.contains(&secrets::staff_password_key(id))?;
+    let has_relay = store.contains(&credentials::relay_password_key(id))?;
     if json {
-        print_json(&staff_json(id, record, &registry, has_password))?;
+        print_json(&staff_json(id, record, &registry, has_password, has_relay))?;
         return OK;
     }
     let mut rows = vec![
@@ -226,6 +296,11 @@ fn show(home: &Home, id: &str, json: bool) -> Result<u8, Error> {
             "password:".into(),
             (if has_password { "set" } else { "not set" }).into(),
         ],
+        vec![
+            "relay password:".into(),
+            (if has_relay { "set" } else { "not set" }).into(),
+        ],
+        vec!["relay from:".into(), record.relay_from.join(", ")],
     ];
     // Declared fields with defaults, then any stored field the provider no longer declares.
     if let Some(entry) = registry.find(&record.provider) {
@@ -256,12 +331,13 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
     let mut items = Vec::new();
     for (id, record) in &file.staff {
         let has_password = secrets.contains(&secrets::staff_password_key(id))?;
-        items.push((id, record, has_password));
+        let has_relay = secrets.contains(&credentials::relay_password_key(id))?;
+        items.push((id, record, has_password, has_relay));
     }
     if json {
         let values: Vec<Value> = items
             .iter()
-            .map(|(id, record, has)| staff_json(id, record, &registry, *has))
+            .map(|(id, record, has, relay)| staff_json(id, record, &registry, *has, *relay))
             .collect();
         print_json(&Value::Array(values))?;
         return OK;
@@ -277,7 +353,7 @@ fn list(home: &Home, json: bool) -> Result<u8, Error> {
             .map(String::from)
             .to_vec(),
     ];
-    for (id, record, has) in items {
+    for (id, record, has, _) in items {
         rows.push(vec![
             id.clone(),
             record.provider.clone(),
@@ -297,6 +373,7 @@ fn remove(home: &Home, id: &str) -> Result<u8, Error> {
         Ok(())
     })?;
     SecretStore::open(home)?.delete_prefix(&format!("staff.{id}."))?;
+    super::audit::note(home, "staff remove", json!({"staff": id}));
     print(&format!("removed staff member '{id}'"))?;
     OK
 }

@@ -33,7 +33,7 @@ fn errors(statuses: &[u16]) -> serde_json::Map<String, Value> {
                 409 => "The email is not in a state that allows this, or the id prefix matches several emails.",
                 413 => "The request body is over the limit (`max_body_mb` in serve.toml).",
                 415 => "The body is not declared as JSON.",
-                422 => "Well-formed but not acceptable (unknown staff member, bad address, CR/LF in a header, bad attachment); nothing was recorded.",
+                422 => "Well-formed but not acceptable (unknown staff member, bad address, CR/LF in a header, bad attachment, an Idempotency-Key already used for a different email); nothing was recorded.",
                 503 => "Cannot serve now (mail.db locked by another process, or the service is stopping); try again later.",
                 _ => "The server failed; the cause is logged.",
             };

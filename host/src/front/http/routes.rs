@@ -95,6 +95,10 @@ async fn submit(
     let request: EmailRequest = parse_json(&bytes)?;
     drop(bytes);
     let submission = request.into_submission(key.clone())?;
+    let asked = (
+        submission.staff_id.clone(),
+        submission.draft.subject.clone(),
+    );
     // Concurrent requests with the same key take turns, so the second finds the first's email.
     let _turn = match &key {
         Some(key) => Some(state.key_lock(key).lock().await),
@@ -103,6 +107,15 @@ async fn submit(
     let record = state
         .blocking(move |backend| backend.submit(submission))
         .await?;
+    if key.is_some() && (record.staff_id != asked.0 || record.subject != asked.1) {
+        return Err(ApiError::invalid(
+            "idempotency_key_reused",
+            format!(
+                "this Idempotency-Key was already used for another email ({}): use a new key for a new email",
+                record.id
+            ),
+        ));
+    }
     Ok(accepted(&record))
 }
 

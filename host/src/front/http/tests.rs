@@ -373,6 +373,18 @@ async fn an_idempotency_key_returns_the_first_email_even_when_concurrent() {
     ids.dedup();
     assert_eq!(ids.len(), 1, "one email for one key: {ids:?}");
     assert_eq!(api.stored(), 1);
+    let mut different = email();
+    different["subject"] = json!("another email");
+    let request = api
+        .authed("POST", "/v1/emails")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", "order-42")
+        .body(Body::from(different.to_string()))
+        .unwrap();
+    let (status, body) = api.json(request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+    assert_eq!(api.stored(), 1);
     let (_, other) = api.json(api.post_email(&email())).await;
     assert_ne!(other["id"], ids[0].as_str(), "no key: a new email");
 }

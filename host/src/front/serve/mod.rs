@@ -21,6 +21,7 @@ use crate::error::{EXIT_OK, Error};
 use crate::front::cli::ServeArgs;
 use crate::front::commands::email;
 use crate::front::http;
+use crate::front::smtp::{self, config::SmtpConfig};
 
 /// Runs the service until SIGTERM or Ctrl-C.
 ///
@@ -72,6 +73,22 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<u8, Error> {
             })
             .map_err(|e| Error::Failed(format!("cannot start the delivery engine: {e}")))?;
     }
+    let smtp = SmtpConfig::for_serve(&home.path().join("serve.toml"), &args.smtp)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let (relay_stop, relay_stopped) = tokio::sync::watch::channel(false);
+    let relay = match smtp {
+        Some(config) => {
+            let (relay, lines) = runtime.block_on(smtp::service::start(home, &engine, config))?;
+            for line in lines {
+                ready(&line)?;
+            }
+            let mut stopped = relay_stopped.clone();
+            Some(runtime.spawn(relay.serve(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })))
+        }
+        None => None,
+    };
     ready(&format!(
         "mailhost serve: delivery engine running with {workers} workers on {}",
         home.path().display()
@@ -105,6 +122,12 @@ pub fn run(home: &Home, args: &ServeArgs) -> Result<u8, Error> {
         }
     }
     log::info!("mailhost serve: stopping; sends in flight may take up to {grace:?} to finish");
+    // The doors close first (the relay answers 421 and lets messages being recorded finish),
+    // then the engine stops.
+    let _ = relay_stop.send(true);
+    if let Some(relay) = relay {
+        let _ = runtime.block_on(async { tokio::time::timeout(grace, relay).await });
+    }
     stop.stop();
     engine.wake();
     match done_rx.recv_timeout(grace + Duration::from_secs(5)) {

@@ -20,6 +20,7 @@ use super::{CheckResult, Options, PluginSummary, one_line};
 use crate::config::home::Home;
 use crate::plugins::loader::{self, Who};
 use crate::plugins::provider::LoadedPlugin;
+use crate::plugins::redaction::Patterns;
 
 /// How many sends the concurrency check runs at once.
 pub const CONCURRENT_SENDS: usize = 8;
@@ -383,9 +384,15 @@ fn concurrency(plugin: &LoadedPlugin, plan: &Plan, from: &Mailbox) -> CheckResul
 fn leaks(sink: &CaptureSink, plan: &Plan) -> CheckResult {
     let captured = sink.captured();
     let mut problems: Vec<String> = Vec::new();
+    // The host's own redactor: raw, hex, base64, percent-encoded, split across hex-dump rows.
+    let patterns: Vec<Patterns> = plan
+        .canaries
+        .iter()
+        .map(|c| Patterns::new([c.value.as_str()]))
+        .collect();
     for said in &captured.said {
-        for canary in &plan.canaries {
-            if said.text.contains(&canary.value) {
+        for (canary, found) in plan.canaries.iter().zip(&patterns) {
+            if found.finds(&said.text) {
                 let problem = format!("a {} contains {}", said.channel, canary.what);
                 if !problems.contains(&problem) {
                     problems.push(problem);

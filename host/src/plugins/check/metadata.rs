@@ -8,12 +8,14 @@ use mailhost_plugin_api::{ProviderInfo, SettingSpec, capability};
 use super::CheckResult;
 
 /// The capability names this API version defines.
-pub const KNOWN_CAPABILITIES: [&str; 5] = [
+pub const KNOWN_CAPABILITIES: [&str; 7] = [
     capability::SIGN_IN,
     capability::HTML,
     capability::ATTACHMENTS,
     capability::ALTERNATE_FROM,
     capability::CUSTOM_HEADERS,
+    capability::MIME,
+    capability::RECONCILE,
 ];
 
 /// Every metadata check, in report order.
@@ -32,7 +34,14 @@ pub fn check(info: &ProviderInfo) -> Vec<CheckResult> {
 }
 
 fn name(name: &str) -> CheckResult {
-    if mailhost_plugin_api::is_valid_plugin_name(name) {
+    if name == crate::config::settings::HOST_TABLE {
+        CheckResult::fail(
+            "name",
+            format!(
+                "'{name}' is reserved for the host's own settings: pick another name (such as 'acme-mail')"
+            ),
+        )
+    } else if mailhost_plugin_api::is_valid_plugin_name(name) {
         CheckResult::pass("name", format!("'{name}'"))
     } else {
         CheckResult::fail(
@@ -119,7 +128,22 @@ pub fn valid_key(key: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn setting_keys(info: &ProviderInfo) -> CheckResult {
+/// The first problem with `info`'s declared keys or defaults that makes it unusable for the
+/// host (`plugin add` refuses such a library with this line), or `None`.
+pub fn registration_problem(info: &ProviderInfo) -> Option<String> {
+    key_problems(info)
+        .into_iter()
+        .chain(default_problems(info).0)
+        .next()
+        .map(|problem| {
+            format!(
+                "plugin '{}' declares a {problem}; it was not added: ask its author to fix it (`mailhost plugin check PATH` lists every problem)",
+                info.name
+            )
+        })
+}
+
+fn key_problems(info: &ProviderInfo) -> Vec<String> {
     let mut problems = Vec::new();
     for (what, list) in [
         ("setting", &info.settings),
@@ -140,6 +164,11 @@ fn setting_keys(info: &ProviderInfo) -> CheckResult {
             }
         }
     }
+    problems
+}
+
+fn setting_keys(info: &ProviderInfo) -> CheckResult {
+    let problems = key_problems(info);
     let total = info.settings.len() + info.staff_fields.len();
     CheckResult::from_findings(
         "setting-keys",
@@ -166,7 +195,7 @@ fn setting_types(info: &ProviderInfo) -> CheckResult {
     CheckResult::from_findings("setting-types", &problems, &[], "every type is known")
 }
 
-fn setting_defaults(info: &ProviderInfo) -> CheckResult {
+fn default_problems(info: &ProviderInfo) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     for (what, spec) in declarations(info) {
@@ -191,6 +220,11 @@ fn setting_defaults(info: &ProviderInfo) -> CheckResult {
             ));
         }
     }
+    (problems, warnings)
+}
+
+fn setting_defaults(info: &ProviderInfo) -> CheckResult {
+    let (problems, warnings) = default_problems(info);
     CheckResult::from_findings(
         "setting-defaults",
         &problems,
@@ -276,6 +310,14 @@ mod tests {
             .find(|c| c.name == name)
             .map(|c| c.status)
             .unwrap()
+    }
+
+    #[test]
+    fn the_host_settings_table_name_is_reserved() {
+        let mut reserved = info();
+        reserved.name = "mailhost".into();
+        let checks = check(&reserved);
+        assert_eq!(status(&checks, "name"), Status::Fail);
     }
 
     #[test]

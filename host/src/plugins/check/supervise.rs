@@ -6,13 +6,15 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::protocol::Event;
 use super::{CheckResult, Options, PluginSummary, Report, one_line};
 use crate::error::Error;
+use crate::plugins::isolation::ending;
+use crate::plugins::redaction::Patterns;
 
 /// Most lines kept of what the library printed itself, per stream.
 const MAX_LINES: usize = 10_000;
@@ -71,7 +73,10 @@ pub fn run(path: &Path, options: &Options) -> Result<Report, Error> {
     let stderr = collect_stderr(&mut child);
     let mut run = read_events(&mut child, Duration::from_secs(options.timeout_secs));
     let status = wait(&mut child, Duration::from_secs(options.timeout_secs))?;
-    let stderr = stderr.join().unwrap_or_default();
+    // Processes the library started may hold the pipe open long after the child ended: take
+    // what arrived, without waiting for them.
+    let _ = stderr.1.recv_timeout(PIPE_GRACE);
+    let stderr = std::mem::take(&mut *stderr.0.lock().unwrap_or_else(|p| p.into_inner()));
     if let Some(message) = run.usage.take() {
         return Err(Error::Usage(message));
     }
@@ -111,15 +116,27 @@ fn wait(child: &mut Child, grace: Duration) -> Result<ExitStatus, Error> {
     }
 }
 
+/// How long output still arriving is waited for once the child has ended.
+const PIPE_GRACE: Duration = Duration::from_millis(300);
+
+/// What the child wrote on standard error so far, and a signal when the pipe closed.
+type Collected = (Arc<Mutex<Vec<String>>>, mpsc::Receiver<()>);
+
 /// Reads the child's standard error in a thread (bounded), so it can never block on a full pipe.
-fn collect_stderr(child: &mut Child) -> thread::JoinHandle<Vec<String>> {
+fn collect_stderr(child: &mut Child) -> Collected {
     let stderr = child.stderr.take();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (done, closed) = mpsc::channel();
+    let into = lines.clone();
     thread::spawn(move || {
-        let Some(stderr) = stderr else {
-            return Vec::new();
-        };
-        read_lines(stderr).take(MAX_LINES).collect()
-    })
+        if let Some(stderr) = stderr {
+            for line in read_lines(stderr).take(MAX_LINES) {
+                into.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        }
+        let _ = done.send(());
+    });
+    (lines, closed)
 }
 
 fn read_lines(stream: impl Read) -> impl Iterator<Item = String> {
@@ -153,9 +170,20 @@ fn read_events(child: &mut Child, timeout: Duration) -> Run {
         }
     });
     let mut step_started = Instant::now();
+    let mut ended_at: Option<Instant> = None;
     loop {
         let left = timeout.saturating_sub(step_started.elapsed());
-        match rx.recv_timeout(left) {
+        // Once the child has ended, only what is already in the pipe counts: a process the
+        // library started may keep the pipe open for much longer.
+        if let Some(at) = ended_at {
+            if at.elapsed() > PIPE_GRACE {
+                break;
+            }
+        } else if let Ok(Some(_)) = child.try_wait() {
+            ended_at = Some(Instant::now());
+        }
+        match rx.recv_timeout(left.min(Duration::from_millis(50))) {
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => continue,
             Ok(line) => match Event::from_line(&line) {
                 Some(event) => {
                     step_started = Instant::now();
@@ -202,7 +230,7 @@ fn ended_early(run: &Run, status: ExitStatus, timeout: u64) -> CheckResult {
         format!(
             "no answer within {timeout} s {what}: the provider hangs (or is slower than --timeout {timeout}){rest}"
         )
-    } else if let Some(signal) = signal_of(status) {
+    } else if let Some(signal) = ending::signal_of(status) {
         format!(
             "the library crashed the process {what} (signal {signal}{}){rest}",
             signal_name(signal)
@@ -218,30 +246,9 @@ fn ended_early(run: &Run, status: ExitStatus, timeout: u64) -> CheckResult {
     CheckResult::fail(&check, detail)
 }
 
-#[cfg(unix)]
-fn signal_of(status: ExitStatus) -> Option<i32> {
-    use std::os::unix::process::ExitStatusExt;
-    status.signal()
-}
-
-#[cfg(not(unix))]
-fn signal_of(_status: ExitStatus) -> Option<i32> {
-    None
-}
-
 /// `, SIGABRT` for well-known signals, else nothing.
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        4 => ", SIGILL",
-        6 => ", SIGABRT",
-        7 => ", SIGBUS",
-        8 => ", SIGFPE",
-        9 => ", SIGKILL",
-        11 => ", SIGSEGV",
-        13 => ", SIGPIPE",
-        15 => ", SIGTERM",
-        _ => "",
-    }
+fn signal_name(signal: i32) -> String {
+    ending::signal_name(signal).map_or_else(String::new, |(name, _)| format!(", {name}"))
 }
 
 /// Checks of what the library printed itself: nothing on standard output, no secret anywhere.
@@ -270,8 +277,10 @@ fn output_checks(
         ("standard output", stray_stdout),
         ("standard error", stderr),
     ] {
+        // Joined, so a secret split across the rows of a hex dump is found too.
+        let text = lines.join("\n");
         for (what, value) in secrets {
-            if value.chars().count() >= 4 && lines.iter().any(|l| l.contains(value.as_str())) {
+            if Patterns::new([value.as_str()]).finds(&text) {
                 leaks.push(format!("{what} appears on {stream}"));
             }
         }

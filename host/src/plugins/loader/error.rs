@@ -199,12 +199,66 @@ pub enum LoadError {
         /// The name reported.
         name: String,
     },
+    /// It reports the name of the host's own settings table, `mailhost`.
+    #[error(
+        "{who} reports the name '{name}', which is reserved for the host's own settings (`mailhost config set mailhost KEY VALUE`); ask its author to pick another name"
+    )]
+    ReservedName {
+        /// Whose.
+        who: Who,
+        /// The name reported.
+        name: String,
+    },
     /// The crash marker could not be written.
     #[error(transparent)]
     Marker(#[from] FileError),
+    /// The provider child refused the library (its loader's own line).
+    #[error("{message}")]
+    Refused {
+        /// The refusal's state name (see [`LoadError::state`]).
+        state: &'static str,
+        /// The child's one line.
+        message: String,
+    },
+    /// The library crashed or stalled the provider child while it was loaded.
+    #[error(
+        "{who} crashed its provider process while loading: the process {how}; it was not used: install a fixed file, or ask its author (`mailhost plugin check PATH` shows more)"
+    )]
+    Crashed {
+        /// Whose.
+        who: Who,
+        /// What happened: a signal name, an exit status or a timeout.
+        how: String,
+    },
+    /// The provider child could not be started.
+    #[error("{who}: cannot start its provider process: {detail}")]
+    Spawn {
+        /// Whose.
+        who: Who,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl LoadError {
+    /// The state name `state` stands for, for a refusal that crossed the isolation protocol.
+    pub fn state_named(state: &str) -> &'static str {
+        [
+            "disabled",
+            "quarantined",
+            "missing",
+            "unsafe-permissions",
+            "changed",
+            "incompatible",
+            "not-a-plugin",
+            "renamed",
+            "crashed",
+        ]
+        .into_iter()
+        .find(|s| *s == state)
+        .unwrap_or("failed")
+    }
+
     /// A short state name for listings: disabled, quarantined, missing, unsafe-permissions,
     /// changed, incompatible, not-a-plugin or failed.
     pub fn state(&self) -> &'static str {
@@ -219,11 +273,14 @@ impl LoadError {
             | Self::Layout { .. }
             | Self::AbiHeader { .. } => "incompatible",
             Self::NotLoadable { .. } | Self::NotAPlugin { .. } => "not-a-plugin",
-            Self::Renamed { .. } | Self::BadName { .. } => "renamed",
+            Self::Renamed { .. } | Self::BadName { .. } | Self::ReservedName { .. } => "renamed",
             Self::Constructor { .. }
             | Self::Init { .. }
             | Self::Describe { .. }
-            | Self::Marker(_) => "failed",
+            | Self::Marker(_)
+            | Self::Spawn { .. } => "failed",
+            Self::Crashed { .. } => "crashed",
+            Self::Refused { state, .. } => state,
         }
     }
 }

@@ -29,8 +29,11 @@ use mailhost_plugin_api::{ApiVersion, HostServicesBox, LogLevel, ProviderModule_
 
 use crate::config::home::Home;
 use crate::config::secrets::SecretStore;
-use crate::plugins::provider::LoadedPlugin;
+use crate::plugins::isolation::Isolation;
+use crate::plugins::isolation::supervisor::{Supervisor, Target};
+use crate::plugins::provider::{LoadedPlugin, Provider};
 use crate::plugins::quarantine::LoadingMarker;
+use crate::plugins::redaction::Redactor;
 use crate::plugins::registry::PluginEntry;
 use crate::plugins::services::PluginServices;
 
@@ -39,22 +42,103 @@ pub use file::{
     Fingerprint, StalenessKey, check_file, check_usable, fingerprint, mtime_of, quick_check,
 };
 
-/// Loads plugins for one process, each library at most once.
+/// Loads plugins for one process, each library at most once, and starts at most one provider
+/// process per plugin.
 #[derive(Debug)]
 pub struct Loader {
     home: Home,
     secrets: Arc<SecretStore>,
     loaded: Mutex<HashMap<PathBuf, Arc<LoadedPlugin>>>,
+    providers: Mutex<HashMap<String, Arc<Provider>>>,
+    redactor: Arc<Redactor>,
+    child_exe: Option<PathBuf>,
 }
 
 impl Loader {
     /// A loader for `home`, lending plugins `secrets`.
     pub fn new(home: &Home, secrets: Arc<SecretStore>) -> Self {
         Self {
+            redactor: Arc::new(Redactor::new(secrets.clone())),
             home: home.clone(),
             secrets,
             loaded: Mutex::new(HashMap::new()),
+            providers: Mutex::new(HashMap::new()),
+            child_exe: None,
         }
+    }
+
+    /// Runs provider processes with `exe` (a `mailhost` binary) instead of this executable:
+    /// for programs that link the host library (benchmarks, embedders).
+    #[must_use]
+    pub fn with_child_exe(mut self, exe: &Path) -> Self {
+        self.child_exe = Some(exe.to_path_buf());
+        self
+    }
+
+    fn child_exe(&self, who: &Who) -> Result<PathBuf, LoadError> {
+        match &self.child_exe {
+            Some(exe) => Ok(exe.clone()),
+            None => std::env::current_exe().map_err(|e| LoadError::Spawn {
+                who: who.clone(),
+                detail: format!("cannot find the mailhost executable: {e}"),
+            }),
+        }
+    }
+
+    /// The provider handle of a registered plugin, where its registry entry says it runs: in
+    /// its own process (started now, with the loader's checks made in the child) or loaded
+    /// into this one. One handle per plugin per process: later calls return the same one while
+    /// the pinned file and the isolation mode are unchanged.
+    ///
+    /// # Errors
+    /// The first check that fails, as one line; a provider process that could not start or
+    /// crashed while loading.
+    pub fn provider(&self, entry: &PluginEntry) -> Result<Arc<Provider>, LoadError> {
+        check_usable(entry)?;
+        self.provider_unchecked_state(entry)
+    }
+
+    /// Like [`Loader::provider`] but also for disabled plugins (`plugin verify`). Quarantined
+    /// plugins are still refused.
+    ///
+    /// # Errors
+    /// As [`Loader::provider`].
+    pub fn provider_even_disabled(&self, entry: &PluginEntry) -> Result<Arc<Provider>, LoadError> {
+        if let Some(q) = entry.quarantined() {
+            return Err(LoadError::Quarantined {
+                name: entry.name.clone(),
+                reason: q.reason.clone(),
+                since: q.since.clone(),
+            });
+        }
+        self.provider_unchecked_state(entry)
+    }
+
+    fn provider_unchecked_state(&self, entry: &PluginEntry) -> Result<Arc<Provider>, LoadError> {
+        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(provider) = providers.get(&entry.name)
+            && provider.serves(entry)
+        {
+            return Ok(provider.clone());
+        }
+        let provider = match entry.isolation {
+            Isolation::InProcess => Provider::in_process(self.load_unchecked_state(entry)?),
+            Isolation::Process => {
+                let who = Who::Plugin(entry.name.clone());
+                let target = Target {
+                    name: Some(entry.name.clone()),
+                    path: entry.path.clone(),
+                    sha256: Some(entry.sha256.clone()),
+                };
+                let services = PluginServices::named(&entry.name, self.secrets.clone());
+                let supervisor =
+                    Supervisor::start(target, &self.child_exe(&who)?, Some(&self.home), services)?;
+                Provider::isolated(supervisor)
+            }
+        };
+        let provider = Arc::new(provider.redacting(self.redactor.clone()));
+        providers.insert(entry.name.clone(), provider.clone());
+        Ok(provider)
     }
 
     /// Loads a registered plugin after every check. A plugin loaded earlier in this process is
@@ -110,28 +194,55 @@ impl Loader {
         Ok(plugin)
     }
 
-    /// Checks, hashes and loads a library that is not registered yet (`plugin add`).
+    /// Loads a registered plugin in a provider process of its own, whatever its isolation
+    /// mode, with every check (`plugin verify`). The process is not kept; crashes are reported
+    /// but not counted towards quarantine.
     ///
     /// # Errors
-    /// The first check that fails, as one line.
-    pub fn inspect(&self, path: &Path) -> Result<(Arc<LoadedPlugin>, Fingerprint), LoadError> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+    /// The first check that fails, as one line; a crash while loading.
+    pub fn inspect_registered(&self, entry: &PluginEntry) -> Result<Arc<Provider>, LoadError> {
+        let who = Who::Plugin(entry.name.clone());
+        let target = Target {
+            name: Some(entry.name.clone()),
+            path: entry.path.clone(),
+            sha256: Some(entry.sha256.clone()),
+        };
+        let services = PluginServices::named(&entry.name, self.secrets.clone());
+        let supervisor = Supervisor::start(target, &self.child_exe(&who)?, None, services)?;
+        Ok(Arc::new(Provider::isolated(supervisor)))
+    }
+
+    /// Checks, hashes and loads a library that is not registered yet (`plugin add`), always
+    /// in a provider process of its own: a library whose static initialisers crash is refused
+    /// with one line, and nothing of it runs in this process. The fingerprint is of the file
+    /// the child opened.
+    ///
+    /// # Errors
+    /// The first check that fails, as one line; a crash while loading.
+    pub fn inspect(&self, path: &Path) -> Result<(Arc<Provider>, Fingerprint), LoadError> {
         let who = Who::Library(path.to_path_buf());
-        let print = fingerprint(&who, path)?;
-        if let Some(plugin) = loaded.get(path) {
-            return Ok((plugin.clone(), print));
-        }
+        // The cheap file checks first, here: no process is started for a missing file.
+        check_file(&who, path)?;
+        let target = Target {
+            name: None,
+            path: path.to_path_buf(),
+            sha256: None,
+        };
         let services = PluginServices::unnamed(self.secrets.clone());
-        let plugin = open(&self.home, &who, path, &print.sha256, services)?;
-        if !mailhost_plugin_api::is_valid_plugin_name(plugin.name()) {
-            return Err(LoadError::BadName {
+        let supervisor = Supervisor::start(target, &self.child_exe(&who)?, None, services)?;
+        if supervisor.loaded().info.name.as_str() == crate::config::settings::HOST_TABLE {
+            return Err(LoadError::ReservedName {
                 who,
-                name: plugin.name().to_string(),
+                name: supervisor.loaded().info.name.to_string(),
             });
         }
-        let plugin = Arc::new(plugin);
-        loaded.insert(path.to_path_buf(), plugin.clone());
-        Ok((plugin, print))
+        let loaded = supervisor.loaded();
+        let print = Fingerprint {
+            sha256: loaded.sha256.clone(),
+            size: loaded.size,
+            mtime: loaded.mtime,
+        };
+        Ok((Arc::new(Provider::isolated(supervisor)), print))
     }
 }
 
@@ -145,7 +256,14 @@ fn open(
     services: PluginServices,
 ) -> Result<LoadedPlugin, LoadError> {
     let level = LogLevel::from_filter(log::max_level());
-    let plugin = open_with(home, who, path, sha256, services.clone().into_box(), level)?;
+    let plugin = open_with(
+        Some(home),
+        who,
+        path,
+        sha256,
+        services.clone().into_box(),
+        level,
+    )?;
     services.set_name(plugin.name());
     Ok(plugin)
 }
@@ -165,7 +283,7 @@ pub fn open_unregistered(
     max_level: LogLevel,
 ) -> Result<LoadedPlugin, LoadError> {
     open_with(
-        home,
+        Some(home),
         &Who::Library(path.to_path_buf()),
         path,
         sha256,
@@ -174,8 +292,52 @@ pub fn open_unregistered(
     )
 }
 
+/// Opens a library inside the provider child: the file checks, the hash (against `sha256`
+/// when the host pinned one), then the same load as in process, without a crash marker (the
+/// host watches the child instead). With `name`, the library must report that name; without,
+/// it must report a valid one.
+///
+/// # Errors
+/// The first check that fails, as one line.
+pub fn open_in_child(
+    path: &Path,
+    sha256: Option<&str>,
+    name: Option<&str>,
+    services: HostServicesBox,
+    level: LogLevel,
+) -> Result<(LoadedPlugin, Fingerprint), LoadError> {
+    let who = match name {
+        Some(name) => Who::Plugin(name.to_string()),
+        None => Who::Library(path.to_path_buf()),
+    };
+    let print = fingerprint(&who, path)?;
+    if let Some(pinned) = sha256
+        && pinned != print.sha256
+    {
+        return Err(LoadError::Changed {
+            who,
+            path: path.to_path_buf(),
+        });
+    }
+    let plugin = open_with(None, &who, path, &print.sha256, services, level)?;
+    match name {
+        Some(name) if plugin.name() != name => Err(LoadError::Renamed {
+            registered: name.to_string(),
+            reported: plugin.name().to_string(),
+            path: path.to_path_buf(),
+        }),
+        None if !mailhost_plugin_api::is_valid_plugin_name(plugin.name()) => {
+            Err(LoadError::BadName {
+                who,
+                name: plugin.name().to_string(),
+            })
+        }
+        _ => Ok((plugin, print)),
+    }
+}
+
 fn open_with(
-    home: &Home,
+    home: Option<&Home>,
     who: &Who,
     path: &Path,
     sha256: &str,
@@ -186,7 +348,10 @@ fn open_with(
         Who::Plugin(name) => name.as_str(),
         Who::Library(_) => "",
     };
-    let _marker = LoadingMarker::arm(home, name, path, sha256)?;
+    let _marker = match home {
+        Some(home) => Some(LoadingMarker::arm(home, name, path, sha256)?),
+        None => None,
+    };
     let host = ApiVersion::current();
     let header = lib_header_from_path(path).map_err(|e| library_error(who, e))?;
     let recorded = header.version_strings().version.as_str().to_string();

@@ -133,8 +133,11 @@ fn a_file_that_is_not_a_library_is_refused_before_running() {
     let lib = dir.path().join("libnot.so");
     fs::write(&lib, b"not a library").expect("write");
     let secrets = Arc::new(SecretStore::open(&home).expect("secrets"));
-    let loader = Loader::new(&home, secrets);
-    let error = loader.inspect(&lib).unwrap_err();
+    let loader = Loader::new(&home, secrets.clone());
+    let services = crate::plugins::services::PluginServices::unnamed(secrets).into_box();
+    let error = super::open_in_child(&lib, None, None, services, LogLevel::Off)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(error.state(), "not-a-plugin", "{error}");
     assert!(
         error.to_string().contains("not a loadable library"),

@@ -78,6 +78,9 @@ pub struct CachedToken {
     /// Who signed in (from the ID token or the username), for messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The permissions granted with the access token (`scope` of the token response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl fmt::Debug for CachedToken {
@@ -261,6 +264,7 @@ mod tests {
             obtained_at: now,
             refresh_token: None,
             account: None,
+            scope: None,
         };
         assert!(token(3599).is_fresh());
         let mut old = token(3599);
@@ -280,6 +284,7 @@ mod tests {
             obtained_at: 0,
             refresh_token: Some("secret-rt".into()),
             account: None,
+            scope: None,
         };
         let shown = format!("{entry:?}");
         assert!(!shown.contains("secret"), "{shown}");

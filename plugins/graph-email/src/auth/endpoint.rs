@@ -22,6 +22,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<Secret>,
     /// The signed-in account (`preferred_username` of the ID token), if known.
     pub account: Option<String>,
+    /// The permissions granted (`scope`, space separated), when the endpoint says (delegated
+    /// tokens carry every consented permission of the resource).
+    pub scope: Option<String>,
 }
 
 /// An OAuth error body (§1.4 of the contract).
@@ -127,6 +130,7 @@ pub fn token_from(response: &Response) -> Result<TokenResponse, TokenError> {
         expires_in: Option<serde_json::Value>,
         refresh_token: Option<String>,
         id_token: Option<String>,
+        scope: Option<String>,
     }
     let raw: Raw = serde_json::from_slice(&response.body).map_err(|e| TokenError::Malformed {
         status,
@@ -158,6 +162,7 @@ pub fn token_from(response: &Response) -> Result<TokenResponse, TokenError> {
         expires_in,
         refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
         account: raw.id_token.as_deref().and_then(id_token_username),
+        scope: raw.scope.filter(|s| !s.trim().is_empty()),
     })
 }
 

@@ -6,7 +6,7 @@ use mailhost_plugin_api::ProviderError;
 use super::endpoint::{OAuthError, TokenError};
 use crate::Context;
 use crate::graph::errors::http_error;
-use crate::settings::{CLIENT_ID, CLIENT_SECRET, TENANT_ID};
+use crate::settings::{CLIENT_CERTIFICATE, CLIENT_ID, CLIENT_SECRET, TENANT_ID};
 
 /// Which grant failed.
 #[derive(Debug, Copy, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub enum Flow {
     Refresh,
     /// App-only client credentials.
     ClientCredentials,
+    /// Authorization code from the browser (`mailhost login --browser`).
+    Browser,
 }
 
 /// Whether a refresh failure means the refresh token can no longer be used (sign in again),
@@ -97,6 +99,26 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
                 "the saved Microsoft sign-in of staff {staff} has expired or was revoked: run `mailhost login {staff}` again"
             ))
         }
+        Some(50011) => ProviderError::configuration(format!(
+            "the redirect URI {} is not registered for the app {client} (AADSTS50011): in the Microsoft Entra admin center open App registrations > the app > Authentication > Add a platform > Mobile and desktop applications and add it (Microsoft ignores the port of http://localhost URIs)",
+            ctx.settings.redirect_uri
+        )),
+        Some(54005) => ProviderError::authentication(format!(
+            "the sign-in code was already used (AADSTS54005): run `mailhost login {staff} --browser` again"
+        )),
+        Some(501481) => ProviderError::authentication(format!(
+            "Microsoft refused the PKCE verifier of the sign-in (AADSTS501481): run `mailhost login {staff} --browser` again"
+        )),
+        Some(700027) => ProviderError::configuration(format!(
+            "Microsoft did not accept the certificate in {CLIENT_CERTIFICATE} for app {client}: its public part is not uploaded to the app registration (or was removed or has expired there), or the file's key is not the certificate's: upload the certificate (.cer/.pem without the key) under Microsoft Entra admin center > App registrations > the app > Certificates & secrets > Certificates > Upload certificate, and check that the thumbprint shown there is the one below"
+        )),
+        Some(700024) => ProviderError::configuration(format!(
+            "Microsoft says the client assertion signed with {CLIENT_CERTIFICATE} is not within its valid time range: this computer's clock is off; set it right (for example `timedatectl set-ntp true`, or `w32tm /resync` on Windows) and try again"
+        )),
+        Some(700023) => ProviderError::configuration(format!(
+            "Microsoft says the client assertion's audience does not match tenant '{tenant}': check that {TENANT_ID} is the tenant the app is registered in and that Authority ({}) is its cloud (mailhost config set graph-email {TENANT_ID} ...)",
+            ctx.settings.authority_name()
+        )),
         Some(7000215 | 7000222 | 7000216) => ProviderError::configuration(format!(
             "the {CLIENT_SECRET} of app {client} is wrong or expired: create a new one under App registrations > the app > Certificates & secrets and set it with `mailhost config set graph-email {CLIENT_SECRET} ...` (the secret's Value, not its ID)"
         )),
@@ -136,7 +158,7 @@ fn explain_oauth(ctx: &Context<'_>, flow: Flow, error: &OAuthError) -> ProviderE
             "invalid_client" => ProviderError::configuration(format!(
                 "Microsoft did not accept the client {client}: check {CLIENT_ID}{} (mailhost config set graph-email ...)",
                 if flow == Flow::ClientCredentials {
-                    " and ClientSecret"
+                    " and ClientCertificate or ClientSecret"
                 } else {
                     ""
                 }

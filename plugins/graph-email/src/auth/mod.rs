@@ -6,7 +6,9 @@
 //!   while it lives, and ROPC runs again when it dies.
 //! * Otherwise: device code at `mailhost login`, then silent refresh-token reuse on sends.
 
+pub mod browser;
 pub mod cache;
+pub mod certificate;
 pub mod client_credentials;
 pub mod device_code;
 pub mod endpoint;
@@ -107,7 +109,13 @@ impl Account {
         let settings = ctx.settings;
         let (account, scopes) = match mode {
             // The app's token is the app's, whichever staff member sends.
-            Mode::AppOnly => ("app".to_string(), app_scope(settings)),
+            Mode::AppOnly => (
+                match &settings.client_certificate {
+                    Some(path) => format!("app:certificate:{}", path.display()),
+                    None => "app".to_string(),
+                },
+                app_scope(settings),
+            ),
             Mode::Password => (
                 format!("password:{}:{}", ctx.staff.id, ctx.staff.sign_in_name()),
                 delegated_scopes(settings),
@@ -145,24 +153,36 @@ impl Auth {
         ctx: &Context<'_>,
         account: &Account,
     ) -> Result<Secret, ProviderError> {
+        Ok(self.token_entry(ctx, account).await?.access())
+    }
+
+    /// As [`Auth::token`], returning the whole cache entry (with the granted `scope`). Never
+    /// prompts: an interactive staff member who has not signed in is an error.
+    ///
+    /// # Errors
+    /// The sign-in failed; the error says what to change.
+    pub async fn token_entry(
+        &self,
+        ctx: &Context<'_>,
+        account: &Account,
+    ) -> Result<CachedToken, ProviderError> {
         if let Some(entry) = self
             .cache
             .memory(&account.key)
             .filter(CachedToken::is_fresh)
         {
-            return Ok(entry.access());
+            return Ok(entry);
         }
         let flight = self.cache.flight(&account.key);
         let _guard = flight.lock().await;
         // Another call (or process) may have signed in while this one waited.
         let cached = self.cache.load(&account.key);
         if let Some(entry) = cached.as_ref().filter(|e| e.is_fresh()) {
-            return Ok(entry.access());
+            return Ok(entry.clone());
         }
         let refresh = cached.as_ref().and_then(CachedToken::refresh);
         let token = self.acquire(ctx, account, refresh).await?;
-        let entry = self.store(account, token, cached.and_then(|c| c.refresh_token));
-        Ok(entry.access())
+        Ok(self.store(account, token, cached.and_then(|c| c.refresh_token)))
     }
 
     async fn acquire(
@@ -225,6 +245,7 @@ impl Auth {
                 },
             ),
             account: token.account,
+            scope: token.scope,
         };
         if let Err(error) = self.cache.save(&account.key, &entry) {
             log::warn!(
@@ -244,14 +265,45 @@ impl Auth {
     /// # Errors
     /// The sign-in failed or could not be saved.
     pub async fn sign_in(&self, ctx: &Context<'_>) -> Result<String, ProviderError> {
+        self.sign_in_as(ctx, None).await
+    }
+
+    /// `mailhost login --browser`: the authorization-code sign-in (PKCE) of an interactive
+    /// staff member; the refresh token is cached like the device-code one.
+    ///
+    /// # Errors
+    /// The sign-in failed or could not be saved.
+    pub async fn sign_in_browser(
+        &self,
+        ctx: &Context<'_>,
+        no_open: bool,
+        io: &browser::BrowserIo,
+    ) -> Result<String, ProviderError> {
+        self.sign_in_as(ctx, Some((no_open, io))).await
+    }
+
+    async fn sign_in_as(
+        &self,
+        ctx: &Context<'_>,
+        browser: Option<(bool, &browser::BrowserIo)>,
+    ) -> Result<String, ProviderError> {
         let account = Account::of(ctx);
+        if browser.is_some() && account.mode == Mode::Password {
+            return Err(ProviderError::configuration(format!(
+                "staff {} signs in with username and password (NonInteractive=true); browser sign-in is for interactive staff: `mailhost staff set {} --field NonInteractive=false`, then `mailhost login {} --browser`",
+                ctx.staff.id, ctx.staff.id, ctx.staff.id
+            )));
+        }
         let staff = &ctx.staff.id;
         let flight = self.cache.flight(&account.key);
         let _guard = flight.lock().await;
         let token = match account.mode {
             Mode::AppOnly => client_credentials::acquire(ctx, &account.scopes).await?,
             Mode::Password => ropc::acquire(ctx, &account.scopes).await?,
-            Mode::Interactive => device_code::acquire(ctx, &account.scopes).await?,
+            Mode::Interactive => match browser {
+                Some((no_open, io)) => browser::acquire(ctx, &account.scopes, no_open, io).await?,
+                None => device_code::acquire(ctx, &account.scopes).await?,
+            },
         };
         let who = token.account.clone();
         let now = now_secs();
@@ -261,6 +313,7 @@ impl Auth {
             obtained_at: now,
             refresh_token: token.refresh_token.map(|t| t.expose().to_string()),
             account: token.account,
+            scope: token.scope,
         };
         self.cache.save(&account.key, &entry).map_err(|error| {
             ProviderError::internal(format!(
@@ -269,8 +322,14 @@ impl Auth {
         })?;
         Ok(match account.mode {
             Mode::AppOnly => format!(
-                "ClientSecret is set, so graph-email sends app-only for every staff member: the app {} signed in to tenant {} (no per-user sign-in is needed)",
-                ctx.settings.client_id, ctx.settings.tenant
+                "{} is set, so graph-email sends app-only for every staff member: the app {} signed in to tenant {} (no per-user sign-in is needed)",
+                if ctx.settings.client_certificate.is_some() {
+                    "ClientCertificate"
+                } else {
+                    "ClientSecret"
+                },
+                ctx.settings.client_id,
+                ctx.settings.tenant
             ),
             Mode::Password => format!(
                 "staff {staff} signed in to Microsoft as {} with username and password",
@@ -309,7 +368,7 @@ impl Auth {
             "forgot the Microsoft sign-in of staff {}{}",
             ctx.staff.id,
             if ctx.settings.app_only() {
-                " (mail is sent app-only while ClientSecret is set)"
+                " (mail is sent app-only while ClientSecret or ClientCertificate is set)"
             } else {
                 ""
             }

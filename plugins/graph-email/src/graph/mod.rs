@@ -2,7 +2,9 @@
 //! concurrency limit, sendMail and the large-attachment draft flow.
 
 pub mod errors;
+pub mod mime_send;
 pub mod send;
+pub mod sent_items;
 pub mod upload;
 
 use std::collections::HashMap;
@@ -17,9 +19,6 @@ use crate::Context;
 use crate::auth::{Account, Auth};
 use crate::http::{Request, Response};
 
-/// Outlook allows 4 concurrent requests per app and mailbox; more are answered 429.
-const MAILBOX_CONCURRENCY: usize = 4;
-
 /// Per app + mailbox semaphores, so concurrent sends stay within Outlook's limit instead of
 /// being throttled.
 #[derive(Debug, Default)]
@@ -28,19 +27,24 @@ pub struct MailboxLimits {
 }
 
 impl MailboxLimits {
-    /// The semaphore of `client_id` + `mailbox`.
-    pub fn of(&self, client_id: &str, mailbox: &str) -> Arc<Semaphore> {
+    /// The semaphore of `client_id` + `mailbox` allowing `limit` requests at once
+    /// (`ConcurrentRequests`; 0 = no limit).
+    pub fn of(&self, client_id: &str, mailbox: &str, limit: u64) -> Arc<Semaphore> {
+        let permits = match usize::try_from(limit) {
+            Ok(0) | Err(_) => Semaphore::MAX_PERMITS,
+            Ok(n) => n.min(Semaphore::MAX_PERMITS),
+        };
         let key = format!(
-            "{}|{}",
+            "{}|{}|{permits}",
             client_id.to_ascii_lowercase(),
             mailbox.to_ascii_lowercase()
         );
         match self.limits.lock() {
             Ok(mut limits) => limits
                 .entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(MAILBOX_CONCURRENCY)))
+                .or_insert_with(|| Arc::new(Semaphore::new(permits)))
                 .clone(),
-            Err(_) => Arc::new(Semaphore::new(MAILBOX_CONCURRENCY)),
+            Err(_) => Arc::new(Semaphore::new(permits)),
         }
     }
 }

@@ -3,15 +3,18 @@
 //! with upload sessions.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use base64::Engine as _;
-use mailhost_plugin_api::{Mailbox, Message, ProviderError, Receipt, is_plausible_address};
+use mailhost_plugin_api::{
+    ErrorKind, Mailbox, Message, ProviderError, Receipt, is_plausible_address,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::Graph;
 use super::errors::{Doing, graph_error};
-use super::upload;
+use super::{sent_items, upload};
 use crate::auth::Mode;
 use crate::http::{Body, Request, Safety};
 use crate::settings::AlternateFromMode;
@@ -36,18 +39,41 @@ pub struct FileAttachment {
     pub content_type: String,
     /// Its size now.
     pub size: u64,
+    /// Shown in the body (an HTML body refers to it by `cid:`).
+    pub is_inline: bool,
+    /// Its Content-ID, for inline parts.
+    pub content_id: Option<String>,
 }
 
 impl FileAttachment {
     /// The attachment's JSON without `contentBytes` (for sizing) or with them.
     fn json(&self, content: &str) -> Value {
-        json!({
+        let mut json = json!({
             "@odata.type": "#microsoft.graph.fileAttachment",
             "name": self.name,
             "contentType": self.content_type,
-            "isInline": false,
+            "isInline": self.is_inline,
             "contentBytes": content,
-        })
+        });
+        if let Some(id) = &self.content_id {
+            json["contentId"] = json!(id);
+        }
+        json
+    }
+
+    /// The `AttachmentItem` of an upload session for this file.
+    pub fn upload_item(&self) -> Value {
+        let mut item = json!({
+            "attachmentType": "file",
+            "name": self.name,
+            "size": self.size,
+            "contentType": self.content_type,
+            "isInline": self.is_inline,
+        });
+        if let Some(id) = &self.content_id {
+            item["contentId"] = json!(id);
+        }
+        item
     }
 
     /// Bytes this attachment adds to a JSON request when inline.
@@ -141,7 +167,7 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
     for header in message.custom_headers() {
         let name = header.name.as_str();
         let valid_name = name.len() > 2
-            && name[..2].eq_ignore_ascii_case("x-")
+            && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
             && name.chars().all(|c| c.is_ascii_graphic() && c != ':');
         if !valid_name {
             return Err(ProviderError::invalid_message(format!(
@@ -176,6 +202,8 @@ pub async fn check(message: &Message) -> Result<Vec<FileAttachment>, ProviderErr
                 attachment.content_type.to_string()
             },
             size: 0,
+            is_inline: false,
+            content_id: None,
         };
         let metadata = tokio::fs::metadata(&file.path)
             .await
@@ -297,6 +325,12 @@ pub fn message_json(message: &Message, route: &Route) -> Value {
                 .collect(),
         );
     }
+    if !message.id.is_empty() {
+        json["singleValueExtendedProperties"] = json!([{
+            "id": sent_items::MAILHOST_ID_PROPERTY,
+            "value": message.id.as_str(),
+        }]);
+    }
     json
 }
 
@@ -358,38 +392,93 @@ pub async fn send(graph: &Graph<'_>, message: &Message) -> Result<Receipt, Provi
         plan.upload.len()
     );
     if plan.separate.is_empty() && plan.upload.is_empty() {
-        send_mail(graph, &route, json).await
+        send_mail(graph, &route, json, message.id.as_str()).await
     } else {
-        upload::send_with_draft(graph, &route, json, plan).await
+        upload::send_with_draft(graph, &route, json, plan, message.id.as_str()).await
     }
 }
 
-async fn send_mail(
+/// Sends `message` (JSON with any inline attachments) with one sendMail request.
+///
+/// # Errors
+/// The structured failure.
+pub async fn send_mail(
     graph: &Graph<'_>,
     route: &Route,
     message: Value,
+    email_id: &str,
 ) -> Result<Receipt, ProviderError> {
-    let url = graph
-        .ctx
-        .settings
-        .graph_url(&format!("{}/sendMail", route.mailbox_path));
-    let body = serde_json::to_vec(&json!({ "message": message }))
+    let settings = graph.ctx.settings;
+    let url = settings.graph_url(&format!("{}/sendMail", route.mailbox_path));
+    let mut body = json!({ "message": message });
+    if !settings.save_to_sent_items {
+        body["saveToSentItems"] = json!(false);
+    }
+    let body = serde_json::to_vec(&body)
         .map_err(|e| ProviderError::internal(format!("the message could not be encoded: {e}")))?;
     let request = Request::new(Method::POST, url, Safety::AtMostOnce).body(Body::Json(body));
-    let response = graph.call(request, "sendMail").await?;
-    if response.status.is_success() {
-        Ok(receipt(
-            route,
-            response.request_id(),
-            String::new(),
-            "sendMail",
-        ))
-    } else {
-        Err(graph_error(
-            graph.ctx,
-            doing(graph, route, "sendMail"),
-            &response,
-        ))
+    let first_attempt = Instant::now();
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let (why, retry_after, error) = match graph.call(request.clone(), "sendMail").await {
+            Ok(response) if response.status.is_success() => {
+                if let Some(wait) = response.retry_after() {
+                    // Graph has answered 202 with Retry-After for mail it delivered: 202 is
+                    // "accepted", so it is never sent again.
+                    log::info!(
+                        "graph-email: sendMail answered {} with Retry-After {} s; the email was accepted and is not sent again",
+                        response.status.as_u16(),
+                        wait.as_secs()
+                    );
+                }
+                return Ok(receipt(
+                    route,
+                    response.request_id(),
+                    String::new(),
+                    "sendMail",
+                ));
+            }
+            Ok(response) if response.status.is_server_error() => (
+                format!(
+                    "Microsoft Graph answered HTTP {} to sendMail",
+                    response.status.as_u16()
+                ),
+                response.retry_after(),
+                graph_error(graph.ctx, doing(graph, route, "sendMail"), &response),
+            ),
+            Ok(response) => {
+                return Err(graph_error(
+                    graph.ctx,
+                    doing(graph, route, "sendMail"),
+                    &response,
+                ));
+            }
+            Err(error) if error.kind == ErrorKind::UNKNOWN_OUTCOME => (
+                "the connection failed after sendMail was handed over".to_string(),
+                None,
+                error,
+            ),
+            Err(error) => return Err(error),
+        };
+        // Graph has delivered mail it answered 5xx to: look before sending again.
+        match sent_items::settle(graph, route, email_id, first_attempt, retry_after, &why).await {
+            sent_items::Settled::Sent(found) => {
+                return Ok(sent_items::receipt_of(&found, route, &why));
+            }
+            sent_items::Settled::Absent if attempt <= settings.max_retries => {}
+            sent_items::Settled::Absent => return Err(error),
+            sent_items::Settled::Unknown(detail) => {
+                return Err(ProviderError::unknown_outcome(format!(
+                    "the email may or may not have been sent: {detail}"
+                ))
+                .with_code(if error.code.is_empty() {
+                    "UnknownOutcome".to_string()
+                } else {
+                    error.code.to_string()
+                }));
+            }
+        }
     }
 }
 
@@ -434,6 +523,8 @@ mod tests {
             name: name.into(),
             content_type: "application/octet-stream".into(),
             size,
+            is_inline: false,
+            content_id: None,
         }
     }
 

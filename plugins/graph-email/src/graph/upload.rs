@@ -27,6 +27,7 @@ pub async fn send_with_draft(
     route: &Route,
     message: Value,
     plan: Plan,
+    email_id: &str,
 ) -> Result<Receipt, ProviderError> {
     let settings = graph.ctx.settings;
     let url = settings.graph_url(&format!("{}/messages", route.mailbox_path));
@@ -62,41 +63,73 @@ pub async fn send_with_draft(
     }
 
     let url = settings.graph_url(&format!("{message_path}/send"));
+    let first_attempt = std::time::Instant::now();
     let response = graph
         .call(
             Request::new(Method::POST, url, Safety::AtMostOnce),
             "send draft",
         )
-        .await
-        .inspect_err(|error| {
-            if error.kind != ErrorKind::UNKNOWN_OUTCOME {
-                log::debug!("graph-email: sending draft {id} failed before it was accepted");
-            }
-        });
-    let response = match response {
-        Ok(response) => response,
+        .await;
+    let (why, retry_after, error) = match response {
+        Ok(response) if response.status.is_success() => {
+            return Ok(receipt(
+                route,
+                response.request_id(),
+                id,
+                "draft + upload session",
+            ));
+        }
+        Ok(response) if response.status.is_server_error() => (
+            format!(
+                "Microsoft Graph answered HTTP {} to sending the draft",
+                response.status.as_u16()
+            ),
+            response.retry_after(),
+            graph_error(
+                graph.ctx,
+                doing(graph, route, "sending the draft"),
+                &response,
+            ),
+        ),
+        Ok(response) => {
+            let error = graph_error(
+                graph.ctx,
+                doing(graph, route, "sending the draft"),
+                &response,
+            );
+            delete_draft(graph, &message_path).await;
+            return Err(error);
+        }
+        Err(error) if error.kind == ErrorKind::UNKNOWN_OUTCOME => (
+            "the connection failed after the draft's send was handed over".to_string(),
+            None,
+            error,
+        ),
         Err(error) => {
-            if error.kind != ErrorKind::UNKNOWN_OUTCOME {
-                delete_draft(graph, &message_path).await;
-            }
+            log::debug!("graph-email: sending draft {id} failed before it was accepted");
+            delete_draft(graph, &message_path).await;
             return Err(error);
         }
     };
-    if !response.status.is_success() {
-        let error = graph_error(
-            graph.ctx,
-            doing(graph, route, "sending the draft"),
-            &response,
-        );
-        delete_draft(graph, &message_path).await;
-        return Err(error);
+    match super::sent_items::settle(graph, route, email_id, first_attempt, retry_after, &why).await
+    {
+        super::sent_items::Settled::Sent(found) => {
+            Ok(super::sent_items::receipt_of(&found, route, &why))
+        }
+        super::sent_items::Settled::Absent => {
+            // Not sent: the draft is still there; remove it so a retry starts clean.
+            delete_draft(graph, &message_path).await;
+            Err(error)
+        }
+        super::sent_items::Settled::Unknown(detail) => Err(ProviderError::unknown_outcome(
+            format!("the email may or may not have been sent: {detail}"),
+        )
+        .with_code(if error.code.is_empty() {
+            "UnknownOutcome".to_string()
+        } else {
+            error.code.to_string()
+        })),
     }
-    Ok(receipt(
-        route,
-        response.request_id(),
-        id,
-        "draft + upload session",
-    ))
 }
 
 async fn attach_all(
@@ -153,15 +186,7 @@ async fn upload_large(
 ) -> Result<(), ProviderError> {
     let settings = graph.ctx.settings;
     let url = settings.graph_url(&format!("{message_path}/attachments/createUploadSession"));
-    let body = json!({
-        "AttachmentItem": {
-            "attachmentType": "file",
-            "name": attachment.name,
-            "size": attachment.size,
-            "contentType": attachment.content_type,
-            "isInline": false,
-        }
-    });
+    let body = json!({ "AttachmentItem": attachment.upload_item() });
     let body = serde_json::to_vec(&body).map_err(|e| {
         ProviderError::internal(format!(
             "the upload session request could not be encoded: {e}"

@@ -4,9 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod browser;
+mod certificates;
 mod device_code;
+mod diagnose;
 mod errors;
+mod exactly_once;
 mod faults;
+mod limits;
+mod mime;
 mod sending;
 mod sign_in;
 mod support;

@@ -276,3 +276,94 @@ pub fn device_login(
             .expect("the sign-in thread does not panic")
     })
 }
+
+impl TestHost {
+    /// The latest notification containing `marker`, if any.
+    pub fn last_note_containing(&self, marker: &str) -> Option<String> {
+        self.notes
+            .lock()
+            .ok()?
+            .iter()
+            .rev()
+            .find(|n| n.contains(marker))
+            .cloned()
+    }
+}
+
+/// Plays a person's browser: loads the sign-in address `url`, signs in on the emulator's form
+/// as `login` with `password` (when it asks), and returns the address the browser is sent to
+/// (the redirect URI with `?code=…&state=…` or `?error=…`), without loading it.
+pub fn browser_sign_in(url: &str, login: &str, password: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let page = client.get(url).send().await.unwrap();
+        let response = if page.status().is_redirection() {
+            page
+        } else {
+            let html = page.text().await.unwrap();
+            assert!(
+                html.contains("name=\"passwd\""),
+                "not the sign-in form: {html}"
+            );
+            client
+                .post(url)
+                .form(&[("login", login), ("passwd", password)])
+                .send()
+                .await
+                .unwrap()
+        };
+        assert!(
+            response.status().is_redirection(),
+            "no redirect after signing in: {}",
+            response.status()
+        );
+        response
+            .headers()
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    })
+}
+
+/// Loads `url` (the loopback redirect) as the browser does and returns the page.
+pub fn browser_get(url: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+}
+
+/// The sign-in address in the latest browser sign-in notification for `staff_id`.
+pub fn sign_in_address(staff_id: &str) -> String {
+    let note = host()
+        .last_note_containing(&format!("staff {staff_id};"))
+        .expect("a sign-in notification");
+    note.lines()
+        .find(|l| l.contains("/oauth2/v2.0/authorize?"))
+        .expect("the address is on its own line")
+        .trim()
+        .to_string()
+}

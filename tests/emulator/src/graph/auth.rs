@@ -110,6 +110,8 @@ pub(crate) enum Need {
     Send,
     /// `Mail.ReadWrite` (own) / `Mail.ReadWrite.Shared` + Full Access (other mailbox).
     ReadWrite,
+    /// `Mail.Read` or `Mail.ReadWrite` (own) / their `.Shared` forms + Full Access (other).
+    Read,
 }
 
 /// Authenticates the caller, resolves the mailbox `target` names and checks that the caller may
@@ -138,11 +140,14 @@ pub(crate) fn authorize(
             if roles.is_empty() {
                 return Err(GraphError::no_permissions());
             }
-            let role = match need {
-                Need::Send => "Mail.Send",
-                Need::ReadWrite => "Mail.ReadWrite",
+            let allowed = match need {
+                Need::Send => principal.has_scope("Mail.Send"),
+                Need::ReadWrite => principal.has_scope("Mail.ReadWrite"),
+                Need::Read => {
+                    principal.has_scope("Mail.Read") || principal.has_scope("Mail.ReadWrite")
+                }
             };
-            if principal.has_scope(role) {
+            if allowed {
                 Ok(())
             } else {
                 Err(GraphError::access_denied())
@@ -150,13 +155,20 @@ pub(crate) fn authorize(
         }
         Principal::Delegated { user, .. } => {
             let own = mailbox.upn.eq_ignore_ascii_case(user);
-            let scope = match (need, own) {
-                (Need::Send, true) => "Mail.Send",
-                (Need::Send, false) => "Mail.Send.Shared",
-                (Need::ReadWrite, true) => "Mail.ReadWrite",
-                (Need::ReadWrite, false) => "Mail.ReadWrite.Shared",
+            let allowed = match (need, own) {
+                (Need::Send, true) => principal.has_scope("Mail.Send"),
+                (Need::Send, false) => principal.has_scope("Mail.Send.Shared"),
+                (Need::ReadWrite, true) => principal.has_scope("Mail.ReadWrite"),
+                (Need::ReadWrite, false) => principal.has_scope("Mail.ReadWrite.Shared"),
+                (Need::Read, true) => {
+                    principal.has_scope("Mail.Read") || principal.has_scope("Mail.ReadWrite")
+                }
+                (Need::Read, false) => {
+                    principal.has_scope("Mail.Read.Shared")
+                        || principal.has_scope("Mail.ReadWrite.Shared")
+                }
             };
-            if !principal.has_scope(scope) {
+            if !allowed {
                 return Err(GraphError::access_denied());
             }
             if !own && !dir.has_right(user, mailbox.upn, Right::FullAccess) {

@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::graph::error::GraphError;
-use crate::mailbox::{AttachmentInfo, ItemBody, MessageHeader, Recipient, StoredMessage};
+use crate::mailbox::{
+    AttachmentInfo, ExtendedProperty, ItemBody, MessageHeader, Recipient, StoredMessage,
+};
 use crate::seed;
 
 /// The writable and read-only properties of `microsoft.graph.message` a client may send.
@@ -364,6 +366,68 @@ pub(crate) fn file_attachment(value: &Value) -> Result<AttachmentInfo, GraphErro
     })
 }
 
+/// Reads `singleValueExtendedProperties`: objects with a string `id` of the form
+/// `{type} {GUID} Name {name}` / `{type} {GUID} Id {0x…}` and a string `value`.
+fn extended_properties(value: &Value) -> Result<Vec<ExtendedProperty>, GraphError> {
+    let property = "singleValueExtendedProperties";
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        other => {
+            return Err(type_error(
+                property,
+                other,
+                "Collection(microsoft.graph.singleValueLegacyExtendedProperty)",
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(object) = item else {
+            return Err(type_error(
+                property,
+                item,
+                "microsoft.graph.singleValueLegacyExtendedProperty",
+            ));
+        };
+        let mut id = None;
+        let mut text = None;
+        for (key, v) in object {
+            match canonical(key, &["id", "value", "@odata.type"]) {
+                Some("id") => id = string("id", v)?,
+                Some("value") => text = string("value", v)?,
+                Some(_) => {}
+                None => {
+                    return Err(unknown_property(
+                        key,
+                        "microsoft.graph.singleValueLegacyExtendedProperty",
+                    ));
+                }
+            }
+        }
+        let id = id.unwrap_or_default();
+        let parts: Vec<&str> = id.split_whitespace().collect();
+        let well_formed = parts.len() == 4
+            && parts[1].starts_with('{')
+            && parts[1].ends_with('}')
+            && (parts[2].eq_ignore_ascii_case("Name") || parts[2].eq_ignore_ascii_case("Id"));
+        if !well_formed {
+            return Err(GraphError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "ErrorInvalidProperty",
+                format!(
+                    "The extended property id '{id}' is not valid: use '{{type}} {{GUID}} Name {{name}}'."
+                ),
+            ));
+        }
+        out.push(ExtendedProperty {
+            id,
+            value: text.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
 /// Reads a `message` object.
 pub(crate) fn parse_message(value: &Value) -> Result<StoredMessage, GraphError> {
     let Value::Object(object) = value else {
@@ -397,6 +461,9 @@ pub(crate) fn parse_message(value: &Value) -> Result<StoredMessage, GraphError> 
             "isDeliveryReceiptRequested" => m.is_delivery_receipt_requested = boolean(property, v)?,
             "isReadReceiptRequested" => m.is_read_receipt_requested = boolean(property, v)?,
             "internetMessageHeaders" => m.internet_message_headers = headers(v)?,
+            "singleValueExtendedProperties" => {
+                m.single_value_extended_properties = extended_properties(v)?;
+            }
             "attachments" => match v {
                 Value::Null => {}
                 Value::Array(items) => {
@@ -441,6 +508,7 @@ pub(crate) fn empty_message() -> StoredMessage {
         received_date_time: String::new(),
         delivered_to: None,
         app_id: String::new(),
+        single_value_extended_properties: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod drafts;
 pub(crate) mod error;
 pub(crate) mod message;
 pub(crate) mod mime;
+pub(crate) mod query;
 pub(crate) mod send;
 pub(crate) mod upload;
 
@@ -19,7 +20,7 @@ use axum::routing::{any, put};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::graph::auth::{Target, authenticate, resolve_target};
+use crate::graph::auth::{Need, Target, authenticate, authorized_mailbox, resolve_target};
 use crate::graph::error::{GraphError, RequestIds};
 use crate::graph::upload::{Progress, UploadError};
 use crate::seed;
@@ -108,7 +109,7 @@ async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match route(&shared, &method, uri.path(), &headers, body).await {
+    match route(&shared, &method, uri.path(), uri.query(), &headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response_with(&ids),
     }
@@ -118,6 +119,7 @@ async fn route(
     shared: &Shared,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, GraphError> {
@@ -196,16 +198,22 @@ async fn route(
                 && get =>
         {
             let mut inner = shared.lock();
-            let principal = authenticate(&inner, headers)?;
-            let mailbox = resolve_target(&inner.directory, &principal, &target)?;
+            let (_, mailbox) = authorized_mailbox(&inner, headers, &target, Need::Read)?;
+            let list = query::ListQuery::parse(query)?;
             let folders = inner.mail.folders(mailbox.upn);
-            let items = match folder.to_ascii_lowercase().as_str() {
-                "inbox" => folders.inbox.clone(),
-                "sentitems" => folders.sent.clone(),
-                "drafts" => folders.drafts.values().cloned().collect(),
-                _ => return Err(GraphError::item_not_found()),
-            };
-            Ok(Json(json!({"value": items})).into_response())
+            let items: Vec<crate::mailbox::StoredMessage> =
+                match folder.to_ascii_lowercase().as_str() {
+                    "inbox" => folders.inbox.clone(),
+                    "sentitems" => folders.sent_now().to_vec(),
+                    "drafts" => folders.drafts.values().cloned().collect(),
+                    _ => return Err(GraphError::item_not_found()),
+                };
+            let value = list.apply(&items)?;
+            Ok(Json(json!({
+                "@odata.context": format!("{base}/v1.0/$metadata#users('{}')/mailFolders('{folder}')/messages", mailbox.id),
+                "value": value,
+            }))
+            .into_response())
         }
         [] | [_] | [_, _] | [_, _, _] | [_, _, _, _] if !post && !get => {
             Err(GraphError::method_not_allowed())

@@ -77,10 +77,29 @@ pub(crate) fn submit(
     message.received_date_time.clear();
     message.delivered_to = None;
     message.app_id = principal.client_id().to_string();
+    let recipients = (message.to_recipients.len()
+        + message.cc_recipients.len()
+        + message.bcc_recipients.len()) as u64;
+    let breaches = inner
+        .sending
+        .record(mailbox.upn, recipients, crate::time::now_millis());
+    if breaches.messages || breaches.recipients {
+        *inner
+            .counters
+            .limit_breaches
+            .entry(mailbox.upn.to_ascii_lowercase())
+            .or_default() += 1;
+    }
     let directory = inner.directory.clone();
-    let delivered = inner
-        .mail
-        .deliver(&directory, &message, mailbox.upn, save_to_sent_items, now);
+    let delay = std::time::Duration::from_secs(inner.config.sent_items_delay_secs);
+    let delivered = inner.mail.deliver(
+        &directory,
+        &message,
+        mailbox.upn,
+        save_to_sent_items,
+        delay,
+        now,
+    );
     inner.counters.messages_delivered += 1;
     inner.counters.recipient_deliveries += delivered as u64;
     Ok(())

@@ -226,6 +226,12 @@ fn authorize(
                 return login_form(tenant, p, Some("Your account or password is incorrect."));
             }
         }
+    } else if p
+        .get("prompt")
+        .is_some_and(|prompt| prompt.eq_ignore_ascii_case("login"))
+    {
+        // prompt=login: the user must enter credentials, whatever session exists.
+        None
     } else {
         let position = inner.sign_in_approvals.iter().position(|approved| {
             hint.as_deref()

@@ -1,5 +1,6 @@
 //! Entra ID v2.0 (login.microsoftonline.com) endpoints.
 
+pub(crate) mod assertion;
 pub(crate) mod authorize;
 pub(crate) mod device;
 pub(crate) mod discovery;
@@ -68,14 +69,14 @@ async fn device_code(
         if segment == TenantSegment::Unknown {
             return Err(AadError::unknown_tenant(&tenant));
         }
-        let auth = token::client_auth(&form, &headers);
+        let auth = token::client_auth(&form, &headers, &shared.base_url, &tenant);
         let app = token::requesting_app(&inner.directory, segment, &auth)?;
         let raw_scope = form
             .get("scope")
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| AadError::missing_parameter("scope"))?;
         scope::parse(raw_scope)?;
-        token::check_client(&app, &auth)?;
+        token::check_client(&mut inner, &app, &auth)?;
         let lifetime = Duration::from_secs(inner.config.device_code_lifetime_secs);
         let interval = Duration::from_secs(inner.config.device_code_interval_secs);
         let code =

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::directory::{App, CONSUMERS_TENANT_ID, Directory, MailboxKind, TenantSegment};
 use crate::identity::error::AadError;
-use crate::identity::{jwt, scope};
+use crate::identity::{assertion, jwt, scope};
 use crate::seed;
 use crate::state::{Inner, Shared};
 use crate::time::now_unix;
@@ -35,15 +35,42 @@ pub(crate) fn parse_form(body: &[u8]) -> HashMap<String, String> {
 pub(crate) struct ClientAuth {
     pub(crate) client_id: Option<String>,
     pub(crate) secret: Option<String>,
-    pub(crate) assertion: bool,
+    /// `client_assertion` (a certificate-signed JWT).
+    pub(crate) assertion: Option<String>,
+    /// `client_assertion_type`.
+    pub(crate) assertion_type: Option<String>,
+    /// The `aud` values a client assertion may carry for this request's URL.
+    pub(crate) audiences: Vec<String>,
 }
 
-/// Reads `client_id` / `client_secret` from the form or HTTP Basic auth.
-pub(crate) fn client_auth(form: &HashMap<String, String>, headers: &HeaderMap) -> ClientAuth {
+/// Reads `client_id` / `client_secret` / `client_assertion` from the form or HTTP Basic auth;
+/// `base_url` and `tenant` (the URL's segment) give the token endpoint an assertion names.
+pub(crate) fn client_auth(
+    form: &HashMap<String, String>,
+    headers: &HeaderMap,
+    base_url: &str,
+    tenant: &str,
+) -> ClientAuth {
+    let mut aliases = vec![tenant.to_string()];
+    let lower = tenant.to_ascii_lowercase();
+    if lower == seed::TENANT_ID || lower == seed::TENANT_DOMAIN {
+        aliases = vec![seed::TENANT_ID.to_string(), seed::TENANT_DOMAIN.to_string()];
+    }
+    let audiences = aliases
+        .iter()
+        .flat_map(|alias| {
+            [
+                format!("{base_url}/{alias}/oauth2/v2.0/token"),
+                format!("{base_url}/{alias}/oauth2/token"),
+            ]
+        })
+        .collect();
     let mut auth = ClientAuth {
         client_id: form.get("client_id").filter(|s| !s.is_empty()).cloned(),
         secret: form.get("client_secret").cloned(),
-        assertion: form.contains_key("client_assertion"),
+        assertion: form.get("client_assertion").cloned(),
+        assertion_type: form.get("client_assertion_type").cloned(),
+        audiences,
     };
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -69,32 +96,41 @@ pub(crate) fn client_auth(form: &HashMap<String, String>, headers: &HeaderMap) -
     auth
 }
 
-/// Authenticates the client for a grant (public vs confidential rules).
-pub(crate) fn check_client(app: &App, auth: &ClientAuth) -> Result<(), AadError> {
-    match app.secret {
-        None => {
-            if auth.secret.is_some() || auth.assertion {
-                return Err(AadError::public_client_sent_secret());
-            }
-            if !app.public_client {
-                return Err(AadError::public_client_flows_disabled());
-            }
-            Ok(())
+/// Authenticates the client for a grant: a public client presents nothing; a confidential one
+/// its secret or a client assertion signed with a registered certificate.
+pub(crate) fn check_client(
+    inner: &mut Inner,
+    app: &App,
+    auth: &ClientAuth,
+) -> Result<(), AadError> {
+    if !app.confidential {
+        if auth.secret.is_some() || auth.assertion.is_some() {
+            return Err(AadError::public_client_sent_secret());
         }
-        Some(expected) => {
-            if auth.assertion {
-                return Err(AadError::new(
-                    "invalid_client",
-                    700_027,
-                    "Client assertion failed signature validation.",
-                ));
-            }
-            match auth.secret.as_deref() {
-                None => Err(AadError::public_client_flows_disabled()),
-                Some(secret) if secret == expected => Ok(()),
-                Some(_) => Err(AadError::bad_secret(app.client_id)),
-            }
+        if !app.public_client {
+            return Err(AadError::public_client_flows_disabled());
         }
+        return Ok(());
+    }
+    if let Some(assertion) = &auth.assertion {
+        let expected = assertion::Expected {
+            client_id: app.client_id,
+            audiences: auth.audiences.clone(),
+            now: i64::try_from(now_unix()).unwrap_or(i64::MAX),
+            reject_replay: inner.config.reject_replayed_assertions,
+        };
+        return assertion::verify(
+            assertion,
+            auth.assertion_type.as_deref(),
+            &app.certificates,
+            &expected,
+            &mut inner.tokens.used_assertions,
+        );
+    }
+    match (app.secret, auth.secret.as_deref()) {
+        (_, None) => Err(AadError::public_client_flows_disabled()),
+        (Some(expected), Some(secret)) if secret == expected => Ok(()),
+        (_, Some(_)) => Err(AadError::bad_secret(app.client_id)),
     }
 }
 
@@ -177,7 +213,7 @@ fn handle(
         }
         _ => {}
     }
-    let auth = client_auth(form, headers);
+    let auth = client_auth(form, headers, base_url, tenant);
     let app = requesting_app(&inner.directory, segment, &auth)?;
     let now = now_unix();
     match grant.as_str() {
@@ -218,7 +254,7 @@ fn password(
     form: &HashMap<String, String>,
     now: u64,
 ) -> Result<Value, AadError> {
-    check_client(app, auth)?;
+    check_client(inner, app, auth)?;
     let username = require(form, "username")?;
     let password = form.get("password").map(String::as_str).unwrap_or("");
     let request = scope::parse(require(form, "scope")?)?;
@@ -251,7 +287,7 @@ fn device_code(
     form: &HashMap<String, String>,
     now: u64,
 ) -> Result<Value, AadError> {
-    check_client(app, auth)?;
+    check_client(inner, app, auth)?;
     // v2 name `device_code`; some v1-era clients send `code`.
     let code = form
         .get("device_code")
@@ -284,7 +320,7 @@ fn refresh(
     form: &HashMap<String, String>,
     now: u64,
 ) -> Result<Value, AadError> {
-    check_client(app, auth)?;
+    check_client(inner, app, auth)?;
     let value = require(form, "refresh_token")?;
     let stored = inner
         .tokens
@@ -340,7 +376,7 @@ fn authorization_code(
     form: &HashMap<String, String>,
     now: u64,
 ) -> Result<Value, AadError> {
-    check_client(app, auth)?;
+    check_client(inner, app, auth)?;
     let code_value = require(form, "code")?;
     let redirect_uri = require(form, "redirect_uri")?;
     let code = inner
@@ -397,8 +433,8 @@ fn client_credentials(
     form: &HashMap<String, String>,
     now: u64,
 ) -> Result<Value, AadError> {
-    check_client(app, auth)?;
-    if app.secret.is_none() {
+    check_client(inner, app, auth)?;
+    if !app.confidential {
         return Err(AadError::public_client_flows_disabled());
     }
     scope::check_client_credentials(form.get("scope").map(String::as_str).unwrap_or(""))?;

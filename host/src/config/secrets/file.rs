@@ -1,6 +1,5 @@
-//! The secret store, `secrets.toml` (mode 0600): staff passwords, secret system settings and
-//! plugin token caches. Keys are namespaced: `staff.<id>.password`, `config.<plugin>.<key>`,
-//! `plugin.<plugin>.<key>`.
+//! The file backend of the secret store, `secrets.toml` (mode 0600): the default, and where
+//! the other backends keep what they cannot hold themselves (systemd credentials are read-only).
 //!
 //! Every change is a locked read-modify-write with an atomic replace; an in-process mutex
 //! serialises plugin threads too. Values are never printed: [`Secret`]'s `Debug` is redacted, and
@@ -13,36 +12,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::files::{self, FileError, FileLock};
-use crate::config::home::Home;
+use super::{Secret, SecretError};
+use crate::config::files::{self, FileLock};
 
 const HEADER: &str = "# mailhost secrets (mode 0600). Never share this file.\n\n";
-
-/// Why the secret store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    /// The file could not be read, written or locked.
-    #[error(transparent)]
-    File(#[from] FileError),
-    /// The file does not parse.
-    #[error("{}:{line}: the secret store does not parse; fix that line by hand or delete the file and store the secrets again", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The 1-based line at fault.
-        line: usize,
-    },
-    /// The file is readable by others and could not be made private.
-    #[error("{} is readable by other users (mode {mode:o}) and could not be fixed: run `chmod 600 {}`", path.display(), path.display())]
-    Exposed {
-        /// The file.
-        path: PathBuf,
-        /// Its mode.
-        mode: u32,
-    },
-}
-
-pub use mailhost_plugin_api::Secret;
 
 #[derive(Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,29 +24,22 @@ struct SecretsFile {
     secrets: BTreeMap<String, String>,
 }
 
-/// The store of one home.
-pub struct SecretStore {
+/// The `secrets.toml` of one home.
+pub struct FileStore {
     path: PathBuf,
     guard: Mutex<()>,
+    writes: std::sync::atomic::AtomicU64,
 }
 
-impl fmt::Debug for SecretStore {
+impl fmt::Debug for FileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretStore")
+        f.debug_struct("FileStore")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl SecretStore {
-    /// The store of `home`; checks the file's mode if it exists and narrows it to 0600.
-    ///
-    /// # Errors
-    /// The file is readable by others and cannot be fixed.
-    pub fn open(home: &Home) -> Result<Self, SecretError> {
-        Self::at(&home.secrets_path())
-    }
-
+impl FileStore {
     /// The store in the file `path`.
     ///
     /// # Errors
@@ -82,6 +48,7 @@ impl SecretStore {
         let store = Self {
             path: path.to_path_buf(),
             guard: Mutex::new(()),
+            writes: std::sync::atomic::AtomicU64::new(0),
         };
         store.check_mode()?;
         Ok(store)
@@ -140,8 +107,41 @@ impl SecretStore {
                 line: 1,
             })?;
             files::atomic_write(&self.path, format!("{HEADER}{body}").as_bytes(), 0o600)?;
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Changes whenever the store may have changed: a write through this value, or another
+    /// process's (the file's size, modification time or inode differ).
+    pub fn stamp(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .hash(&mut hasher);
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+            #[cfg(unix)]
+            std::os::unix::fs::MetadataExt::ino(&meta).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
+    /// Every value in the store (for redacting logs; never shown).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn values(&self) -> Result<Vec<Secret>, SecretError> {
+        let _inner = self.lock();
+        Ok(self
+            .read()?
+            .secrets
+            .into_values()
+            .map(Secret::new)
+            .collect())
     }
 
     /// The secret stored under `key`.
@@ -182,6 +182,15 @@ impl SecretStore {
         self.modify(|secrets| secrets.remove(key).is_some())
     }
 
+    /// The names of every stored secret, sorted.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn names(&self) -> Result<Vec<String>, SecretError> {
+        let _inner = self.lock();
+        Ok(self.read()?.secrets.into_keys().collect())
+    }
+
     /// Deletes every secret whose key starts with `prefix` (a removed staff member or plugin).
     ///
     /// # Errors
@@ -195,28 +204,13 @@ impl SecretStore {
     }
 }
 
-/// The key of a staff member's password.
-pub fn staff_password_key(staff_id: &str) -> String {
-    format!("staff.{staff_id}.password")
-}
-
-/// The key of a secret system setting.
-pub fn setting_key(plugin: &str, key: &str) -> String {
-    format!("config.{plugin}.{key}")
-}
-
-/// The key of a plugin's own secret (token caches).
-pub fn plugin_key(plugin: &str, key: &str) -> String {
-    format!("plugin.{plugin}.{key}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, SecretStore) {
+    fn store() -> (tempfile::TempDir, FileStore) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SecretStore::at(&dir.path().join("secrets.toml")).expect("store");
+        let store = FileStore::at(&dir.path().join("secrets.toml")).expect("store");
         (dir, store)
     }
 
@@ -248,7 +242,7 @@ mod tests {
         let mode = |p: &Path| files::mode_of(&std::fs::metadata(p).expect("meta"));
         assert_eq!(mode(store.path()), 0o600);
         files::chmod(store.path(), 0o644).expect("chmod");
-        let reopened = SecretStore::at(store.path()).expect("reopen");
+        let reopened = FileStore::at(store.path()).expect("reopen");
         assert_eq!(mode(reopened.path()), 0o600);
         files::chmod(store.path(), 0o640).expect("chmod");
         assert!(reopened.get("k").expect("get").is_some());

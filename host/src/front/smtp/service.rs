@@ -1,0 +1,161 @@
+//! The relay inside `mailhost serve`: the delivery engine records what the relay accepts
+//! ([`EngineRecorder`]), the engine's final-failure hook sends the DSN ([`dsn_hook`]), and
+//! [`start`] binds the listeners and prints one ready line per listener.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mailhost_plugin_api::ProviderError;
+
+use super::backend::AcceptError;
+use super::config::SmtpConfig;
+use super::credentials::StaffDirectory;
+use super::dsn;
+use super::envelope::Identity;
+use super::home_backend::{HomeRelay, RelayRecorder};
+use super::intake::{self, ENVELOPE_FILE, Intake, Spooled};
+use super::listener::{Relay, RelayError};
+use crate::config::home::Home;
+use crate::delivery::engine::{Engine, FailureHook};
+use crate::delivery::outbox::{Door, EmailRecord, MimeSource};
+use crate::error::Error;
+
+/// Records relayed messages with the delivery engine (`queued`, committed to mail.db).
+#[derive(Debug, Clone)]
+pub struct EngineRecorder(pub Arc<Engine>);
+
+fn mime_source(intake: &Intake, spooled: &Spooled) -> MimeSource {
+    MimeSource {
+        path: spooled.mime_path.to_string_lossy().into_owned(),
+        envelope_from: intake.envelope.from.clone(),
+        recipients: intake.envelope.addresses(),
+    }
+}
+
+impl RelayRecorder for EngineRecorder {
+    fn record(&self, intake: &Intake, spooled: &Spooled) -> Result<(), AcceptError> {
+        match self.0.record_mime(
+            &intake.staff,
+            intake.message.clone(),
+            mime_source(intake, spooled),
+            Door::Smtp,
+        ) {
+            Ok(_) => Ok(()),
+            Err(Error::Usage(why)) => Err(AcceptError::Refused(why)),
+            Err(error) => {
+                log::error!("smtp: cannot record a relayed message: {error}");
+                Err(AcceptError::Temporary(
+                    "cannot record the message right now; try again later".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// The hook that sends a DSN to the envelope sender when an email the relay accepted finally
+/// fails; `hostname` is the relay's (`Reporting-MTA`).
+pub fn dsn_hook(hostname: String) -> FailureHook {
+    Box::new(move |engine, record, error| send_dsn(engine, &hostname, record, error))
+}
+
+fn send_dsn(engine: &Engine, hostname: &str, record: &EmailRecord, error: &ProviderError) {
+    if record.door != Door::Smtp {
+        return;
+    }
+    let Some(mime) = &record.mime else {
+        return;
+    };
+    let mime_path = Path::new(&mime.path);
+    let Some(folder) = mime_path.parent() else {
+        return;
+    };
+    let staff_email = match engine.sender_of(&record.staff_id) {
+        Ok((sender, _)) => sender.email,
+        Err(e) => {
+            log::warn!("smtp: no DSN for email {}: {e}", record.id);
+            return;
+        }
+    };
+    let built = dsn::for_failed_email(
+        mime_path,
+        &folder.join(ENVELOPE_FILE),
+        &staff_email,
+        hostname,
+        error.kind,
+        error.message.as_str(),
+        &record.id,
+    );
+    let (message, envelope) = match built {
+        Ok(Some(dsn)) => dsn,
+        Ok(None) => return,
+        Err(e) => {
+            log::warn!("smtp: no DSN for email {}: {e}", record.id);
+            return;
+        }
+    };
+    let identity = Identity {
+        staff: record.staff_id.clone(),
+        addresses: vec![staff_email],
+        max_recipients: 1,
+    };
+    let intake = intake::prepare(&identity, &envelope, &message);
+    let dsn_folder = engine.spool().folder(&intake.email_id);
+    let arrival = crate::config::time::unix_seconds(std::time::SystemTime::now());
+    let spooled = match intake::spool(&dsn_folder, &intake, arrival) {
+        Ok(spooled) => spooled,
+        Err(e) => {
+            log::warn!("smtp: cannot spool the DSN for email {}: {e}", record.id);
+            return;
+        }
+    };
+    match engine.record_mime(
+        &record.staff_id,
+        intake.message.clone(),
+        mime_source(&intake, &spooled),
+        Door::Smtp,
+    ) {
+        Ok(dsn) => log::info!(
+            "smtp: email {} failed; delivery status notification {} queued for {}",
+            record.id,
+            dsn.id,
+            envelope.addresses().join(", ")
+        ),
+        Err(e) => log::warn!("smtp: cannot record the DSN for email {}: {e}", record.id),
+    }
+}
+
+/// Binds the relay of `home` with `config`, wires it to `engine` (recording and DSNs) and
+/// returns it with the lines to print (`mailhost serve: smtp listening on ADDR`, `smtps` for
+/// implicit TLS).
+///
+/// # Errors
+/// The certificate cannot be used or an address cannot be bound (exit 2: fix serve.toml).
+pub async fn start(
+    home: &Home,
+    engine: &Arc<Engine>,
+    config: SmtpConfig,
+) -> Result<(Relay, Vec<String>), Error> {
+    let directory =
+        StaffDirectory::new(home.clone(), config.trusted.clone(), config.max_recipients);
+    let backend = HomeRelay::new(
+        directory,
+        home.path().join("spool"),
+        EngineRecorder(Arc::clone(engine)),
+    );
+    engine.on_final_failure(dsn_hook(config.hostname.clone()));
+    let relay = Relay::bind(config, Arc::new(backend))
+        .await
+        .map_err(|e: RelayError| Error::Usage(e.to_string()))?;
+    let lines = relay
+        .local_addrs()
+        .iter()
+        .map(|b| {
+            format!(
+                "mailhost serve: {} listening on {}",
+                if b.implicit_tls { "smtps" } else { "smtp" },
+                b.addr
+            )
+        })
+        .collect();
+    Ok((relay, lines))
+}
