@@ -543,6 +543,10 @@ pub struct DemoArgs {
     /// never uses --home or $MAILHOST_HOME: it always starts from a fresh home.
     #[arg(long)]
     pub keep: bool,
+    /// Then keep running and serve, on loopback, the Email Maintenance page over the demo's
+    /// home and the emulator's mailboxes (Inbox and Sent Items); Ctrl-C ends it.
+    #[arg(long)]
+    pub web: bool,
 }
 
 /// `mailhost email send` options.

@@ -14,10 +14,14 @@
 //!    emulator's admin API), then the same for an alternate From (Send As), and the records'
 //!    final status.
 //!
+//! With `--web` it then keeps running and serves the Email Maintenance page and the emulator's
+//! mailboxes on loopback until Ctrl-C (`web.rs`).
+//!
 //! Exit 0 when everything arrived; 1 when a send failed; 2 when the binaries are missing.
 
 mod emulator;
 mod http;
+mod web;
 
 use std::path::{Path, PathBuf};
 
@@ -70,7 +74,10 @@ pub fn run(args: &DemoArgs) -> Result<u8, Error> {
         "deleted after the demo; --keep keeps it"
     };
     print(&format!("  home:     {} ({kept})", home.path().display()))?;
-    let result = steps(&home, &emulator, &plugin_lib);
+    let mut result = steps(&home, &emulator, &plugin_lib);
+    if args.web && result.is_ok() {
+        result = web::serve(&home, emulator.base_url()).and(result);
+    }
     drop(emulator);
     if args.keep {
         let path = dir.keep();

@@ -14,6 +14,7 @@
 
 mod attempt;
 mod lanes;
+mod mailboxes;
 mod metrics;
 mod mime;
 pub mod policy;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use mailhost_plugin_api::{Attachment, ProviderError};
 
 pub use lanes::{LANE_TTL, Lane, Lanes};
+pub use mailboxes::{LimitsInUse, MailboxUse, WindowUse};
 pub use metrics::{Histogram, LATENCY_BUCKETS, Metrics, MetricsSnapshot};
 pub use mime::MimeSubmission;
 pub use reconcile::ReconcileSummary;

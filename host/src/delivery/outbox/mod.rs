@@ -21,6 +21,7 @@
 //! [`Outbox::recover_interrupted`] turns it into `unknown` (it may have reached the service),
 //! unless the process holding it is still running (see `owner.rs`).
 
+mod browse;
 mod durability;
 mod error;
 mod group;
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use browse::{BadCursor, Browse, BrowsePage, Cursor, MAX_PAGE, PageAt};
 pub use error::OutboxError;
 pub use group::GroupOutcome;
 pub use lifecycle::Claim;

@@ -5,64 +5,18 @@ use serde_json::{Value, json};
 
 use super::{OK, print, print_json, table, terminal_safe};
 use crate::config::home::Home;
-use crate::config::staff;
-use crate::delivery::engine::Engine;
-use crate::delivery::limits::{LimitValue, Limits, window_name};
+use crate::delivery::engine::{Engine, MailboxUse, WindowUse};
+use crate::delivery::limits::window_name;
 use crate::delivery::outbox::{EmailRecord, Timestamp};
 use crate::error::Error;
-
-/// One sending mailbox and whose it is.
-struct Row {
-    mailbox: String,
-    staff: String,
-    provider: String,
-    limits: Option<Limits>,
-    problem: Option<String>,
-}
 
 pub(super) fn run(home: &Home, json: bool) -> Result<u8, Error> {
     let outbox = super::email::open_store(home)?;
     let engine = super::email::engine(home, outbox)?;
     let now = Timestamp::now();
-    let mut rows: Vec<Row> = Vec::new();
-    let staff_file = staff::load(home)?;
-    let mut pairs: Vec<(String, String)> = staff_file
-        .staff
-        .iter()
-        .map(|(id, member)| (member.email.to_ascii_lowercase(), id.clone()))
-        .collect();
-    for pair in engine
-        .outbox()
-        .recent_mailboxes(Timestamp(now.millis() - DAY_MS))?
-    {
-        if !pairs.contains(&pair) {
-            pairs.push(pair);
-        }
-    }
-    pairs.sort();
-    for (mailbox, staff_id) in pairs {
-        let provider = staff_file
-            .staff
-            .get(&staff_id)
-            .map(|m| m.provider.clone())
-            .unwrap_or_default();
-        let (limits, problem) = match engine.lanes().get(&staff_id) {
-            Ok(lane) => (Some(lane.limits.clone()), None),
-            Err(reason) => (None, Some(reason)),
-        };
-        rows.push(Row {
-            mailbox,
-            staff: staff_id,
-            provider,
-            limits,
-            problem,
-        });
-    }
+    let rows = engine.mailboxes_in_use(now)?;
     if json {
-        let list = rows
-            .iter()
-            .map(|row| row_json(&engine, row, now))
-            .collect::<Result<Vec<_>, Error>>()?;
+        let list: Vec<Value> = rows.iter().map(|row| row_json(row, now)).collect();
         print_json(&json!({ "mailboxes": list }))?;
         return OK;
     }
@@ -84,110 +38,81 @@ pub(super) fn run(home: &Home, json: bool) -> Result<u8, Error> {
         .to_vec(),
     ];
     for row in &rows {
-        let Some(limits) = &row.limits else {
-            lines.push(vec![
-                row.mailbox.clone(),
-                row.staff.clone(),
-                row.provider.clone(),
+        let first = [row.mailbox.clone(), row.staff.clone(), row.provider.clone()];
+        let rest: [String; 4] = match &row.limits {
+            Err(problem) => [
                 "-".into(),
                 "-".into(),
                 "-".into(),
-                format!(
-                    "provider not usable: {}",
-                    row.problem.clone().unwrap_or_default()
-                ),
-            ]);
-            continue;
-        };
-        if limits.is_empty() {
-            lines.push(vec![
-                row.mailbox.clone(),
-                row.staff.clone(),
-                row.provider.clone(),
+                format!("provider not usable: {problem}"),
+            ],
+            Ok(in_use) if in_use.limits.is_empty() => [
                 "-".into(),
                 "-".into(),
                 "-".into(),
                 "now (the provider declares no sending limits)".into(),
-            ]);
-            continue;
-        }
-        let usage = engine.outbox().usage(&row.mailbox, limits, now)?;
-        let used = |limit: &Option<LimitValue>, recipients: bool| -> String {
-            limit.as_ref().map_or_else(
-                || "no limit".to_string(),
-                |l| {
-                    let since = now.millis() - l.window_ms;
-                    let in_window = usage.sends.iter().filter(|(at, _)| at.millis() > since);
-                    let n: u64 = if recipients {
-                        in_window.map(|(_, n)| n).sum()
-                    } else {
-                        in_window.count() as u64
-                    };
-                    format!("{n}/{} per {}", l.max, window_name(l.window_ms))
-                },
-            )
+            ],
+            Ok(in_use) => {
+                let used = |window: &Option<WindowUse>| {
+                    window.as_ref().map_or_else(
+                        || "no limit".to_string(),
+                        |w| format!("{}/{} per {}", w.used, w.max, window_name(w.window_ms)),
+                    )
+                };
+                let in_flight = in_use.limits.concurrent.as_ref().map_or_else(
+                    || in_use.in_flight.to_string(),
+                    |c| format!("{}/{}", in_use.in_flight, c.max),
+                );
+                let next = match &in_use.hold {
+                    None => "now".to_string(),
+                    Some(hold) => match hold.until {
+                        Some(at) => format!("{at} ({})", hold.setting),
+                        None => format!("when a send finishes ({})", hold.setting),
+                    },
+                };
+                [
+                    used(&in_use.messages),
+                    used(&in_use.recipients),
+                    in_flight,
+                    next,
+                ]
+            }
         };
-        let in_flight = limits.concurrent.as_ref().map_or_else(
-            || usage.in_flight.to_string(),
-            |c| format!("{}/{}", usage.in_flight, c.max),
-        );
-        let next = match limits.hold(&usage, 1, now) {
-            None => "now".to_string(),
-            Some(hold) => match hold.until {
-                Some(at) => format!("{at} ({})", hold.setting),
-                None => format!("when a send finishes ({})", hold.setting),
-            },
-        };
-        lines.push(vec![
-            row.mailbox.clone(),
-            row.staff.clone(),
-            row.provider.clone(),
-            used(&limits.messages, false),
-            used(&limits.recipients, true),
-            in_flight,
-            next,
-        ]);
+        lines.push(first.into_iter().chain(rest).collect());
     }
     print(&terminal_safe(&table(&lines)))?;
     OK
 }
 
-const DAY_MS: i64 = 86_400_000;
-
-fn row_json(engine: &Engine, row: &Row, now: Timestamp) -> Result<Value, Error> {
-    let Some(limits) = &row.limits else {
-        return Ok(json!({
-            "mailbox": row.mailbox, "staff": row.staff, "provider": row.provider,
-            "error": row.problem,
-        }));
+fn row_json(row: &MailboxUse, now: Timestamp) -> Value {
+    let in_use = match &row.limits {
+        Err(problem) => {
+            return json!({
+                "mailbox": row.mailbox, "staff": row.staff, "provider": row.provider,
+                "error": problem,
+            });
+        }
+        Ok(in_use) => in_use,
     };
-    let usage = engine.outbox().usage(&row.mailbox, limits, now)?;
-    let count = |limit: &Option<LimitValue>, recipients: bool| {
-        limit.as_ref().map(|l| {
-            let since = now.millis() - l.window_ms;
-            let in_window = usage.sends.iter().filter(|(at, _)| at.millis() > since);
-            let used: u64 = if recipients {
-                in_window.map(|(_, n)| n).sum()
-            } else {
-                in_window.count() as u64
-            };
-            json!({ "setting": l.setting, "max": l.max, "window_seconds": l.window_ms / 1000, "used": used })
+    let window = |w: &Option<WindowUse>| {
+        w.as_ref().map(|w| {
+            json!({ "setting": w.setting, "max": w.max, "window_seconds": w.window_ms / 1000, "used": w.used })
         })
     };
-    let hold = limits.hold(&usage, 1, now);
-    Ok(json!({
+    let limits = &in_use.limits;
+    json!({
         "mailbox": row.mailbox,
         "staff": row.staff,
         "provider": row.provider,
         "declares_limits": !limits.is_empty(),
-        "messages": count(&limits.messages, false),
-        "recipients": count(&limits.recipients, true),
+        "messages": window(&in_use.messages),
+        "recipients": window(&in_use.recipients),
         "recipients_per_message": limits.recipients_per_message.as_ref().map(|l| json!({"setting": l.setting, "max": l.max})),
-        "concurrent": limits.concurrent.as_ref().map(|l| json!({"setting": l.setting, "max": l.max, "used": usage.in_flight})),
-        "in_flight": usage.in_flight,
-        "next_send": match &hold { None => json!(now), Some(h) => json!(h.until) },
-        "held_by": hold.as_ref().map(|h| h.reason.clone()),
-    }))
+        "concurrent": limits.concurrent.as_ref().map(|l| json!({"setting": l.setting, "max": l.max, "used": in_use.in_flight})),
+        "in_flight": in_use.in_flight,
+        "next_send": match &in_use.hold { None => json!(now), Some(h) => json!(h.until) },
+        "held_by": in_use.hold.as_ref().map(|h| h.reason.clone()),
+    })
 }
 
 /// Why a sending limit holds `record` now, if one does.

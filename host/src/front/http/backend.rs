@@ -8,7 +8,9 @@
 use std::fmt;
 
 use crate::delivery::compose::Draft;
+use crate::delivery::engine::MailboxUse;
 use crate::delivery::outbox::{EmailRecord, Outbox, Status};
+use crate::plugins::registry::PluginEntry;
 
 /// One email handed in through the API.
 #[derive(Debug, Clone, Default)]
@@ -144,6 +146,22 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The store holding the API tokens.
     fn outbox(&self) -> &Outbox;
+
+    /// The registered plugins, for the Email Maintenance page (none by default).
+    ///
+    /// # Errors
+    /// plugins.toml cannot be read.
+    fn plugins(&self) -> Result<Vec<PluginEntry>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// Each sending mailbox's limits in use, for the Email Maintenance page (none by default).
+    ///
+    /// # Errors
+    /// staff.toml cannot be read, or a store error.
+    fn mailboxes(&self) -> Result<Vec<MailboxUse>, BackendError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The delivery engine is the API's backend: each call is the engine's own, errors sorted by
@@ -226,6 +244,17 @@ impl Backend for crate::delivery::engine::Engine {
 
     fn outbox(&self) -> &Outbox {
         crate::delivery::engine::Engine::outbox(self)
+    }
+
+    fn plugins(&self) -> Result<Vec<PluginEntry>, BackendError> {
+        crate::plugins::registry::load(self.home())
+            .map(|registry| registry.plugins)
+            .map_err(|e| BackendError::Internal(e.to_string()))
+    }
+
+    fn mailboxes(&self) -> Result<Vec<MailboxUse>, BackendError> {
+        self.mailboxes_in_use(crate::delivery::outbox::Timestamp::now())
+            .map_err(engine_error)
     }
 }
 

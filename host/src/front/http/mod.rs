@@ -7,6 +7,7 @@
 //! - [`errors`]: `{"error": {"code", "message"}}` answers;
 //! - [`tokens`]: API tokens (made, hashed, checked in constant time);
 //! - [`metrics`]: the Prometheus text of `/metrics`; [`openapi`]: `/openapi.json`;
+//! - [`page`]: the Email Maintenance page at `/` (HTML, signed in with an API token);
 //! - [`config`]: the `[http]` section of serve.toml; [`tls`]: its certificate and key.
 //!
 //! [`serve_http`] runs the listener until a shutdown future fires; the serve command binds,
@@ -18,6 +19,7 @@ pub mod config;
 pub mod errors;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod request;
 pub mod routes;
 pub mod tls;

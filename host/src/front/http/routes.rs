@@ -42,9 +42,11 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .merge(authenticated)
+        .merge(super::page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(super::page::security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
