@@ -93,7 +93,7 @@ pub(crate) fn decode_words(value: &str) -> String {
                     None
                 };
                 if let Some(bytes) = bytes {
-                    out.push_str(&String::from_utf8_lossy(&bytes));
+                    out.push_str(&decode_charset(parts[0], &bytes));
                     let consumed = 2 + parts[0].len() + 1 + parts[1].len() + 1 + end + 2;
                     rest = &after[consumed..];
                     last_was_word = true;
@@ -107,6 +107,24 @@ pub(crate) fn decode_words(value: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Text in `charset` (an encoded word's, `*language` suffix allowed): UTF-8 and US-ASCII, and
+/// the single-byte Latin-1 family (ISO-8859-1, and Windows-1252 read as its ISO-8859-1
+/// subset) that mail clients still send; other charsets are read as UTF-8, lossily.
+fn decode_charset(charset: &str, bytes: &[u8]) -> String {
+    let charset = charset
+        .split('*')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match charset.as_str() {
+        "iso-8859-1" | "iso8859-1" | "latin1" | "l1" | "windows-1252" | "cp1252" => {
+            bytes.iter().map(|&b| char::from(b)).collect()
+        }
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 fn quoted_printable(input: &[u8]) -> Vec<u8> {
@@ -382,6 +400,10 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b1--\r\n";
     fn reads_a_multipart_message() {
         let m = parse_mime(MESSAGE.as_bytes()).unwrap();
         assert_eq!(m.subject, "Héllo world");
+        assert_eq!(
+            decode_words("=?UTF-8?Q?Relev=C3=A9?= =?ISO-8859-1?Q?_M=FCller?="),
+            "Relevé Müller"
+        );
         assert_eq!(
             m.from.as_ref().map(|r| r.address()),
             Some("alex@contoso.onmicrosoft.com")
