@@ -262,3 +262,43 @@ fn login_with_the_browser_by_pasting_the_address() {
     let output = home.run(&["login", "megan", "--no-open"]);
     assert_exit(&output, 2, &["login", "megan", "--no-open"]);
 }
+
+#[test]
+fn pickup_dir_and_smtp_answer_diagnose_too() {
+    let (home, pickup) = mailhost_tests::homes::pickup_home();
+    let (code, stdout) = doctor(&home, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        line_with(&stdout, "ok    pickup-dir.directory").contains("takes new files"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&pickup).unwrap();
+    let (code, stdout) = doctor(&home, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    line_with(&stdout, "fail  pickup-dir.directory");
+    assert!(
+        fix_after(&stdout, "fail  pickup-dir.directory").contains("create the folder"),
+        "{stdout}"
+    );
+
+    // An SMTP server that does not answer: the connect check fails and says where.
+    let home = mailhost_tests::Home::new();
+    home.add_enabled(&mailhost_tests::plugin_path("smtp_email"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    for (key, value) in [
+        ("Host", "127.0.0.1"),
+        ("Port", port.as_str()),
+        ("Security", "none"),
+    ] {
+        home.ok(&["config", "set", "smtp-email", key, value]);
+    }
+    home.add_adele("smtp-email", &[]);
+    let (code, stdout) = doctor(&home, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        line_with(&stdout, "fail  smtp.connect").contains(&format!("127.0.0.1:{port}")),
+        "{stdout}"
+    );
+}

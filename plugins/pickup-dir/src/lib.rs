@@ -234,6 +234,46 @@ impl mailhost_plugin_api::Provider for PickupDir {
     fn send_mime(&self, request: &MimeSendRequest) -> Result<Receipt, ProviderError> {
         self.write_mime(request).map_err(ProviderError::from)
     }
+
+    /// `mailhost doctor`: the folder is set, exists and takes a file (one is written and
+    /// removed).
+    fn diagnose(
+        &self,
+        request: &mailhost_plugin_api::DiagnoseRequest,
+    ) -> Result<Vec<mailhost_plugin_api::Finding>, ProviderError> {
+        use mailhost_plugin_api::{Finding, FindingLevel};
+        let Some(dir) = request.setting(DIRECTORY) else {
+            return Ok(vec![Finding::new(
+                "pickup-dir.directory",
+                FindingLevel::FAIL,
+                "Directory is not set",
+                "run `mailhost config set pickup-dir Directory /path/to/folder`",
+            )]);
+        };
+        let dir = Path::new(dir.trim());
+        let probe = dir.join(format!(".mailhost-doctor-{}", std::process::id()));
+        let finding = match write::check_directory(dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::fs::write(&probe, b"").map_err(|e| e.to_string()))
+        {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&probe);
+                Finding::new(
+                    "pickup-dir.directory",
+                    FindingLevel::OK,
+                    &format!("{} exists and takes new files", dir.display()),
+                    "",
+                )
+            }
+            Err(why) => Finding::new(
+                "pickup-dir.directory",
+                FindingLevel::FAIL,
+                &format!("{} cannot take new files: {why}", dir.display()),
+                "create the folder, or give the user mailhost runs as write access to it",
+            ),
+        };
+        Ok(vec![finding])
+    }
 }
 
 export_provider!(PickupDir::new);

@@ -104,6 +104,62 @@ impl Provider for SmtpProvider {
             error.to_provider_error()
         })
     }
+
+    /// `mailhost doctor`: the settings parse, and for each staff member (or once, with no
+    /// staff) the server answers, TLS is set up as configured and the sign-in is accepted:
+    /// connect, EHLO, STARTTLS, AUTH, QUIT. Nothing is sent.
+    fn diagnose(
+        &self,
+        request: &mailhost_plugin_api::DiagnoseRequest,
+    ) -> Result<Vec<mailhost_plugin_api::Finding>, ProviderError> {
+        use mailhost_plugin_api::{Finding, FindingLevel};
+        let settings = match settings::SmtpSettings::from_settings(&request.settings) {
+            Ok(settings) => settings,
+            Err(error) => {
+                return Ok(vec![Finding::new(
+                    "smtp.settings",
+                    FindingLevel::FAIL,
+                    &error.to_string(),
+                    "fix the setting with `mailhost config set smtp-email KEY VALUE`",
+                )]);
+            }
+        };
+        let server = settings.server();
+        let probe = |credentials: Option<&transport::Credentials>| match self
+            .pool
+            .probe(&settings, credentials)
+        {
+            Ok(()) => (
+                FindingLevel::OK,
+                format!(
+                    "{server} answered EHLO ({}){}",
+                    settings.security,
+                    if credentials.is_some() {
+                        " and accepted the sign-in"
+                    } else {
+                        ""
+                    }
+                ),
+                String::new(),
+            ),
+            Err(error) => (
+                FindingLevel::FAIL,
+                format!("{server}: {error}"),
+                error.to_provider_error().message.to_string(),
+            ),
+        };
+        let mut findings = Vec::new();
+        if request.staff.is_empty() {
+            let (level, message, fix) = probe(None);
+            findings.push(Finding::new("smtp.connect", level, &message, &fix));
+        }
+        for staff in request.staff.iter() {
+            let credentials = transport::Credentials::from_staff(staff);
+            let (level, message, fix) = probe(credentials.as_ref());
+            findings.push(Finding::new("smtp.connect", level, &message, &fix).for_staff(&staff.id));
+        }
+        Ok(findings)
+    }
 }
 
 export_provider!(SmtpProvider::new);

@@ -137,6 +137,20 @@ impl Pool {
         self.attempt(connection, &key, settings, outgoing)
     }
 
+    /// Connects, secures and signs in as a send would, then says QUIT (`mailhost doctor`).
+    ///
+    /// # Errors
+    /// What the connection, TLS or sign-in failed with.
+    pub(crate) fn probe(
+        &self,
+        settings: &SmtpSettings,
+        credentials: Option<&Credentials>,
+    ) -> Result<(), SmtpError> {
+        let mut connection = self.connect(settings, credentials)?;
+        let _ = connection.quit();
+        Ok(())
+    }
+
     /// Runs one transaction on `connection`, then pools or closes it.
     fn attempt(
         &self,
