@@ -326,9 +326,10 @@ impl Outbox {
                 // Every queued email of the same staff member and From shares the mailbox,
                 // so the hold is theirs too: one update keeps them out of the next rounds.
                 tx.prepare_cached(
-                    "UPDATE emails SET not_before = ?2 WHERE status = 'queued' \
-                     AND not_before < ?2 AND (id = ?1 OR (staff_id, from_address) = \
-                     (SELECT staff_id, from_address FROM emails WHERE id = ?1))",
+                    "UPDATE emails SET not_before = ?2 WHERE id IN (SELECT e.id FROM emails e \
+                     JOIN emails h ON h.id = ?1 WHERE e.staff_id = h.staff_id \
+                     AND e.from_address = h.from_address AND e.status = 'queued' \
+                     AND e.not_before < ?2)",
                 )
                 .and_then(|mut st| st.execute(params![candidate.id, until.millis()]))
                 .map_err(|e| self.sql(e))?;
