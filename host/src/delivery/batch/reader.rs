@@ -248,6 +248,10 @@ impl Reader<'_> {
         }
         let outcome = match status {
             Status::Queued => return Ok(Some(job())),
+            // This run's engine took it already (it was left queued by an earlier run).
+            Status::Sending if self.outbox().is_claimed_here(&record.id)? => {
+                return Ok(Some(job()));
+            }
             Status::Failed => {
                 self.outbox().requeue(&record.id, false)?;
                 return Ok(Some(job()));

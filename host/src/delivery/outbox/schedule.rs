@@ -182,6 +182,22 @@ impl Outbox {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Whether this process holds the claim on `id` (it is `sending` here).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn is_claimed_here(&self, id: &str) -> Result<bool, OutboxError> {
+        let conn = self.conn();
+        let held: Option<bool> = conn
+            .prepare_cached(
+                "SELECT 1 FROM emails WHERE id = ?1 AND status = 'sending' AND claim_owner = ?2",
+            )
+            .and_then(|mut st| st.query_row(params![id, self.owner.token()], |_| Ok(true)))
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        Ok(held.unwrap_or(false))
+    }
+
     /// Puts back an email this process claimed but never handed to its provider (the service
     /// stopped first): `queued` again, the attempt and its ledger row undone.
     ///
