@@ -283,7 +283,7 @@ fn pickup_dir_and_smtp_answer_diagnose_too() {
 
     // An SMTP server that does not answer: the connect check fails and says where.
     let home = mailhost_tests::Home::new();
-    home.add_enabled(&mailhost_tests::plugin_path("smtp_email"));
+    home.add_enabled(&mailhost_tests::build_library("smtp-email", "smtp_email"));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port().to_string();
     drop(closed);
