@@ -1,6 +1,9 @@
 //! Lanes: a staff member's route to their provider, with the sending limits and retry limits
-//! that go with it, cached for a few seconds so a busy service does not re-read the home's
-//! files for every email, yet picks up a configuration change without a restart.
+//! that go with it, cached so a busy service does not re-read the home's files for every email,
+//! yet picks up a configuration change without a restart: a lane is kept while the
+//! configuration files keep the same size, modification time and inode (looked at every
+//! [`LANE_TTL`]), and rebuilt at least every [`LANE_MAX_AGE`] (a secret kept outside the
+//! files, in the OS keyring, may change without them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,14 +12,19 @@ use std::time::{Duration, Instant};
 use mailhost_plugin_api::{ProviderError, SendRequest};
 
 use super::policy::RetryLimits;
+use crate::config::home::Home;
 use crate::config::settings::{self, MAX_AGE_HOURS, MAX_ATTEMPTS};
 use crate::delivery::dispatch::{Dispatcher, Route};
 use crate::delivery::limits::Limits;
 use crate::delivery::outbox::EmailRecord;
 use crate::error::Error;
 
-/// How long a lane is reused before the files are read again.
+/// How often the configuration files are looked at for a change; also how long a lane that
+/// could not be built is remembered as such.
 pub const LANE_TTL: Duration = Duration::from_secs(2);
+
+/// The longest a lane is reused, files unchanged or not.
+pub const LANE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// A staff member's route with its limits.
 #[derive(Debug)]
@@ -27,6 +35,9 @@ pub struct Lane {
     pub limits: Limits,
     /// MaxAttempts and MaxAgeHours.
     pub retry: RetryLimits,
+    /// The sending mailbox of each From this lane was asked about (the provider's answer
+    /// depends only on the staff member, whom the lane is for, and the From).
+    mailboxes: Mutex<HashMap<String, String>>,
 }
 
 impl Lane {
@@ -50,6 +61,7 @@ impl Lane {
             route,
             limits,
             retry,
+            mailboxes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -65,25 +77,70 @@ impl Lane {
         self.route.request(&message)
     }
 
-    /// The mailbox the limits count `record` against.
+    /// The mailbox the limits count `record` against: the provider's answer for its From,
+    /// asked once per lane (so again after [`LANE_TTL`], when the lane is rebuilt).
     ///
     /// # Errors
-    /// The provider's error.
+    /// The provider's error (not kept: the next email asks again).
     pub fn mailbox(&self, record: &EmailRecord) -> Result<String, ProviderError> {
-        let mailbox = self.route.plugin().sending_mailbox(&self.request(record))?;
-        Ok(mailbox.trim().to_ascii_lowercase())
+        let from = record.from.address.to_ascii_lowercase();
+        if let Some(mailbox) = self.known_mailboxes().get(&from) {
+            return Ok(mailbox.clone());
+        }
+        let mailbox = self
+            .route
+            .plugin()
+            .sending_mailbox(&self.request(record))?
+            .trim()
+            .to_ascii_lowercase();
+        self.known_mailboxes().insert(from, mailbox.clone());
+        Ok(mailbox)
+    }
+
+    fn known_mailboxes(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.mailboxes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// A cached lane (or why there is none) and when it was built.
-type Cached = (Instant, Result<Arc<Lane>, String>);
+/// A cached lane (or why there is none), when it was built and from which files.
+type Cached = (Instant, FilesStamp, Result<Arc<Lane>, String>);
+
+/// The size, modification time and inode of each configuration file a lane is built from
+/// (`None` for a file that does not exist): the same stamp, the same lane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FilesStamp(Vec<Option<(u64, std::time::SystemTime, u64)>>);
+
+impl FilesStamp {
+    fn of(home: &Home) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self(
+            [
+                home.registry_path(),
+                home.settings_path(),
+                home.staff_path(),
+                home.secrets_path(),
+                home.secrets_index_path(),
+            ]
+            .iter()
+            .map(|path| {
+                let meta = std::fs::metadata(path).ok()?;
+                Some((meta.len(), meta.modified().ok()?, meta.ino()))
+            })
+            .collect(),
+        )
+    }
+}
 
 /// The lanes of one engine, by staff ID. A lane that cannot be built (provider disabled,
-/// quarantined, misconfigured) is cached as its error for the same time.
+/// quarantined, misconfigured) is cached as its error for [`LANE_TTL`].
 #[derive(Debug)]
 pub struct Lanes {
     dispatcher: Dispatcher,
     cache: Mutex<HashMap<String, Cached>>,
+    /// The files' stamp, and when it was taken.
+    stamp: Mutex<(Option<Instant>, FilesStamp)>,
 }
 
 impl Lanes {
@@ -92,6 +149,7 @@ impl Lanes {
         Self {
             dispatcher,
             cache: Mutex::new(HashMap::new()),
+            stamp: Mutex::new((None, FilesStamp::default())),
         }
     }
 
@@ -100,19 +158,37 @@ impl Lanes {
         &self.dispatcher
     }
 
-    /// The lane of `staff_id`, from the cache when fresh.
+    /// The files' stamp, taken again when older than [`LANE_TTL`].
+    fn stamp(&self) -> FilesStamp {
+        let mut stamp = self
+            .stamp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stamp.0.is_none_or(|at| at.elapsed() >= LANE_TTL) {
+            *stamp = (Some(Instant::now()), FilesStamp::of(self.dispatcher.home()));
+        }
+        stamp.1.clone()
+    }
+
+    /// The lane of `staff_id`, from the cache while the files are unchanged.
     ///
     /// # Errors
     /// Why the staff member's provider cannot be used now, as a line for the user.
     pub fn get(&self, staff_id: &str) -> Result<Arc<Lane>, String> {
+        let stamp = self.stamp();
         let mut cache = self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, lane)) = cache.get(staff_id)
-            && at.elapsed() < LANE_TTL
-        {
-            return lane.clone();
+        if let Some((at, built_from, lane)) = cache.get(staff_id) {
+            let age = at.elapsed();
+            let fresh = match lane {
+                Ok(_) => *built_from == stamp && age < LANE_MAX_AGE,
+                Err(_) => age < LANE_TTL,
+            };
+            if fresh {
+                return lane.clone();
+            }
         }
         // Building a lane may load a library: not under the lock of every other staff member.
         drop(cache);
@@ -126,7 +202,7 @@ impl Lanes {
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.insert(staff_id.to_string(), (Instant::now(), lane.clone()));
+        cache.insert(staff_id.to_string(), (Instant::now(), stamp, lane.clone()));
         lane
     }
 
@@ -136,5 +212,9 @@ impl Lanes {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        self.stamp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0 = None;
     }
 }

@@ -20,6 +20,7 @@ mod mime;
 pub mod policy;
 mod reconcile;
 mod scheduler;
+mod senders;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use mailhost_plugin_api::{Attachment, ProviderError};
 
-pub use lanes::{LANE_TTL, Lane, Lanes};
+pub use lanes::{LANE_MAX_AGE, LANE_TTL, Lane, Lanes};
 pub use mailboxes::{LimitsInUse, MailboxUse, WindowUse};
 pub use metrics::{Histogram, LATENCY_BUCKETS, Metrics, MetricsSnapshot};
 pub use mime::MimeSubmission;
@@ -116,8 +117,8 @@ pub struct Engine {
     spool: Spool,
     metrics: Metrics,
     options: EngineOptions,
-    /// Bumped whenever there may be something new to do; the scheduler waits on it.
-    wake: (Mutex<u64>, Condvar),
+    /// What there may be new to do; the scheduler waits on it.
+    wake: (Mutex<Wake>, Condvar),
     /// Run after an email finally failed.
     on_failed: std::sync::OnceLock<FailureHook>,
 }
@@ -144,7 +145,7 @@ impl Engine {
             spool: Spool::new(home),
             metrics: Metrics::default(),
             options,
-            wake: (Mutex::new(0), Condvar::new()),
+            wake: (Mutex::new(Wake::default()), Condvar::new()),
             on_failed: std::sync::OnceLock::new(),
         })
     }
@@ -231,7 +232,7 @@ impl Engine {
         let id = email.message.id.to_string();
         match self.outbox.accept(&email) {
             Ok(record) => {
-                self.wake();
+                self.wake_sender(&record.staff_id, &record.from.address);
                 Ok(record)
             }
             Err(OutboxError::DuplicateIdempotencyKey { existing }) => {
@@ -316,31 +317,62 @@ impl Engine {
     pub fn retry(&self, id: &str, force: bool) -> Result<EmailRecord, Error> {
         let record = self.outbox.get(id)?;
         self.outbox.requeue(&record.id, force)?;
-        self.wake();
+        self.wake_sender(&record.staff_id, &record.from.address);
         Ok(self.outbox.get(&record.id)?)
     }
 
-    /// Wakes the scheduler: there may be something new to do.
+    /// Wakes the scheduler: there may be something new to do, it does not know whose (it
+    /// reads the queue again, at most every [`RESCAN_AT_MOST_EVERY`]).
     pub fn wake(&self) {
-        let (count, condvar) = &self.wake;
-        let mut count = count
+        self.wake_with(|wake| wake.rescan = true);
+    }
+
+    /// Wakes the scheduler for one sender: an email of `staff_id` from `from` was recorded,
+    /// made due again, or finished (which may free a place under its mailbox's limits).
+    pub fn wake_sender(&self, staff_id: &str, from: &str) {
+        self.wake_with(|wake| wake.senders.push(senders::SenderKey::new(staff_id, from)));
+    }
+
+    fn wake_with(&self, note: impl FnOnce(&mut Wake)) {
+        let (wake, condvar) = &self.wake;
+        let mut wake = wake
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *count = count.wrapping_add(1);
+        wake.count = wake.count.wrapping_add(1);
+        note(&mut wake);
         condvar.notify_all();
     }
 
-    /// Waits until woken or `timeout` passes.
-    fn wait_for_wake(&self, seen: &mut u64, timeout: Duration) {
-        let (count, condvar) = &self.wake;
-        let guard = count
+    /// Waits until woken or `timeout` passes; returns what the wakes said.
+    fn wait_for_wake(&self, seen: &mut u64, timeout: Duration) -> Wake {
+        let (wake, condvar) = &self.wake;
+        let guard = wake
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (guard, _) = condvar
-            .wait_timeout_while(guard, timeout, |count| *count == *seen)
+        let (mut guard, _) = condvar
+            .wait_timeout_while(guard, timeout, |wake| wake.count == *seen)
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *seen = *guard;
+        *seen = guard.count;
+        Wake {
+            count: guard.count,
+            rescan: std::mem::take(&mut guard.rescan),
+            senders: std::mem::take(&mut guard.senders),
+        }
     }
+}
+
+/// How often, at most, a wake that names no sender makes the scheduler read the queue again.
+pub const RESCAN_AT_MOST_EVERY: Duration = Duration::from_millis(50);
+
+/// What the scheduler was woken for since it last looked.
+#[derive(Debug, Default)]
+struct Wake {
+    /// Bumped by every wake.
+    count: u64,
+    /// Something changed, nobody said whose.
+    rescan: bool,
+    /// These senders may have an email due now.
+    senders: Vec<senders::SenderKey>,
 }
 
 fn attachment_of(bytes: &AttachmentBytes, path: PathBuf) -> Attachment {

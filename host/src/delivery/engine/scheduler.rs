@@ -2,13 +2,15 @@
 //! hand them to worker threads; the loops built on it (`serve`, `flush`, `send-batch`) and the
 //! synchronous [`Engine::send_now`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::lanes::Lane;
-use super::{Engine, not_ready};
+use super::senders::{SenderKey, Senders};
+use super::{Engine, RESCAN_AT_MOST_EVERY, not_ready};
+use crate::delivery::limits::Limits;
 use crate::delivery::outbox::{
     Admission, Candidate, Claim, EmailRecord, LastError, OutboxError, Status, Timestamp,
 };
@@ -215,7 +217,7 @@ impl Engine {
                 now,
             )?;
             match admitted.into_iter().next() {
-                Some(Admission::Claimed(claim)) => {
+                Some(Admission::Claimed(claim, _)) => {
                     self.attempt(&lane, &claim)?;
                 }
                 Some(Admission::Held(hold)) => {
@@ -344,7 +346,8 @@ impl Engine {
                 );
             }
             pool.done();
-            self.wake();
+            let record = &job.claim.record;
+            self.wake_sender(&record.staff_id, &record.from.address);
         }
     }
 
@@ -357,6 +360,8 @@ impl Engine {
         workers: usize,
     ) -> Result<(), Error> {
         let mut seen = 0u64;
+        let mut senders = Senders::new();
+        let mut rescan = true;
         let mut last_reconcile = Instant::now() - RECONCILE_EVERY;
         let mut last_prune = Instant::now() - PRUNE_EVERY;
         let mut last_retention: Option<Instant> = None;
@@ -392,31 +397,49 @@ impl Engine {
                     log::warn!("pruning the sending-limit ledger failed: {error}");
                 }
             }
+            // Other processes record and send too: read the queue again every poll, and
+            // sooner when woken for a change nobody named.
+            let full = senders.stale(self.options.poll);
+            if full || (rescan && senders.stale(RESCAN_AT_MOST_EVERY)) {
+                senders.refresh(self.outbox.queued_senders(scope.staff())?);
+                if full {
+                    senders.forget_idle_mailboxes(Timestamp::now());
+                }
+                rescan = false;
+            }
             let slots = workers.saturating_sub(pool.busy());
-            let claimed = if slots > 0 {
-                let jobs = self.round(scope, slots, Timestamp::now())?;
+            let (claimed, more) = if slots > 0 {
+                let (jobs, more) = self.round(&mut senders, slots, Timestamp::now())?;
                 let n = jobs.len();
                 pool.push(jobs);
-                n
+                (n, more)
             } else {
-                0
+                (0, false)
             };
-            if claimed > 0 && slots > claimed {
+            if claimed > 0 && more && slots > claimed {
                 // More may be due right away (the round was bounded).
                 continue;
             }
-            let next = self.outbox.next_due_in(scope.staff())?;
+            let mut next = senders.next_ready();
             let now = Timestamp::now();
             if let Some(drain) = drain {
                 let producing = drain
                     .producing
                     .as_ref()
                     .is_some_and(|p| p.load(Ordering::SeqCst));
-                let soon = next.is_some_and(|t| {
-                    wait_until(Some(t), now).unwrap_or_default() <= drain.max_wait
-                });
-                if !producing && pool.busy() == 0 && claimed == 0 && !soon {
-                    return Ok(());
+                let soon = |next: Option<Timestamp>| {
+                    next.is_some_and(|t| {
+                        wait_until(Some(t), now).unwrap_or_default() <= drain.max_wait
+                    })
+                };
+                if !producing && pool.busy() == 0 && claimed == 0 && !soon(next) {
+                    // The picture may be behind the table: look before ending.
+                    senders.refresh(self.outbox.queued_senders(scope.staff())?);
+                    next = senders.next_ready();
+                    if !soon(next) {
+                        return Ok(());
+                    }
+                    continue;
                 }
             }
             let mut timeout = self.options.poll;
@@ -426,46 +449,64 @@ impl Engine {
                 // Due now, yet nothing could be claimed (held by another process's sends).
                 timeout = timeout.min(Duration::from_millis(20));
             }
-            self.wait_for_wake(&mut seen, timeout);
+            let wake = self.wait_for_wake(&mut seen, timeout);
+            rescan |= wake.rescan;
+            for key in wake.senders {
+                senders.touch(key);
+            }
         }
     }
 
-    /// One round: admits up to `slots` due emails of `scope`; emails whose provider cannot be
-    /// used wait [`NOT_READY_WAIT`] with the reason recorded.
-    fn round(&self, scope: &Scope, slots: usize, now: Timestamp) -> Result<Vec<Job>, Error> {
-        let due = self
-            .outbox
-            .due_fair(now, scope.staff(), slots.saturating_mul(2) + 8, 8)?;
+    /// One round: admits the heads of the senders that may send now, at most `slots`;
+    /// emails whose provider cannot be used wait [`NOT_READY_WAIT`] with the reason recorded.
+    /// Returns the claimed jobs and whether more may be due at once.
+    fn round(
+        &self,
+        senders: &mut Senders,
+        slots: usize,
+        now: Timestamp,
+    ) -> Result<(Vec<Job>, bool), Error> {
+        let due = senders.due(now, slots);
         if due.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
-        let mut lanes: HashMap<String, Option<Arc<Lane>>> = HashMap::new();
-        let mut prepared: Vec<(EmailRecord, Arc<Lane>, String)> = Vec::new();
-        for record in due {
-            let lane = lanes
-                .entry(record.staff_id.clone())
-                .or_insert_with(|| match self.lanes.get(&record.staff_id) {
-                    Ok(lane) => Some(lane),
-                    Err(reason) => {
-                        log::warn!(
-                            "emails of staff member '{}' wait: {reason}",
-                            record.staff_id
-                        );
-                        None
+        let mut more = due.len() >= slots;
+        let mut prepared: Vec<(EmailRecord, Arc<Lane>, String, SenderKey)> = Vec::new();
+        for key in due {
+            let lane = match self.lanes.get(&key.staff_id) {
+                Ok(lane) => lane,
+                Err(reason) => {
+                    log::warn!("emails of staff member '{}' wait: {reason}", key.staff_id);
+                    for record in
+                        self.outbox
+                            .due_of_sender(&key.staff_id, &key.from, now, PARK_AT_ONCE)?
+                    {
+                        self.park_not_ready(&record, &reason, now)?;
                     }
-                })
-                .clone();
-            let Some(lane) = lane else {
-                self.park_not_ready(&record, now)?;
-                continue;
+                    senders.park(&key, Timestamp(now.millis() + not_ready_wait_ms()));
+                    continue;
+                }
             };
-            if let Some(mailbox) = self.candidate_of(&lane, &record)? {
-                prepared.push((record, lane, mailbox));
+            let heads = heads_per_round(&lane.limits);
+            let records = self
+                .outbox
+                .due_of_sender(&key.staff_id, &key.from, now, heads)?;
+            if records.is_empty() {
+                let next = self.outbox.next_due_of_sender(&key.staff_id, &key.from)?;
+                senders.nothing_due(&key, next);
+                continue;
+            }
+            more |= records.len() >= heads && heads > 1;
+            for record in records {
+                if let Some(mailbox) = self.candidate_of(&lane, &record)? {
+                    senders.set_mailbox(&key, &mailbox);
+                    prepared.push((record, Arc::clone(&lane), mailbox, key.clone()));
+                }
             }
         }
         let candidates: Vec<Candidate<'_>> = prepared
             .iter()
-            .map(|(record, lane, mailbox)| Candidate {
+            .map(|(record, lane, mailbox, _)| Candidate {
                 id: &record.id,
                 mailbox,
                 recipients: u64::from(record.recipient_count),
@@ -474,39 +515,47 @@ impl Engine {
             .collect();
         let admissions = self.outbox.admit_bounded(&candidates, now, slots)?;
         let mut jobs = Vec::new();
-        for ((_, lane, _), admission) in prepared.iter().zip(admissions) {
+        for ((_, lane, mailbox, _), admission) in prepared.iter().zip(admissions) {
             match admission {
-                Admission::Claimed(claim) => jobs.push(Job {
-                    claim: *claim,
-                    lane: Arc::clone(lane),
-                }),
-                Admission::Held(_) => self.metrics.limit_wait(),
-                Admission::Gone | Admission::Skipped => {}
+                Admission::Claimed(claim, next) => {
+                    senders.claimed(mailbox, next, now);
+                    jobs.push(Job {
+                        claim: *claim,
+                        lane: Arc::clone(lane),
+                    });
+                }
+                Admission::Held(hold) => {
+                    self.metrics.limit_wait();
+                    senders.held(mailbox, hold.until);
+                }
+                Admission::Skipped => more = true,
+                // Taken by another process meanwhile: the sender's next head is looked at.
+                Admission::Gone => {}
             }
         }
-        Ok(jobs)
+        Ok((jobs, more))
     }
 
-    /// Keeps an email whose provider cannot be used `queued`, with the reason, for
+    /// Keeps an email whose provider cannot be used (`reason`) `queued`, with the reason, for
     /// [`NOT_READY_WAIT`]; past its `MaxAgeHours` (72 h, the default, since the plugin's own
     /// setting cannot be read without it) it ends `failed`.
-    fn park_not_ready(&self, record: &EmailRecord, now: Timestamp) -> Result<(), OutboxError> {
-        let reason = match self.lanes.get(&record.staff_id) {
-            Err(reason) => reason,
-            Ok(_) => return Ok(()),
-        };
-        let error = not_ready(&reason);
+    fn park_not_ready(
+        &self,
+        record: &EmailRecord,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
+        let error = not_ready(reason);
         let max_age = super::policy::RetryLimits::default().max_age;
         let expired = now.millis() - record.created_at.millis()
             > i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
         if expired {
             self.outbox.finish_failed(&record.id, &error)?;
         } else {
-            let wait = i64::try_from(NOT_READY_WAIT.as_millis()).unwrap_or(60_000);
             self.outbox.park(
                 &record.id,
                 &LastError::from(&error),
-                Timestamp(now.millis() + wait),
+                Timestamp(now.millis() + not_ready_wait_ms()),
             )?;
         }
         Ok(())
@@ -528,6 +577,28 @@ const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The ledger keeps 25 hours (the longest window Exchange has is 24 hours).
 const LEDGER_KEEP_MS: i64 = 25 * 3600 * 1000;
+
+/// How many of a sender's due emails one round marks as waiting for a provider that cannot be
+/// used (the rest when their turn comes).
+const PARK_AT_ONCE: usize = 64;
+
+/// [`NOT_READY_WAIT`] in milliseconds.
+fn not_ready_wait_ms() -> i64 {
+    i64::try_from(NOT_READY_WAIT.as_millis()).unwrap_or(60_000)
+}
+
+/// How many emails of one sender a round looks at: one where the mailbox is paced (the next
+/// one waits for its turn anyway), else as many as may be in flight at once.
+fn heads_per_round(limits: &Limits) -> usize {
+    if limits.messages.is_some() {
+        1
+    } else {
+        limits
+            .concurrent
+            .as_ref()
+            .map_or(8, |c| usize::try_from(c.max).unwrap_or(8).clamp(1, 8))
+    }
+}
 
 /// How long until `at`, or `None` when it has passed (or is not set).
 pub(crate) fn wait_until(at: Option<Timestamp>, now: Timestamp) -> Option<Duration> {

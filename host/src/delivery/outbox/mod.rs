@@ -55,7 +55,8 @@ pub use record::{
     ReceiptRecord, Status, Timestamp, UnknownStatus,
 };
 pub use schedule::{
-    Admission, AttemptOutcome, AttemptRecord, Candidate, DueEmail, Finish, Settled,
+    Admission, AttemptOutcome, AttemptRecord, Candidate, DueEmail, Finish, NextSend, QueuedSender,
+    Settled,
 };
 
 pub use tokens::{ApiTokenHash, ApiTokenRecord};
@@ -191,13 +192,30 @@ fn make_private(path: &Path) -> Result<(), OutboxError> {
     Ok(())
 }
 
-/// WAL, durable commits and foreign keys.
+/// Pages the WAL may hold before a commit copies them into the database.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 8_000;
+
+/// WAL, durable commits, foreign keys, and a query planner that keeps its plans: without
+/// that, SQLite prepares a cached statement again whenever a new value bound to a `LIMIT` or
+/// a range (every call of the scheduler's, whose `now` moves) might change its plan, which
+/// cost the scheduler a fifth of its time; the statements here are planned on their indexes
+/// whatever the values.
 fn configure(conn: &Connection, path: &Path) -> Result<(), OutboxError> {
     let sql = |e| schema::sql_error(path, e);
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(sql)?;
     let _mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(sql)?;
     conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql)?;
+    // A busy service rewrites the same few pages (the queue's index, the ledger's) thousands
+    // of times a minute; a longer WAL copies each of them once per checkpoint instead of once
+    // per thousand frames. 8,000 pages is 32 MB at the 4 KiB page size.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
         .map_err(sql)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)
 }

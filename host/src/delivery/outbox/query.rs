@@ -167,7 +167,7 @@ impl Outbox {
         params: impl rusqlite::Params,
     ) -> Result<Vec<EmailRecord>, OutboxError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(sql).map_err(|e| self.sql(e))?;
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
         let raws = stmt
             .query_map(params, RawRow::read)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())

@@ -41,8 +41,9 @@ pub struct Candidate<'a> {
 /// What admission decided for one candidate.
 #[derive(Debug, Clone)]
 pub enum Admission {
-    /// Claimed: `sending`, counted in the ledger; the caller must send it and finish it.
-    Claimed(Box<Claim>),
+    /// Claimed: `sending`, counted in the ledger; the caller must send it and finish it. With
+    /// it, when its mailbox may send again.
+    Claimed(Box<Claim>, NextSend),
     /// A limit holds it; it stays `queued` with `not_before` set to the hold's time (except for
     /// concurrency holds, which free as soon as a send finishes and set nothing).
     Held(Hold),
@@ -50,6 +51,29 @@ pub enum Admission {
     Gone,
     /// Not looked at: the round had claimed as many as it may.
     Skipped,
+}
+
+/// When a mailbox may send again after a claim, as far as its admission can tell (another
+/// process's sends may hold it longer; the next admission is the judge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextSend {
+    /// At once.
+    Now,
+    /// Not before this time (a window, or the even pacing).
+    At(Timestamp),
+    /// When one of its sends in flight finishes (its concurrency limit is reached).
+    WhenOneFinishes,
+}
+
+/// A sender with queued email, as [`Outbox::queued_senders`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedSender {
+    /// The staff member.
+    pub staff_id: String,
+    /// The From address of their queued emails.
+    pub from: String,
+    /// The earliest `not_before` among them (0: due now).
+    pub next_due: Timestamp,
 }
 
 /// How one attempt ended, for the attempt log.
@@ -118,36 +142,81 @@ impl Outbox {
         .map_err(|e| self.sql(e))
     }
 
-    /// Due emails (as [`Outbox::due_records`]) of one staff member or all, at most
-    /// `per_sender` from any one staff member and From, so one long queue cannot hide the
-    /// others.
+    /// Every sender (staff member and From) of `staff` (or anyone) with queued email, with
+    /// the earliest `not_before` among their emails: what the scheduler refreshes its picture
+    /// of the queue from. Reads only the queued emails (a partial index holds just those).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn queued_senders(&self, staff: Option<&str>) -> Result<Vec<QueuedSender>, OutboxError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT staff_id, from_address, min(not_before) FROM emails \
+                 INDEXED BY emails_queued_senders \
+                 WHERE status = 'queued' AND (?1 IS NULL OR staff_id = ?1) \
+                 GROUP BY staff_id, from_address",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map([staff], |row| {
+            Ok(QueuedSender {
+                staff_id: row.get(0)?,
+                from: row.get(1)?,
+                next_due: Timestamp(row.get(2)?),
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.sql(e))
+    }
+
+    /// The due queued emails of one sender (staff member and From), soonest first, at most
+    /// `limit`.
     ///
     /// # Errors
     /// A database error, or an unreadable row.
-    pub fn due_fair(
+    pub fn due_of_sender(
         &self,
+        staff_id: &str,
+        from: &str,
         now: Timestamp,
-        staff: Option<&str>,
         limit: usize,
-        per_sender: usize,
     ) -> Result<Vec<super::EmailRecord>, OutboxError> {
         let sql = format!(
-            "SELECT {cols} FROM (SELECT *, row_number() OVER \
-             (PARTITION BY staff_id, from_address ORDER BY not_before, created_at, rowid) AS rank \
-             FROM emails WHERE status = 'queued' AND not_before <= ?1 \
-             AND (?2 IS NULL OR staff_id = ?2)) WHERE rank <= ?3 \
-             ORDER BY not_before, created_at LIMIT ?4",
+            "SELECT {cols} FROM emails INDEXED BY emails_queued_senders \
+             WHERE staff_id = ?1 AND from_address = ?2 \
+             AND status = 'queued' AND not_before <= ?3 \
+             ORDER BY not_before, created_at, rowid LIMIT ?4",
             cols = super::query::COLUMNS
         );
         self.select(
             &sql,
             params![
+                staff_id,
+                from,
                 now.millis(),
-                staff,
-                i64::try_from(per_sender).unwrap_or(i64::MAX),
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
         )
+    }
+
+    /// The earliest `not_before` of one sender's queued emails, if it has any.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn next_due_of_sender(
+        &self,
+        staff_id: &str,
+        from: &str,
+    ) -> Result<Option<Timestamp>, OutboxError> {
+        let conn = self.conn();
+        let next: Option<i64> = conn
+            .prepare_cached(
+                "SELECT min(not_before) FROM emails INDEXED BY emails_queued_senders \
+                 WHERE staff_id = ?1 AND from_address = ?2 AND status = 'queued'",
+            )
+            .and_then(|mut st| st.query_row([staff_id, from], |row| row.get(0)))
+            .map_err(|e| self.sql(e))?;
+        Ok(next.map(Timestamp))
     }
 
     /// The earliest `not_before` of a queued email of `staff` (or anyone's), if any is queued.
@@ -312,7 +381,7 @@ impl Outbox {
                 continue;
             }
             let admission = self.admit_one(&tx, candidate, now)?;
-            if matches!(admission, Admission::Claimed(_)) {
+            if matches!(admission, Admission::Claimed(..)) {
                 claims += 1;
             }
             out.push(admission);
@@ -336,16 +405,19 @@ impl Outbox {
         if !queued {
             return Ok(Admission::Gone);
         }
-        let usage = self.usage_in(tx, candidate.mailbox, candidate.limits, now)?;
+        let usage = self.usage_for(
+            tx,
+            candidate.mailbox,
+            candidate.limits,
+            now,
+            Some(candidate.recipients),
+        )?;
         if let Some(hold) = candidate.limits.hold(&usage, candidate.recipients, now) {
             if let Some(until) = hold.until {
-                // Every queued email of the same staff member and From shares the mailbox,
-                // so the hold is theirs too: one update keeps them out of the next rounds.
+                // Shown to the user ("queued until"), and kept by every process; the
+                // scheduler holds the mailbox's other emails in memory.
                 tx.prepare_cached(
-                    "UPDATE emails SET not_before = ?2 WHERE id IN (SELECT e.id FROM emails e \
-                     JOIN emails h ON h.id = ?1 WHERE e.staff_id = h.staff_id \
-                     AND e.from_address = h.from_address AND e.status = 'queued' \
-                     AND e.not_before < ?2)",
+                    "UPDATE emails SET not_before = ?2 WHERE id = ?1 AND not_before < ?2",
                 )
                 .and_then(|mut st| st.execute(params![candidate.id, until.millis()]))
                 .map_err(|e| self.sql(e))?;
@@ -391,7 +463,21 @@ impl Outbox {
         )
         .and_then(|mut st| st.execute(params![candidate.id, record.attempts, now.millis()]))
         .map_err(|e| self.sql(e))?;
-        Ok(Admission::Claimed(Box::new(Claim { record })))
+        // With this send counted, when may the mailbox send a one-recipient email again?
+        let mut after = usage;
+        after.in_flight += 1;
+        after.sends.push((now, candidate.recipients));
+        if let Some(used) = &mut after.recipients_used {
+            *used = used.saturating_add(candidate.recipients);
+        }
+        let next = match candidate.limits.hold(&after, 1, now) {
+            None => NextSend::Now,
+            Some(Hold {
+                until: Some(until), ..
+            }) => NextSend::At(until),
+            Some(_) => NextSend::WhenOneFinishes,
+        };
+        Ok(Admission::Claimed(Box::new(Claim { record }), next))
     }
 
     /// What `mailbox` has used of `limits` at `now`: sends in flight, and the ledger's rows in
@@ -416,13 +502,46 @@ impl Outbox {
         limits: &Limits,
         now: Timestamp,
     ) -> Result<Usage, OutboxError> {
+        self.usage_for(conn, mailbox, limits, now, None)
+    }
+
+    /// What `mailbox` has used, as admission of an email of `recipients` needs it (`None`:
+    /// everything, for `mailhost limits`). The ledger rows of the messages window are read one
+    /// by one; the recipients window (24 hours, thousands of rows for a busy mailbox) is only
+    /// summed, unless the email would not fit in it, when its rows tell when it will.
+    fn usage_for(
+        &self,
+        conn: &Connection,
+        mailbox: &str,
+        limits: &Limits,
+        now: Timestamp,
+        recipients: Option<u64>,
+    ) -> Result<Usage, OutboxError> {
         let sql = |e| self.sql(e);
         let in_flight: i64 = conn
             .prepare_cached("SELECT count(*) FROM emails WHERE status = 'sending' AND mailbox = ?1")
             .and_then(|mut st| st.query_row([mailbox], |row| row.get(0)))
             .map_err(sql)?;
-        // One read of the ledger covers the longest window; each limit looks at its part.
-        let since = now.millis() - limits.longest_window_ms();
+        let mut since = now.millis() - limits.longest_window_ms();
+        let mut recipients_used = None;
+        if let (Some(recipients), Some(limit)) = (recipients, &limits.recipients) {
+            let used: i64 = conn
+                .prepare_cached(
+                    "SELECT coalesce(sum(recipients), 0) FROM send_ledger \
+                     WHERE mailbox = ?1 AND at > ?2",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![mailbox, now.millis() - limit.window_ms], |row| {
+                        row.get(0)
+                    })
+                })
+                .map_err(sql)?;
+            let used = u64::try_from(used).unwrap_or(0);
+            if used.saturating_add(recipients) <= limit.max {
+                recipients_used = Some(used);
+                since = now.millis() - limits.messages.as_ref().map_or(0, |m| m.window_ms);
+            }
+        }
         let mut stmt = conn
             .prepare_cached(
                 "SELECT at, recipients FROM send_ledger WHERE mailbox = ?1 AND at > ?2 \
@@ -441,6 +560,7 @@ impl Outbox {
         Ok(Usage {
             in_flight: u64::try_from(in_flight).unwrap_or(0),
             sends,
+            recipients_used,
         })
     }
 

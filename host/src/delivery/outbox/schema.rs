@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_api_tokens.sql"),
     include_str!("migrations/0005_browse.sql"),
     include_str!("migrations/0006_sender_index.sql"),
+    include_str!("migrations/0007_queued_senders.sql"),
 ];
 
 /// `PRAGMA auto_vacuum` value of incremental vacuum.

@@ -450,3 +450,76 @@ fn a_group_is_accepted_in_one_commit_leaving_out_lines_already_stored() {
     assert!(reopened.get("g2").is_err() && reopened.get("g4").is_err());
     assert_eq!(reopened.list(None, None).expect("list").len(), 3);
 }
+
+#[test]
+fn admission_sums_the_day_and_reads_its_rows_only_to_say_when() {
+    use crate::delivery::limits::{LimitValue, Limits};
+    let outbox = Outbox::in_memory().expect("memory");
+    let limits = Limits {
+        recipients: Some(LimitValue {
+            max: 10,
+            window_ms: 86_400_000,
+            setting: "RecipientsPerDay".into(),
+        }),
+        ..Limits::default()
+    };
+    for id in ["e1", "e2", "e3", "e4"] {
+        outbox.accept(&new_email(id)).expect("accept");
+    }
+    let admit = |id: &str, at: i64| {
+        let candidate = Candidate {
+            id,
+            mailbox: "adele@contoso.com",
+            recipients: 3,
+            limits: &limits,
+        };
+        outbox
+            .admit(&[candidate], Timestamp(at))
+            .expect("admit")
+            .remove(0)
+    };
+    // 3, 6, 9 recipients: each fits, and one more one-recipient email would too.
+    for (id, at) in [("e1", 1_000), ("e2", 2_000), ("e3", 3_000)] {
+        match admit(id, at) {
+            Admission::Claimed(claim, next) => {
+                assert_eq!(claim.record.id, id);
+                assert_eq!(next, NextSend::Now);
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    // 9 + 3 > 10: held until the first send's 3 leave the window, 24 h after it.
+    match admit("e4", 4_000) {
+        Admission::Held(hold) => {
+            assert_eq!(hold.until, Some(Timestamp(1_000 + 86_400_000)));
+            assert_eq!(hold.used, 9);
+        }
+        other => panic!("e4: {other:?}"),
+    }
+    // The held email shows when it may go; the scheduler's view of the queue agrees.
+    assert_eq!(
+        outbox.get("e4").expect("e4").not_before,
+        Some(Timestamp(86_401_000))
+    );
+    let senders = outbox.queued_senders(None).expect("senders");
+    assert_eq!(senders.len(), 1);
+    assert_eq!(senders[0].staff_id, "adele");
+    assert_eq!(senders[0].from, "adele@contoso.com");
+    assert_eq!(senders[0].next_due, Timestamp(86_401_000));
+    assert!(
+        outbox
+            .due_of_sender("adele", "adele@contoso.com", Timestamp(5_000), 8)
+            .expect("due")
+            .is_empty()
+    );
+    let due = outbox
+        .due_of_sender("adele", "adele@contoso.com", Timestamp(86_401_000), 8)
+        .expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        outbox
+            .next_due_of_sender("adele", "adele@contoso.com")
+            .expect("next"),
+        Some(Timestamp(86_401_000))
+    );
+}

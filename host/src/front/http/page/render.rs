@@ -761,6 +761,7 @@ mod tests {
         let usage = Usage {
             in_flight: 0,
             sends: vec![(now, 1), (now, 2)],
+            recipients_used: None,
         };
         let rows = [
             MailboxUse {
