@@ -8,64 +8,17 @@
 
 mod email_support;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use email_support::{records, stdout_json};
+use email_support::{delivered, records, send_args, serve, stdout_json, wait_for};
 use mailhost_emulator::{Emulator, SendingLimits, seed};
 use mailhost_tests::homes::{STAFF, graph_home};
-use mailhost_tests::{Home, assert_exit, one_line};
-
-fn send_args<'a>(subject: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "email",
-        "send",
-        "--staff",
-        STAFF,
-        "--to",
-        seed::RECIPIENT_UPN,
-        "--subject",
-        subject,
-        "--body",
-        "hello",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
-fn delivered(emulator: &Emulator) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for message in emulator.inbox(seed::RECIPIENT_UPN) {
-        *seen.entry(message.subject.clone()).or_default() += 1;
-    }
-    seen
-}
+use mailhost_tests::{assert_exit, one_line};
 
 fn no_breaches(emulator: &Emulator) {
     let breaches = emulator.counters().limit_breaches;
     assert!(breaches.is_empty(), "sending limits breached: {breaches:?}");
-}
-
-/// Starts `mailhost serve` and waits for its ready line.
-fn serve(home: &Home, extra: &[&str]) -> Child {
-    let mut args = vec!["serve"];
-    args.extend_from_slice(extra);
-    let mut child = home
-        .command(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    assert!(
-        line.starts_with("mailhost serve: "),
-        "serve's first line: {line:?}"
-    );
-    child
 }
 
 fn signal(child: &Child, name: &str) {
@@ -86,14 +39,6 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
             started.elapsed() < within,
             "serve did not exit within {within:?}"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

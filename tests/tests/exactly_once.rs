@@ -8,66 +8,11 @@
 
 mod email_support;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use email_support::{records, stdout_json};
+use email_support::{delivered, records, send_args, serve, stdout_json, wait_for};
 use mailhost_emulator::{Emulator, seed};
-use mailhost_tests::Home;
-use mailhost_tests::homes::{STAFF, graph_home};
-
-fn send_args<'a>(subject: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "email",
-        "send",
-        "--staff",
-        STAFF,
-        "--to",
-        seed::RECIPIENT_UPN,
-        "--subject",
-        subject,
-        "--body",
-        "hello",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
-fn delivered(emulator: &Emulator) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for message in emulator.inbox(seed::RECIPIENT_UPN) {
-        *seen.entry(message.subject.clone()).or_default() += 1;
-    }
-    seen
-}
-
-fn serve(home: &Home) -> Child {
-    let mut child = home
-        .command(["serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("mailhost serve: "),
-        "serve's first line: {line:?}"
-    );
-    child
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use mailhost_tests::homes::graph_home;
 
 #[test]
 fn kill_9_mid_batch_then_reconcile_every_email_arrives_exactly_once() {
@@ -80,7 +25,7 @@ fn kill_9_mid_batch_then_reconcile_every_email_arrives_exactly_once() {
         home.json(&send_args(&format!("kill {i:02}"), &["--queue", "--json"]));
     }
     emulator.set_latency(300);
-    let mut child = serve(&home);
+    let mut child = serve(&home, &[]);
     wait_for("8 deliveries", Duration::from_secs(60), || {
         emulator.counters().messages_delivered >= 8
     });
