@@ -613,6 +613,30 @@ async fn tls_from_serve_toml_and_no_plain_http_off_loopback() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
+    // The page signed in to over TLS keeps its session cookie off plain http.
+    let page = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let signed_in = page
+        .post(format!("https://localhost:{}/signin", addr.port()))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.starts_with("mailhost_session=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
     let plain = client().get(format!("http://{addr}/healthz")).send().await;
     assert!(
         plain.is_err() || !plain.unwrap().status().is_success(),

@@ -104,6 +104,25 @@ fn a_hang_past_send_timeout_seconds_is_stopped() {
         "{line}"
     );
     assert_eq!(json["error"]["code"], "PROVIDER_TIMEOUT", "{json:#}");
+    // The `sleep 3599` the provider started was stopped with it.
+    let started = std::time::Instant::now();
+    while sleeps_3599() > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the provider's own process outlived the stopped provider"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// How many `sleep 3599` processes run on the machine (only the fault-hang fixture starts one).
+fn sleeps_3599() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .filter(|cmdline| cmdline.as_slice() == b"sleep\x003599\x00")
+        .count()
 }
 
 #[test]

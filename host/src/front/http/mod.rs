@@ -202,6 +202,8 @@ pub async fn serve_http(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HttpServeError> {
     let app = routes::router(state.clone());
+    // Over TLS the page marks its session cookie `Secure`.
+    let tls_app = app.clone().layer(axum::Extension(page::session::OverTls));
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
@@ -226,7 +228,11 @@ pub async fn serve_http(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(if tls.is_some() {
+            tls_app.clone()
+        } else {
+            app.clone()
+        });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())

@@ -367,6 +367,20 @@ impl Running {
         }
         {
             let mut process = self.process.lock().unwrap_or_else(|p| p.into_inner());
+            // The child leads a process group of its own: what the provider started goes
+            // with it, so a stopped provider leaves nothing running.
+            #[cfg(unix)]
+            if let Some(group) = i32::try_from(self.pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+                && let Err(e) =
+                    rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
+            {
+                log::debug!(
+                    "cannot stop the processes of provider process {}: {e}",
+                    self.pid
+                );
+            }
             if let Err(e) = process.kill() {
                 log::debug!("cannot stop provider process {}: {e}", self.pid);
             }

@@ -433,6 +433,7 @@ struct SignInForm {
 /// `POST /signin`: a valid token sets the session cookie.
 async fn sign_in(
     State(state): State<HttpState>,
+    over_tls: Option<axum::Extension<session::OverTls>>,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
@@ -457,7 +458,7 @@ async fn sign_in(
     match check(&state, token).await {
         Ok(Some((_, token))) => {
             let mut response = see_other("/");
-            if let Some(cookie) = session::sign_in_cookie(&token) {
+            if let Some(cookie) = session::sign_in_cookie(&token, over_tls.is_some()) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }
             response
@@ -475,7 +476,11 @@ struct SignOutForm {
 }
 
 /// `POST /signout`: clears the session cookie.
-async fn sign_out(headers: HeaderMap, form: Result<Form<SignOutForm>, FormRejection>) -> Response {
+async fn sign_out(
+    over_tls: Option<axum::Extension<session::OverTls>>,
+    headers: HeaderMap,
+    form: Result<Form<SignOutForm>, FormRejection>,
+) -> Response {
     if !session::same_origin(&headers) {
         return cross_site();
     }
@@ -495,8 +500,9 @@ async fn sign_out(headers: HeaderMap, form: Result<Form<SignOutForm>, FormReject
         }
     }
     let mut response = see_other("/");
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session::sign_out_cookie());
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session::sign_out_cookie(over_tls.is_some()),
+    );
     response
 }

@@ -32,20 +32,32 @@ pub fn token_shaped(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// The `Set-Cookie` value that signs in with `token`.
-pub fn sign_in_cookie(token: &str) -> Option<HeaderValue> {
+/// The request came over TLS: the session cookie is then marked `Secure`, so the browser never
+/// sends it over plain http to the same host.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
+fn attributes(secure: bool) -> &'static str {
+    if secure {
+        "HttpOnly; SameSite=Strict; Secure; Path=/"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
+    }
+}
+
+/// The `Set-Cookie` value that signs in with `token` (`Secure` when the page is served over
+/// TLS).
+pub fn sign_in_cookie(token: &str, secure: bool) -> Option<HeaderValue> {
     if !token_shaped(token) {
         return None;
     }
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
-    ))
-    .ok()
+    HeaderValue::from_str(&format!("{COOKIE}={token}; {}", attributes(secure))).ok()
 }
 
 /// The `Set-Cookie` value that signs out.
-pub fn sign_out_cookie() -> HeaderValue {
-    HeaderValue::from_static("mailhost_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+pub fn sign_out_cookie(secure: bool) -> HeaderValue {
+    HeaderValue::from_str(&format!("{COOKIE}=; {}; Max-Age=0", attributes(secure)))
+        .unwrap_or_else(|_| HeaderValue::from_static("mailhost_session=; Path=/; Max-Age=0"))
 }
 
 /// The CSRF token of the session signed in with `token`: a hash of it, so it is unguessable
@@ -100,10 +112,17 @@ mod tests {
         assert_eq!(presented(&h).as_deref(), Some("mh_abc-DEF_1"));
         let h = headers(&[("cookie", "mailhost_session=x\"y")]);
         assert_eq!(presented(&h), None);
-        assert!(sign_in_cookie("mh_x; Domain=evil").is_none());
-        let cookie = sign_in_cookie("mh_x").unwrap();
+        assert!(sign_in_cookie("mh_x; Domain=evil", false).is_none());
+        let cookie = sign_in_cookie("mh_x", false).unwrap();
         let cookie = cookie.to_str().unwrap();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(!cookie.contains("Secure"));
+        let over_tls = sign_in_cookie("mh_x", true).unwrap();
+        assert!(over_tls.to_str().unwrap().contains("; Secure"));
+        let out = sign_out_cookie(true);
+        let out = out.to_str().unwrap();
+        assert!(out.starts_with("mailhost_session=;") && out.contains("Secure"));
+        assert!(out.contains("Max-Age=0"));
     }
 
     #[test]
