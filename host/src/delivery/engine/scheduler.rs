@@ -361,6 +361,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let mut seen = 0u64;
         let mut senders = Senders::new();
+        let mut clock = ClockWatch::default();
         let mut rescan = true;
         let mut last_reconcile = Instant::now() - RECONCILE_EVERY;
         let mut last_prune = Instant::now() - PRUNE_EVERY;
@@ -407,9 +408,11 @@ impl Engine {
                 }
                 rescan = false;
             }
+            let (now, at) = (Timestamp::now(), Instant::now());
+            clock.check(now, at);
             let slots = workers.saturating_sub(pool.busy());
             let (claimed, more) = if slots > 0 {
-                let (jobs, more) = self.round(&mut senders, slots, Timestamp::now())?;
+                let (jobs, more) = self.round(&mut senders, slots, now, at)?;
                 let n = jobs.len();
                 pool.push(jobs);
                 (n, more)
@@ -465,6 +468,7 @@ impl Engine {
         senders: &mut Senders,
         slots: usize,
         now: Timestamp,
+        at: Instant,
     ) -> Result<(Vec<Job>, bool), Error> {
         let due = senders.due(now, slots);
         if due.is_empty() {
@@ -500,6 +504,10 @@ impl Engine {
             for record in records {
                 if let Some(mailbox) = self.candidate_of(&lane, &record)? {
                     senders.set_mailbox(&key, &mailbox);
+                    if let Some(until) = senders.monotonic_hold(&mailbox, &lane.limits, now, at) {
+                        senders.held(&mailbox, Some(until));
+                        break;
+                    }
                     prepared.push((record, Arc::clone(&lane), mailbox, key.clone()));
                 }
             }
@@ -518,7 +526,7 @@ impl Engine {
         for ((_, lane, mailbox, _), admission) in prepared.iter().zip(admissions) {
             match admission {
                 Admission::Claimed(claim, next) => {
-                    senders.claimed(mailbox, next, now);
+                    senders.claimed(mailbox, &lane.limits, next, now, at);
                     jobs.push(Job {
                         claim: *claim,
                         lane: Arc::clone(lane),
@@ -577,6 +585,36 @@ const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The ledger keeps 25 hours (the longest window Exchange has is 24 hours).
 const LEDGER_KEEP_MS: i64 = 25 * 3600 * 1000;
+
+/// Notices the wall clock jumping against the monotonic one between rounds, and says so in
+/// the log (a clock set back is handled by the limits' arithmetic, one set forward by the
+/// scheduler's own record of its sends; both deserve a line).
+#[derive(Debug, Default)]
+struct ClockWatch {
+    last: Option<(Timestamp, Instant)>,
+}
+
+impl ClockWatch {
+    /// The least jump worth a line.
+    const JUMP_MS: i64 = 2_000;
+
+    fn check(&mut self, now: Timestamp, at: Instant) {
+        if let Some((then, then_at)) = self.last {
+            let wall = now.millis() - then.millis();
+            let monotonic =
+                i64::try_from(at.saturating_duration_since(then_at).as_millis()).unwrap_or(0);
+            let jump = wall - monotonic;
+            if jump.abs() >= Self::JUMP_MS {
+                log::warn!(
+                    "the system clock jumped {} by {:.1} s; the sending limits keep counting the sends made before by the time this service measured itself",
+                    if jump > 0 { "forward" } else { "back" },
+                    jump.abs() as f64 / 1000.0
+                );
+            }
+        }
+        self.last = Some((now, at));
+    }
+}
 
 /// How many of a sender's due emails one round marks as waiting for a provider that cannot be
 /// used (the rest when their turn comes).

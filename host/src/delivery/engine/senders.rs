@@ -10,10 +10,15 @@
 //! the table every poll interval (other processes record and send too), and at once for the
 //! senders this process records or finishes an email of.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::delivery::limits::Limits;
 use crate::delivery::outbox::{NextSend, QueuedSender, Timestamp};
+
+/// How much earlier than its own measure of time the scheduler lets a send go (the wall clock
+/// and the monotonic one drift apart by a little while both are right).
+const MONOTONIC_SLACK: Duration = Duration::from_millis(2);
 
 /// A staff member and the From of their emails: one queue, in one sending mailbox.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,6 +55,10 @@ struct Mailbox {
     free_at: i64,
     /// Its concurrency limit is reached: not before one of its sends finishes.
     full: bool,
+    /// When this process's sends of it were admitted, by the monotonic clock, within the
+    /// messages window: a wall clock that jumps forward makes the ledger's sends look older
+    /// than they are, and this keeps the limit by the time the process measured itself.
+    sent: VecDeque<Instant>,
 }
 
 /// Which senders have queued email and when each may go.
@@ -183,9 +192,29 @@ impl Senders {
         }
     }
 
-    /// A send of `mailbox` was admitted; `next` says when it may send again.
-    pub(super) fn claimed(&mut self, mailbox: &str, next: NextSend, now: Timestamp) {
+    /// A send of `mailbox` (under `limits`) was admitted at `now` (`at` by the monotonic
+    /// clock); `next` says when it may send again.
+    pub(super) fn claimed(
+        &mut self,
+        mailbox: &str,
+        limits: &Limits,
+        next: NextSend,
+        now: Timestamp,
+        at: Instant,
+    ) {
         let state = self.mailboxes.entry(mailbox.to_string()).or_default();
+        if let Some(limit) = &limits.messages {
+            // Only the messages window is kept (and only for a mailbox that has one).
+            let window = Duration::from_millis(u64::try_from(limit.window_ms).unwrap_or(0));
+            while state
+                .sent
+                .front()
+                .is_some_and(|sent| at.saturating_duration_since(*sent) >= window)
+            {
+                state.sent.pop_front();
+            }
+            state.sent.push_back(at);
+        }
         match next {
             NextSend::Now => state.free_at = now.millis(),
             NextSend::At(at) => state.free_at = at.millis(),
@@ -202,6 +231,46 @@ impl Senders {
         }
     }
 
+    /// When `mailbox` may send again by this process's own measure of time, if later than
+    /// `now` (`at` by the monotonic clock): its messages limit and even pacing applied to the
+    /// sends it admitted, whatever the wall clock did meanwhile. The ledger, in wall-clock
+    /// time and shared by every process, stays the judge otherwise.
+    pub(super) fn monotonic_hold(
+        &mut self,
+        mailbox: &str,
+        limits: &Limits,
+        now: Timestamp,
+        at: Instant,
+    ) -> Option<Timestamp> {
+        let limit = limits.messages.as_ref()?;
+        let state = self.mailboxes.get_mut(mailbox)?;
+        let window = Duration::from_millis(u64::try_from(limit.window_ms).unwrap_or(0));
+        while state
+            .sent
+            .front()
+            .is_some_and(|sent| at.saturating_duration_since(*sent) >= window)
+        {
+            state.sent.pop_front();
+        }
+        let mut until: Option<Instant> = None;
+        let used = state.sent.len() as u64;
+        if used >= limit.max {
+            let index = usize::try_from(used - limit.max).unwrap_or(0);
+            until = state.sent.get(index).map(|oldest| *oldest + window);
+        }
+        let spacing = window / u32::try_from(limit.max).unwrap_or(u32::MAX).max(1);
+        if let Some(last) = state.sent.back() {
+            until = until.max(Some(*last + spacing));
+        }
+        let wait = until?.checked_duration_since(at)?;
+        if wait <= MONOTONIC_SLACK {
+            return None;
+        }
+        Some(Timestamp(
+            now.millis() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2),
+        ))
+    }
+
     /// Drops mailboxes no sender counts against any more (a long-running service meets many).
     pub(super) fn forget_idle_mailboxes(&mut self, now: Timestamp) {
         let used: std::collections::HashSet<&String> = self
@@ -209,8 +278,9 @@ impl Senders {
             .values()
             .filter_map(|s| s.mailbox.as_ref())
             .collect();
-        self.mailboxes
-            .retain(|name, state| used.contains(name) || state.free_at > now.millis());
+        self.mailboxes.retain(|name, state| {
+            used.contains(name) || state.free_at > now.millis() || !state.sent.is_empty()
+        });
     }
 }
 
@@ -234,7 +304,13 @@ mod tests {
         assert_eq!(senders.due(now, 10).len(), 2);
         let a = SenderKey::new("a", "a@x");
         senders.set_mailbox(&a, "a@x");
-        senders.claimed("a@x", NextSend::At(Timestamp(1_400)), now);
+        senders.claimed(
+            "a@x",
+            &per_minute(150),
+            NextSend::At(Timestamp(1_400)),
+            now,
+            Instant::now(),
+        );
         assert_eq!(senders.due(now, 10), vec![SenderKey::new("b", "b@x")]);
         assert_eq!(senders.next_ready(), Some(Timestamp(0)));
         senders.nothing_due(&SenderKey::new("b", "b@x"), None);
@@ -263,7 +339,13 @@ mod tests {
         senders.refresh(vec![queued("a", "a@x", 0)]);
         let a = SenderKey::new("a", "a@x");
         senders.set_mailbox(&a, "a@x");
-        senders.claimed("a@x", NextSend::WhenOneFinishes, Timestamp(10));
+        senders.claimed(
+            "a@x",
+            &Limits::default(),
+            NextSend::WhenOneFinishes,
+            Timestamp(10),
+            Instant::now(),
+        );
         assert!(senders.due(Timestamp(1_000_000), 10).is_empty());
         assert_eq!(senders.next_ready(), None);
         senders.touch(a.clone());
@@ -276,15 +358,84 @@ mod tests {
         senders.refresh(vec![queued("a", "a@x", 0), queued("b", "b@x", 0)]);
         let a = SenderKey::new("a", "a@x");
         senders.set_mailbox(&a, "a@x");
-        senders.claimed("a@x", NextSend::At(Timestamp(9_000)), Timestamp(1));
+        let at = Instant::now() - Duration::from_secs(120);
+        senders.claimed(
+            "a@x",
+            &per_minute(3),
+            NextSend::At(Timestamp(9_000)),
+            Timestamp(1),
+            at,
+        );
         senders.park(&a, Timestamp(3_000));
         senders.refresh(vec![queued("a", "a@x", 50)]);
         assert_eq!(senders.next_ready(), Some(Timestamp(9_000)));
         assert!(senders.due(Timestamp(8_999), 10).is_empty());
         senders.refresh(Vec::new());
         assert!(senders.is_empty());
+        // The mailbox's own record of its sends is let go once it has left the window.
+        let limits = per_minute(3);
+        assert_eq!(
+            senders.monotonic_hold("a@x", &limits, Timestamp(10_000), Instant::now()),
+            None
+        );
         senders.forget_idle_mailboxes(Timestamp(10_000));
         assert!(senders.mailboxes.is_empty());
+    }
+
+    fn per_minute(max: u64) -> Limits {
+        Limits {
+            messages: Some(crate::delivery::limits::LimitValue {
+                max,
+                window_ms: 60_000,
+                setting: "MessagesPerMinute".into(),
+            }),
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn a_wall_clock_jumping_forward_does_not_free_the_window_early() {
+        let mut senders = Senders::new();
+        let limits = per_minute(3);
+        let t0 = Instant::now() - Duration::from_secs(41);
+        let wall = |ms: i64| Timestamp(1_000_000 + ms);
+        // Three sends paced 20 s apart fill the minute.
+        for (i, ms) in [0_i64, 20_000, 40_000].into_iter().enumerate() {
+            let at = t0 + Duration::from_millis(u64::try_from(ms).unwrap());
+            assert_eq!(
+                senders.monotonic_hold("m@x", &limits, wall(ms), at),
+                None,
+                "send {i}"
+            );
+            senders.claimed(
+                "m@x",
+                &limits,
+                NextSend::At(wall(ms + 20_000)),
+                wall(ms),
+                at,
+            );
+        }
+        // One second later the wall clock says an hour has passed: the ledger's sends look
+        // an hour old, but the window frees 60 s after the first send, 19 s from now.
+        let at = t0 + Duration::from_secs(41);
+        let jumped = wall(3_600_000);
+        assert_eq!(
+            senders.monotonic_hold("m@x", &limits, jumped, at),
+            Some(Timestamp(jumped.millis() + 19_000))
+        );
+        // Pacing, too, follows the process's own time: 20 s after the last send.
+        let at = t0 + Duration::from_secs(61);
+        assert_eq!(
+            senders.monotonic_hold("m@x", &limits, jumped, at),
+            None,
+            "the first send left the window and the pacing interval passed"
+        );
+        // A mailbox with no messages limit, or none seen yet, is never held by this.
+        assert_eq!(senders.monotonic_hold("other@x", &limits, jumped, at), None);
+        assert_eq!(
+            senders.monotonic_hold("m@x", &Limits::default(), jumped, at),
+            None
+        );
     }
 
     #[test]
