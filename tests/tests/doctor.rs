@@ -1,7 +1,7 @@
 //! `mailhost doctor` through the real binary and the Graph plugin against the emulator: a
 //! healthy home passes, a certificate close to its expiry warns, missing consent fails with the
-//! fix, `--json` and `--send-test`; and `mailhost login ID --browser --no-open` with the
-//! nativeclient paste path.
+//! fix, `--json` and `--send-test`; serve.toml and the service's certificates checked before
+//! it starts; and `mailhost login ID --browser --no-open` with the nativeclient paste path.
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should stop the test loudly
 
@@ -301,4 +301,85 @@ fn pickup_dir_and_smtp_answer_diagnose_too() {
         line_with(&stdout, "fail  smtp.connect").contains(&format!("127.0.0.1:{port}")),
         "{stdout}"
     );
+}
+
+/// A self-signed certificate for localhost, and its key, written into `dir` as NAME.pem and
+/// NAME.key (0600).
+fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    mailhost_tests::fixtures::set_mode(&key, 0o600);
+    (cert, key)
+}
+
+#[test]
+fn the_services_certificates_and_serve_toml_are_checked_before_it_starts() {
+    let emulator = Emulator::start().unwrap();
+    let home = graph_home(&emulator);
+    let serve_toml = home.path().join("serve.toml");
+    let certs = tempfile::tempdir().unwrap();
+    let (relay_cert, relay_key) = certificate(certs.path(), "relay");
+    let (api_cert, api_key) = certificate(certs.path(), "api");
+    let write = |smtp_key: &std::path::Path| {
+        std::fs::write(
+            &serve_toml,
+            format!(
+                "[smtp]\nlisten = [\"127.0.0.1:2525\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                relay_cert.display(),
+                smtp_key.display(),
+                api_cert.display(),
+                api_key.display()
+            ),
+        )
+        .unwrap();
+    };
+    write(&relay_key);
+    let (code, stdout) = doctor(&home, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    line_with(&stdout, "ok    host.serve.config");
+    assert!(
+        line_with(&stdout, "ok    host.smtp.tls").contains("relay.pem"),
+        "{stdout}"
+    );
+    line_with(&stdout, "ok    host.http.tls");
+
+    // The relay's certificate with the API's key: found now, not when serve starts.
+    write(&api_key);
+    let (code, stdout) = doctor(&home, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    line_with(&stdout, "fail  host.smtp.tls");
+    assert!(
+        fix_after(&stdout, "fail  host.smtp.tls").contains("tls_cert"),
+        "{stdout}"
+    );
+
+    // A key others may read is a warning (the relay still loads it).
+    write(&relay_key);
+    mailhost_tests::fixtures::set_mode(&relay_key, 0o644);
+    let (code, stdout) = doctor(&home, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        line_with(&stdout, "warn  host.smtp.tls").contains("readable by other users"),
+        "{stdout}"
+    );
+    assert!(
+        fix_after(&stdout, "warn  host.smtp.tls").contains("chmod 600"),
+        "{stdout}"
+    );
+    mailhost_tests::fixtures::set_mode(&relay_key, 0o600);
+
+    // A mistyped key names its line, and nothing else of the service is judged.
+    std::fs::write(&serve_toml, "[engine]\nworkers = 4\nwrokers = 5\n").unwrap();
+    let (code, stdout) = doctor(&home, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        line_with(&stdout, "fail  host.serve.config").contains("serve.toml"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("host.smtp.tls"), "{stdout}");
 }

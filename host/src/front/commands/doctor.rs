@@ -2,8 +2,10 @@
 //! sending. The host checks what it owns (plugins registered, loading, enabled for the staff
 //! who use them, settings resolvable) and asks each provider's `diagnose` (plugin API 1.2) for
 //! the rest, with the provider's settings and the staff members who send through it. One line
-//! per finding, `ok|warn|fail  ID  message`, and `fix: …` under each non-ok one. Exit 0 when
-//! nothing failed, 1 otherwise.
+//! per finding, `ok|warn|fail  ID  message`, and `fix: …` under each non-ok one. With a
+//! `serve.toml`, the service's own files too: the file reads, and the relay's and the HTTP
+//! API's certificate and key load as `mailhost serve` would load them. Exit 0 when nothing
+//! failed, 1 otherwise.
 
 use std::collections::BTreeSet;
 
@@ -162,6 +164,7 @@ fn check(
             )),
         }
     }
+    serve_checks(home, &mut out);
     let settings_file = settings::load(home)?;
     for name in plugins {
         let Some(entry) = registry.find(&name) else {
@@ -253,4 +256,111 @@ fn check(
         }
     }
     Ok(out)
+}
+
+/// The files `mailhost serve` reads besides the home's: `serve.toml` itself, and each TLS
+/// certificate and key it names, loaded the way the listeners load them (so a certificate
+/// that does not match its key, or a key others can read, is found before the service starts).
+/// Nothing is checked without a `serve.toml`.
+fn serve_checks(home: &Home, out: &mut Vec<Found>) {
+    use crate::front::serve::config::ServeConfig;
+    use crate::front::{http, smtp};
+    let path = home.path().join("serve.toml");
+    if !path.exists() {
+        return;
+    }
+    let fail =
+        |id: &str, message: String, fix: &str| host(id, FindingLevel::FAIL, "", &message, fix);
+    if let Err(error) = ServeConfig::load(home) {
+        out.push(fail(
+            "host.serve.config",
+            error.to_string(),
+            "correct the line named, then run `mailhost doctor` again",
+        ));
+        return;
+    }
+    out.push(host(
+        "host.serve.config",
+        FindingLevel::OK,
+        "",
+        &format!("{} reads", path.display()),
+        "",
+    ));
+    match smtp::config::SmtpConfig::load(&path) {
+        Ok(Some(config)) => match &config.tls {
+            Some(files) => match smtp::tls::load(files) {
+                Ok(_) => out.push(key_privacy(
+                    "host.smtp.tls",
+                    &files.key,
+                    &format!(
+                        "the relay's certificate {} and key {} load",
+                        files.cert.display(),
+                        files.key.display()
+                    ),
+                )),
+                Err(error) => out.push(fail(
+                    "host.smtp.tls",
+                    error.to_string(),
+                    "point [smtp] tls_cert and tls_key at a PEM certificate chain and its PEM private key",
+                )),
+            },
+            None => out.push(host(
+                "host.smtp.tls",
+                FindingLevel::WARN,
+                "",
+                "the relay has no certificate: clients cannot use STARTTLS, and AUTH is offered on loopback only",
+                "set [smtp] tls_cert and tls_key in serve.toml",
+            )),
+        },
+        Ok(None) => {}
+        Err(error) => out.push(fail(
+            "host.smtp.config",
+            error.to_string(),
+            "correct the line named in serve.toml's [smtp] table",
+        )),
+    }
+    match http::config::load(home, None) {
+        Ok(settings) => {
+            if let Some(files) = &settings.tls {
+                match http::tls::TlsConfig::load(files) {
+                    Ok(_) => out.push(key_privacy(
+                        "host.http.tls",
+                        &files.key,
+                        &format!(
+                            "the HTTP API's certificate {} and key {} load",
+                            files.cert.display(),
+                            files.key.display()
+                        ),
+                    )),
+                    Err(error) => out.push(fail(
+                        "host.http.tls",
+                        error.to_string(),
+                        "point [http] tls_cert and tls_key at a PEM certificate chain and its PEM private key",
+                    )),
+                }
+            }
+        }
+        Err(error) => out.push(fail(
+            "host.http.config",
+            error.to_string(),
+            "correct the line named in serve.toml's [http] table",
+        )),
+    }
+}
+
+/// `ok` with `message` when the private key at `key` is readable by its owner (and group) only;
+/// a warning naming the fix otherwise.
+fn key_privacy(id: &str, key: &std::path::Path, message: &str) -> Found {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(key).map_or(0, |m| m.permissions().mode());
+    if mode & 0o007 != 0 {
+        return host(
+            id,
+            FindingLevel::WARN,
+            "",
+            &format!("{message}, but the key is readable by other users"),
+            &format!("chmod 600 {}", key.display()),
+        );
+    }
+    host(id, FindingLevel::OK, "", message, "")
 }
