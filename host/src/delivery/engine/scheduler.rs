@@ -419,8 +419,9 @@ impl Engine {
             } else {
                 (0, false)
             };
-            if claimed > 0 && more && slots > claimed {
-                // More may be due right away (the round was bounded).
+            if more && slots > claimed {
+                // More may be due right away (the round was bounded, or an email it looked
+                // at failed or was taken, and the sender's next one is waiting).
                 continue;
             }
             let mut next = senders.next_ready();
@@ -455,7 +456,9 @@ impl Engine {
             let wake = self.wait_for_wake(&mut seen, timeout);
             rescan |= wake.rescan;
             for key in wake.senders {
-                senders.touch(key);
+                if scope.staff().is_none_or(|staff| staff == key.staff_id) {
+                    senders.touch(key);
+                }
             }
         }
     }
@@ -502,14 +505,16 @@ impl Engine {
             }
             more |= records.len() >= heads && heads > 1;
             for record in records {
-                if let Some(mailbox) = self.candidate_of(&lane, &record)? {
-                    senders.set_mailbox(&key, &mailbox);
-                    if let Some(until) = senders.monotonic_hold(&mailbox, &lane.limits, now, at) {
-                        senders.held(&mailbox, Some(until));
-                        break;
-                    }
-                    prepared.push((record, Arc::clone(&lane), mailbox, key.clone()));
+                let Some(mailbox) = self.candidate_of(&lane, &record)? else {
+                    more = true;
+                    continue;
+                };
+                senders.set_mailbox(&key, &mailbox);
+                if let Some(until) = senders.monotonic_hold(&mailbox, &lane.limits, now, at) {
+                    senders.held(&mailbox, Some(until));
+                    break;
                 }
+                prepared.push((record, Arc::clone(&lane), mailbox, key.clone()));
             }
         }
         let candidates: Vec<Candidate<'_>> = prepared
@@ -538,7 +543,7 @@ impl Engine {
                 }
                 Admission::Skipped => more = true,
                 // Taken by another process meanwhile: the sender's next head is looked at.
-                Admission::Gone => {}
+                Admission::Gone => more = true,
             }
         }
         Ok((jobs, more))
