@@ -39,11 +39,12 @@ pub fn for_mime_send(
         if r.is_empty() || r.chars().any(|c| c.is_control() || c == '<' || c == '>') {
             return Err(MimeError::BadRecipient((*r).clone()));
         }
-        // A quoted, non-ASCII or otherwise unusual address (spaces, specials) might be read
-        // differently from a header by Exchange: such messages go structured, where
-        // recipients are JSON.
+        // A quoted, non-ASCII or otherwise unusual address (spaces, specials, what looks like
+        // an RFC 2047 encoded word, which a reader may decode) might be read differently from
+        // a header by Exchange: such messages go structured, where recipients are JSON.
         if !r.is_ascii()
             || !r.contains('@')
+            || r.contains("=?")
             || r.chars()
                 .any(|c| c.is_whitespace() || ",:;\"()[]\\".contains(c))
         {
@@ -178,6 +179,19 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&out),
             "Bcc: <c@x.com>\r\nFrom: a@x.com\r\nTo: b@x.com\r\nSubject: s\r\n\r\nbody\r\n"
+        );
+    }
+
+    #[test]
+    fn an_address_like_an_encoded_word_goes_structured() {
+        // Found by fuzzing: mail-parser decodes the "address" when it reads the Bcc field back.
+        assert_eq!(
+            for_mime_send(
+                MSG,
+                &v(&["bob@x.com", "carol@x.com", "=?ut*-@?B?w6lsw6h2ZQ==?="]),
+                None
+            ),
+            Ok(None)
         );
     }
 
