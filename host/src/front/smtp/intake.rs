@@ -175,18 +175,22 @@ pub const MESSAGE_FILE: &str = "message.eml";
 /// The envelope file's name beside it.
 pub const ENVELOPE_FILE: &str = "envelope.json";
 
-/// Writes the message and its envelope into the email's `folder` (it and its parent created
-/// 0700), each fsync'd.
+/// Writes the message and its envelope into the email's `folder` (created 0700, and its parent,
+/// the spool, too), each file fsync'd, then the folder. The folder is new and nothing refers to
+/// it until the email is committed, so the files are written in place (no temporary file and
+/// rename). The spool's own entry for the new folder is made durable by [`sync_spool`], once
+/// for a group of messages: call it before the commit.
 ///
 /// # Errors
-/// A file could not be written or synced.
+/// A file could not be written or synced, or the folder exists already.
 pub fn spool(folder: &Path, intake: &Intake, arrival_unix: i64) -> Result<Spooled, FileError> {
-    for dir in folder.parent().into_iter().chain(std::iter::once(folder)) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
-            files::chmod(dir, 0o700).map_err(|e| FileError::new("chmod", dir, e))?;
-        }
+    if let Some(parent) = folder.parent()
+        && !parent.exists()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| FileError::new("create", parent, e))?;
+        files::chmod(parent, 0o700).map_err(|e| FileError::new("chmod", parent, e))?;
     }
+    private_dir(folder)?;
     let mime_path = folder.join(MESSAGE_FILE);
     let envelope_path = folder.join(ENVELOPE_FILE);
     let sidecar = SpooledEnvelope {
@@ -195,13 +199,70 @@ pub fn spool(folder: &Path, intake: &Intake, arrival_unix: i64) -> Result<Spoole
         envelope: intake.envelope.clone(),
     };
     let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
-    files::atomic_write(&envelope_path, &json, 0o600)?;
-    files::atomic_write(&mime_path, &intake.mime, 0o600)?;
+    write_new(&envelope_path, &json)?;
+    write_new(&mime_path, &intake.mime)?;
+    sync_dir(folder)?;
     Ok(Spooled {
         mime_path,
         envelope_path,
         mime_size: intake.mime.len() as u64,
     })
+}
+
+/// Makes durable the spool's entries for the email folders [`spool`] created in it: `spool`
+/// is the folder holding them.
+///
+/// # Errors
+/// The folder cannot be opened or synced.
+pub fn sync_spool(spool: &Path) -> Result<(), FileError> {
+    sync_dir(spool)
+}
+
+fn private_dir(dir: &Path) -> Result<(), FileError> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| FileError::new("create the spool folder", dir, e))?;
+    // The umask may have narrowed the mode further; never wider than 0700.
+    files::chmod(dir, 0o700).map_err(|e| FileError::new("chmod", dir, e))
+}
+
+/// Creates `path` (it must not exist), 0600, with `data`, fsync'd.
+fn write_new(path: &Path, data: &[u8]) -> Result<(), FileError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| FileError::new("create", path, e))?;
+    file.write_all(data)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| FileError::new("write", path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| FileError::new("sync the folder", dir, e))
+    }
+    #[cfg(not(unix))]
+    {
+        // Folders cannot be opened for syncing here; the files themselves were synced.
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// Reads a spooled envelope back (for the DSN).
