@@ -140,9 +140,16 @@ fn send_dsn(engine: &Engine, hostname: &str, record: &EmailRecord, error: &Provi
             return;
         }
     };
+    let recorded = intake::envelope_of_record(
+        &record.staff_id,
+        record.created_at.millis() / 1000,
+        &mime.envelope_from,
+        &mime.recipients,
+    );
     let built = dsn::for_failed_email(
         mime_path,
         &folder.join(ENVELOPE_FILE),
+        &recorded,
         &staff_email,
         hostname,
         error.kind,
