@@ -601,6 +601,99 @@ fn through_graph_everything_arrives_intact() {
     assert_eq!(emulator.inbox(seed::MFA_USER_UPN).len(), 1);
 }
 
+/// A message with bare LF line ends (what scripts pipe in), mixed with CRLF, a Bcc field folded
+/// over a bare-LF continuation line, and after the header block a line a lenient parser reads
+/// as a Bcc field (`Bc c:`; the MIME conversion's fuzz finding): the Bcc recipients receive it,
+/// nobody else does, the message submitted to Graph carries no Bcc field but the one naming
+/// exactly the envelope's blind copies (Exchange removes it before delivery: the Sent Items copy
+/// is the only one showing them), and the spool keeps no Bcc field.
+#[test]
+fn a_bare_lf_message_through_graph_keeps_its_bcc_recipients_blind() {
+    let emulator = Emulator::start().unwrap();
+    let home = graph_home(&emulator);
+    let message = format!(
+        "From: {name} <{from}>\n\
+         To: {to}\n\
+         Bcc: {bcc},\n audit@fabrikam.example\r\n\
+         Subject: bare LF\n\
+         X-Order-Id: 4712\n\
+         Bc c: mallory@fabrikam.example\n\
+         \n\
+         The statements are ready.\n",
+        name = seed::USER_NAME,
+        from = seed::USER_UPN,
+        to = seed::RECIPIENT_UPN,
+        bcc = seed::MFA_USER_UPN,
+    );
+    let output = sendmail(&home, &["-t", "-i"], message.as_bytes());
+    assert_exit(&output, 0, &["sendmail", "graph"]);
+    assert_eq!(
+        records(&home)[0]["status"],
+        "sent",
+        "{:#}",
+        records(&home)[0]
+    );
+
+    let inbox = emulator.inbox(seed::RECIPIENT_UPN);
+    assert_eq!(inbox.len(), 1, "{inbox:#?}");
+    assert_eq!(inbox[0].subject, "bare LF");
+    assert_eq!(inbox[0].header("X-Order-Id"), Some("4712"));
+    assert!(inbox[0].body.content.contains("The statements are ready."));
+    // `Bc c:` is no field: it ended the header block, so it is the body's first line.
+    assert!(
+        inbox[0]
+            .body
+            .content
+            .contains("Bc c: mallory@fabrikam.example"),
+        "{:?}",
+        inbox[0].body
+    );
+    assert_eq!(
+        emulator.inbox(seed::MFA_USER_UPN).len(),
+        1,
+        "the Bcc recipient"
+    );
+    let external: Vec<String> = emulator
+        .external()
+        .iter()
+        .filter_map(|m| m.delivered_to.clone())
+        .collect();
+    assert_eq!(
+        external,
+        ["audit@fabrikam.example"],
+        "the folded Bcc recipient only"
+    );
+
+    // What went to Graph: its Bcc fields (the Sent Items copy keeps them) name exactly the
+    // envelope's blind copies.
+    let sent = emulator.sent_items(seed::USER_UPN);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(sent[0].mime, "a small message goes as MIME");
+    let mut blind: Vec<String> = sent[0]
+        .bcc_recipients
+        .iter()
+        .map(|r| r.address().to_ascii_lowercase())
+        .collect();
+    blind.sort();
+    assert_eq!(blind, ["audit@fabrikam.example", seed::MFA_USER_UPN]);
+    for copy in inbox.iter().chain(&emulator.inbox(seed::MFA_USER_UPN)) {
+        assert!(copy.bcc_recipients.is_empty(), "{copy:#?}");
+    }
+
+    let spooled: Vec<PathBuf> = std::fs::read_dir(home.path().join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("message.eml"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(spooled.len(), 1);
+    let text = std::fs::read_to_string(&spooled[0]).unwrap();
+    assert!(!has_header(text.as_bytes(), "Bcc"), "{text}");
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "CRLF line ends only: {text:?}"
+    );
+}
+
 fn base64(data: &[u8]) -> String {
     const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();

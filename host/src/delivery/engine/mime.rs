@@ -11,7 +11,7 @@ use super::Engine;
 use crate::config::time::unix_seconds;
 use crate::delivery::compose;
 use crate::delivery::mime::{self, Additions, Envelope};
-use crate::delivery::outbox::{Door, EmailRecord, MimeSource, NewEmail};
+use crate::delivery::outbox::{Door, EmailRecord, GroupOutcome, MimeSource, NewEmail, OutboxError};
 use crate::error::Error;
 
 /// A whole message as a door hands it over.
@@ -94,6 +94,94 @@ impl Engine {
             recipients: submission.recipients.clone(),
         });
         self.record(email)
+    }
+}
+
+/// One whole message already written to the spool, for [`Engine::record_mime_group`].
+#[derive(Debug, Clone)]
+pub struct MimeRecord {
+    /// The sending staff member.
+    pub staff_id: String,
+    /// The host's structured reading of the message (its id is the email's).
+    pub message: mailhost_plugin_api::Message,
+    /// The spooled message and its envelope.
+    pub mime: MimeSource,
+    /// The door it came in by.
+    pub door: Door,
+}
+
+impl Engine {
+    /// [`Engine::record_mime`] for several messages in one durable commit (one fsync for the
+    /// group; the SMTP relay's group commit across its sessions). Each message is checked as
+    /// `record_mime` checks it, and gets its own result, in order: a refused one is left out
+    /// and the others are still recorded. All recorded ones are `queued` on disk when this
+    /// returns. The spool folder of each message not recorded is removed (but for an id that
+    /// is taken already: that folder is the stored email's).
+    pub fn record_mime_group(&self, records: Vec<MimeRecord>) -> Vec<Result<(), Error>> {
+        let mut results: Vec<Option<Result<(), Error>>> = Vec::with_capacity(records.len());
+        let mut emails: Vec<NewEmail> = Vec::with_capacity(records.len());
+        let mut slots: Vec<usize> = Vec::with_capacity(records.len());
+        for record in records {
+            let checked = self.sender_of(&record.staff_id).and_then(|(_, provider)| {
+                self.check_recipients(&provider, record.mime.recipients.len())
+                    .map(|()| provider)
+            });
+            match checked {
+                Ok(provider) => {
+                    let mut email =
+                        NewEmail::new(&record.staff_id, &provider, record.message, record.door);
+                    email.mime = Some(record.mime);
+                    slots.push(results.len());
+                    results.push(None);
+                    emails.push(email);
+                }
+                Err(error) => {
+                    self.spool().remove(record.message.id.as_str());
+                    results.push(Some(Err(error)));
+                }
+            }
+        }
+        if !emails.is_empty() {
+            match self.outbox().accept_group(&emails) {
+                Ok(outcomes) => {
+                    for ((slot, email), outcome) in slots.iter().zip(&emails).zip(outcomes) {
+                        results[*slot] = Some(match outcome {
+                            GroupOutcome::Accepted => Ok(()),
+                            GroupOutcome::AlreadyAccepted { existing } => {
+                                self.spool().remove(email.message.id.as_str());
+                                Err(Error::Usage(format!(
+                                    "the message was already recorded as email {existing}"
+                                )))
+                            }
+                            // The folder is the stored email's: it stays.
+                            GroupOutcome::DuplicateId => Err(OutboxError::DuplicateId {
+                                id: email.message.id.to_string(),
+                            }
+                            .into()),
+                        });
+                    }
+                    self.wake();
+                }
+                Err(error) => {
+                    // Nothing of the group was stored.
+                    let why = format!("cannot record the email in mail.db: {error}");
+                    for (slot, email) in slots.iter().zip(&emails) {
+                        self.spool().remove(email.message.id.as_str());
+                        results[*slot] = Some(Err(Error::Failed(why.clone())));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::Failed(
+                        "the email was not recorded (no answer from mail.db); send it again".into(),
+                    ))
+                })
+            })
+            .collect()
     }
 }
 
@@ -190,5 +278,62 @@ mod tests {
         assert!(engine.outbox().list(None, None).unwrap().is_empty());
         let spool = dir.path().join("spool");
         assert!(!spool.exists() || std::fs::read_dir(&spool).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_group_is_recorded_in_one_commit_and_a_refused_member_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path());
+        let member = |id: &str, staff: &str| {
+            let folder = engine.spool().folder(id);
+            std::fs::create_dir_all(&folder).unwrap();
+            let path = folder.join("message.eml");
+            std::fs::write(&path, "From: adele@contoso.com\r\n\r\nb\r\n").unwrap();
+            MimeRecord {
+                staff_id: staff.into(),
+                message: mailhost_plugin_api::Message {
+                    id: id.into(),
+                    from: Mailbox::new("adele@contoso.com", ""),
+                    to: vec![Mailbox::new("alex@contoso.com", "")].into(),
+                    ..mailhost_plugin_api::Message::default()
+                },
+                mime: MimeSource {
+                    path: path.to_string_lossy().into_owned(),
+                    envelope_from: "adele@contoso.com".into(),
+                    recipients: vec!["alex@contoso.com".into()],
+                },
+                door: Door::Smtp,
+            }
+        };
+        let results = engine.record_mime_group(vec![
+            member("e1", "adele"),
+            member("e2", "eve"),
+            member("e3", "adele"),
+        ]);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(Error::Staff(_))), "{results:?}");
+        let mut ids: Vec<String> = engine
+            .outbox()
+            .list(None, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.status, Status::Queued);
+                assert_eq!(r.door, Door::Smtp);
+                r.id
+            })
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["e1", "e3"]);
+        assert!(
+            !engine.spool().folder("e2").exists(),
+            "the refused one's folder goes"
+        );
+        assert!(engine.spool().folder("e1").join("message.eml").exists());
+        // An id already taken: that member is refused, nothing else changes.
+        let again = engine.record_mime_group(vec![member("e1", "adele")]);
+        assert!(again[0].is_err(), "{again:?}");
+        assert_eq!(engine.outbox().list(None, None).unwrap().len(), 2);
+        assert!(engine.spool().folder("e1").join("message.eml").exists());
     }
 }

@@ -31,7 +31,7 @@ use mailhost_plugin_api::{Attachment, ProviderError};
 pub use lanes::{LANE_MAX_AGE, LANE_TTL, Lane, Lanes};
 pub use mailboxes::{LimitsInUse, MailboxUse, WindowUse};
 pub use metrics::{Histogram, LATENCY_BUCKETS, Metrics, MetricsSnapshot};
-pub use mime::MimeSubmission;
+pub use mime::{MimeRecord, MimeSubmission};
 pub use reconcile::ReconcileSummary;
 pub use scheduler::{Drain, DrainSummary, NOT_READY_WAIT, Scope, StopSignal};
 

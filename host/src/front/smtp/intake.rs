@@ -13,7 +13,7 @@ use mailhost_plugin_api::abi_stable::std_types::RVec;
 use mailhost_plugin_api::{Header, Mailbox, Message};
 use serde::{Deserialize, Serialize};
 
-use super::envelope::{Envelope, Identity};
+use super::envelope::{DsnReturn, Envelope, Identity, Recipient};
 use crate::config::files::{self, FileError};
 
 /// A relayed message made ready for the engine.
@@ -175,18 +175,23 @@ pub const MESSAGE_FILE: &str = "message.eml";
 /// The envelope file's name beside it.
 pub const ENVELOPE_FILE: &str = "envelope.json";
 
-/// Writes the message and its envelope into the email's `folder` (it and its parent created
-/// 0700), each fsync'd.
+/// Writes the message and, when it has DSN parameters, its envelope into the email's `folder`
+/// (created 0700, and its parent, the spool, too), each file fsync'd, then the folder. Without
+/// DSN parameters the DSN reads the envelope from the record ([`envelope_of_record`]). The folder is new and nothing refers to
+/// it until the email is committed, so the files are written in place (no temporary file and
+/// rename). The spool's own entry for the new folder is made durable by [`sync_spool`], once
+/// for a group of messages: call it before the commit.
 ///
 /// # Errors
-/// A file could not be written or synced.
+/// A file could not be written or synced, or the folder exists already.
 pub fn spool(folder: &Path, intake: &Intake, arrival_unix: i64) -> Result<Spooled, FileError> {
-    for dir in folder.parent().into_iter().chain(std::iter::once(folder)) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
-            files::chmod(dir, 0o700).map_err(|e| FileError::new("chmod", dir, e))?;
-        }
+    if let Some(parent) = folder.parent()
+        && !parent.exists()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| FileError::new("create", parent, e))?;
+        files::chmod(parent, 0o700).map_err(|e| FileError::new("chmod", parent, e))?;
     }
+    private_dir(folder)?;
     let mime_path = folder.join(MESSAGE_FILE);
     let envelope_path = folder.join(ENVELOPE_FILE);
     let sidecar = SpooledEnvelope {
@@ -194,14 +199,123 @@ pub fn spool(folder: &Path, intake: &Intake, arrival_unix: i64) -> Result<Spoole
         arrival_unix,
         envelope: intake.envelope.clone(),
     };
-    let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
-    files::atomic_write(&envelope_path, &json, 0o600)?;
-    files::atomic_write(&mime_path, &intake.mime, 0o600)?;
+    // An envelope with no DSN parameters is what the record says already (sender, recipients,
+    // staff member, arrival): no file for it, one inode and one fsync less per message.
+    if !plain(&intake.envelope) {
+        let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
+        write_new(&envelope_path, &json)?;
+    }
+    write_new(&mime_path, &intake.mime)?;
+    sync_dir(folder)?;
     Ok(Spooled {
         mime_path,
         envelope_path,
         mime_size: intake.mime.len() as u64,
     })
+}
+
+/// Makes durable the spool's entries for the email folders [`spool`] created in it: `spool`
+/// is the folder holding them.
+///
+/// # Errors
+/// The folder cannot be opened or synced.
+pub fn sync_spool(spool: &Path) -> Result<(), FileError> {
+    sync_dir(spool)
+}
+
+fn private_dir(dir: &Path) -> Result<(), FileError> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| FileError::new("create the spool folder", dir, e))?;
+    // The umask may have narrowed the mode further; never wider than 0700.
+    files::chmod(dir, 0o700).map_err(|e| FileError::new("chmod", dir, e))
+}
+
+/// Creates `path` (it must not exist), 0600, with `data`, fsync'd.
+fn write_new(path: &Path, data: &[u8]) -> Result<(), FileError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| FileError::new("create", path, e))?;
+    file.write_all(data)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| FileError::new("write", path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| FileError::new("sync the folder", dir, e))
+    }
+    #[cfg(not(unix))]
+    {
+        // Folders cannot be opened for syncing here; the files themselves were synced.
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Whether `envelope` has no DSN parameters: no `RET`, no `ENVID`, and every recipient with
+/// the default `NOTIFY` (failure only) and no `ORCPT`.
+pub fn plain(envelope: &Envelope) -> bool {
+    envelope.ret == DsnReturn::Unspecified
+        && envelope.envid.is_none()
+        && envelope.recipients.iter().all(|r| {
+            !r.notify_never
+                && r.notify_failure
+                && !r.notify_success
+                && !r.notify_delay
+                && r.orcpt.is_none()
+        })
+}
+
+/// The spooled envelope of a message spooled without its envelope file (a [`plain`] one),
+/// rebuilt from what its record holds: `staff`, the arrival (`arrival_unix`), the envelope
+/// sender and recipients.
+pub fn envelope_of_record(
+    staff: &str,
+    arrival_unix: i64,
+    from: &str,
+    recipients: &[String],
+) -> SpooledEnvelope {
+    SpooledEnvelope {
+        staff: staff.to_string(),
+        arrival_unix,
+        envelope: Envelope {
+            from: from.to_string(),
+            recipients: recipients
+                .iter()
+                .map(|address| Recipient {
+                    address: address.clone(),
+                    notify_never: false,
+                    notify_failure: true,
+                    notify_success: false,
+                    notify_delay: false,
+                    orcpt: None,
+                })
+                .collect(),
+            eight_bit_mime: false,
+            smtputf8: false,
+            declared_size: 0,
+            ret: DsnReturn::Unspecified,
+            envid: None,
+        },
+    }
 }
 
 /// Reads a spooled envelope back (for the DSN).
@@ -295,8 +409,42 @@ mod tests {
         let mode = |p: &Path| files::mode_of(&std::fs::metadata(p).unwrap());
         assert_eq!(mode(&spool_dir), 0o700);
         assert_eq!(mode(&s.mime_path), 0o600);
+        // A plain envelope is the record's: no file for it.
+        assert!(!s.envelope_path.exists());
+        assert_eq!(fs_names(&spool_dir.join(&i.email_id)), [MESSAGE_FILE]);
+        // With DSN parameters it is spooled beside the message.
+        let mut e = envelope(&["b@x.com"]);
+        e.ret = DsnReturn::Full;
+        let i = prepare(&adele(), &e, b"From: adele@contoso.com\r\n\r\nx\r\n");
+        let s = spool(&spool_dir.join(&i.email_id), &i, 1_700_000_000).unwrap();
+        assert_eq!(mode(&s.envelope_path), 0o600);
         let back = read_envelope(&s.envelope_path).unwrap();
         assert_eq!(back.envelope, i.envelope);
         assert_eq!(back.arrival_unix, 1_700_000_000);
+        // A folder that exists already is refused (an email id is never reused).
+        assert!(spool(&spool_dir.join(&i.email_id), &i, 0).is_err());
+    }
+
+    fn fs_names(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn dsn_parameters_make_an_envelope_not_plain() {
+        let mut e = envelope(&["b@x.com"]);
+        assert!(plain(&e));
+        let rebuilt = envelope_of_record("adele", 5, &e.from, &e.addresses());
+        assert_eq!(rebuilt.envelope.recipients, e.recipients);
+        e.recipients[0].notify_success = true;
+        assert!(!plain(&e));
+        let mut e = envelope(&["b@x.com"]);
+        e.envid = Some("x".into());
+        assert!(!plain(&e));
+        let mut e = envelope(&["b@x.com"]);
+        e.recipients[0].orcpt = Some("rfc822;b@x.com".into());
+        assert!(!plain(&e));
     }
 }

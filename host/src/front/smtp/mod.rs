@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod data;
 pub mod dsn;
 pub mod envelope;
+pub mod group_commit;
 pub mod home_backend;
 pub mod intake;
 pub mod listener;

@@ -2,7 +2,7 @@
 //! ([`EngineRecorder`]), the engine's final-failure hook sends the DSN ([`dsn_hook`]), and
 //! [`start`] binds the listeners and prints one ready line per listener.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mailhost_plugin_api::ProviderError;
@@ -12,17 +12,62 @@ use super::config::SmtpConfig;
 use super::credentials::StaffDirectory;
 use super::dsn;
 use super::envelope::Identity;
+use super::group_commit::GroupCommit;
 use super::home_backend::{HomeRelay, RelayRecorder};
 use super::intake::{self, ENVELOPE_FILE, Intake, Spooled};
 use super::listener::{Relay, RelayError};
 use crate::config::home::Home;
-use crate::delivery::engine::{Engine, FailureHook};
+use crate::delivery::engine::{Engine, FailureHook, MimeRecord};
 use crate::delivery::outbox::{Door, EmailRecord, MimeSource};
 use crate::error::Error;
 
-/// Records relayed messages with the delivery engine (`queued`, committed to mail.db).
-#[derive(Debug, Clone)]
-pub struct EngineRecorder(pub Arc<Engine>);
+/// Records relayed messages with the delivery engine (`queued`, committed to mail.db), the
+/// messages of concurrent sessions in shared commits ([`GroupCommit`]): one fsync of the
+/// spool's folder (for the new email folders) and one durable mail.db commit per group.
+#[derive(Debug)]
+pub struct EngineRecorder {
+    engine: Arc<Engine>,
+    group: GroupCommit<Pending, Result<(), Error>>,
+}
+
+/// A relayed message waiting for its group's commit.
+#[derive(Debug)]
+struct Pending {
+    /// The spool folder holding the message's email folder.
+    spool: PathBuf,
+    record: MimeRecord,
+}
+
+impl EngineRecorder {
+    /// A recorder for `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            group: GroupCommit::new(),
+        }
+    }
+
+    /// Commits one group: the spool folder's entries first, then the records.
+    fn commit(&self, group: Vec<Pending>) -> Vec<Result<(), Error>> {
+        let mut spools: Vec<&PathBuf> = group.iter().map(|p| &p.spool).collect();
+        spools.sort();
+        spools.dedup();
+        for spool in spools {
+            if let Err(e) = intake::sync_spool(spool) {
+                let why = e.to_string();
+                return group
+                    .iter()
+                    .map(|p| {
+                        self.engine.spool().remove(p.record.message.id.as_str());
+                        Err(Error::Failed(why.clone()))
+                    })
+                    .collect();
+            }
+        }
+        self.engine
+            .record_mime_group(group.into_iter().map(|p| p.record).collect())
+    }
+}
 
 fn mime_source(intake: &Intake, spooled: &Spooled) -> MimeSource {
     MimeSource {
@@ -34,13 +79,32 @@ fn mime_source(intake: &Intake, spooled: &Spooled) -> MimeSource {
 
 impl RelayRecorder for EngineRecorder {
     fn record(&self, intake: &Intake, spooled: &Spooled) -> Result<(), AcceptError> {
-        match self.0.record_mime(
-            &intake.staff,
-            intake.message.clone(),
-            mime_source(intake, spooled),
-            Door::Smtp,
-        ) {
-            Ok(_) => Ok(()),
+        let spool = spooled
+            .mime_path
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let pending = Pending {
+            spool,
+            record: MimeRecord {
+                staff_id: intake.staff.clone(),
+                message: intake.message.clone(),
+                mime: mime_source(intake, spooled),
+                door: Door::Smtp,
+            },
+        };
+        let result = self.group.submit(
+            pending,
+            |group| self.commit(group),
+            || {
+                Err(Error::Failed(
+                    "the message was not recorded (no answer from mail.db)".into(),
+                ))
+            },
+        );
+        match result {
+            Ok(()) => Ok(()),
             Err(Error::Usage(why)) => Err(AcceptError::Refused(why)),
             Err(error) => {
                 log::error!("smtp: cannot record a relayed message: {error}");
@@ -76,9 +140,16 @@ fn send_dsn(engine: &Engine, hostname: &str, record: &EmailRecord, error: &Provi
             return;
         }
     };
+    let recorded = intake::envelope_of_record(
+        &record.staff_id,
+        record.created_at.millis() / 1000,
+        &mime.envelope_from,
+        &mime.recipients,
+    );
     let built = dsn::for_failed_email(
         mime_path,
         &folder.join(ENVELOPE_FILE),
+        &recorded,
         &staff_email,
         hostname,
         error.kind,
@@ -101,10 +172,16 @@ fn send_dsn(engine: &Engine, hostname: &str, record: &EmailRecord, error: &Provi
     let intake = intake::prepare(&identity, &envelope, &message);
     let dsn_folder = engine.spool().folder(&intake.email_id);
     let arrival = crate::config::time::unix_seconds(std::time::SystemTime::now());
-    let spooled = match intake::spool(&dsn_folder, &intake, arrival) {
+    let spooled = match intake::spool(&dsn_folder, &intake, arrival).and_then(|spooled| {
+        match dsn_folder.parent() {
+            Some(spool) => intake::sync_spool(spool).map(|()| spooled),
+            None => Ok(spooled),
+        }
+    }) {
         Ok(spooled) => spooled,
         Err(e) => {
             log::warn!("smtp: cannot spool the DSN for email {}: {e}", record.id);
+            engine.spool().remove(&intake.email_id);
             return;
         }
     };
@@ -140,7 +217,7 @@ pub async fn start(
     let backend = HomeRelay::new(
         directory,
         home.path().join("spool"),
-        EngineRecorder(Arc::clone(engine)),
+        EngineRecorder::new(Arc::clone(engine)),
     );
     engine.on_final_failure(dsn_hook(config.hostname.clone()));
     let relay = Relay::bind(config, Arc::new(backend))

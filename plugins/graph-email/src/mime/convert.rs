@@ -4,7 +4,7 @@
 
 use mail_parser::{Address, MessageParser, MimeHeaders};
 
-use super::{MimeError, listed};
+use super::{MimeError, header_block, listed};
 
 /// Graph passes at most this many `internetMessageHeaders`.
 pub const MAX_CUSTOM_HEADERS: usize = 5;
@@ -110,9 +110,11 @@ pub fn convert(mime: &[u8], recipients: &[String]) -> Result<Converted, MimeErro
     if recipients.is_empty() {
         return Err(MimeError::NoRecipients);
     }
+    // The header block as `rewrite` reads it (see `header_block`).
+    let mime = header_block::canonical(mime);
     // mail-parser 0.11.9 can panic on some malformed multiparts ("Invalid part ID, could not
     // find multipart", found by fuzzing): such a message is refused, not a crash.
-    let message = std::panic::catch_unwind(|| MessageParser::default().parse(mime))
+    let message = std::panic::catch_unwind(|| MessageParser::default().parse(&mime))
         .ok()
         .flatten()
         .ok_or(MimeError::NotAMessage)?;

@@ -9,10 +9,15 @@
 //!   Content-ID, attachments, Reply-To, `X-` headers, decoded UTF-8 subject and names) for
 //!   messages too big for one request, which then go through a draft and upload sessions.
 //!
+//! Both read the message in the canonical form of [`header_block::canonical`] (CRLF line ends,
+//! a header block of well-formed fields only), so that what removes the client's Bcc fields,
+//! what parses the recipients and what Exchange reads agree on where each field is.
+//!
 //! In both the envelope decides who receives: header addresses that are not envelope
 //! recipients receive nothing (the message goes structured so that Graph is told exactly).
 
 pub mod convert;
+pub mod header_block;
 pub mod replay;
 pub mod rewrite;
 

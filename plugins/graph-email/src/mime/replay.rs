@@ -2,7 +2,7 @@
 //! `mime_convert` fuzz target and by a test replaying its corpus (`fuzz/corpus/mime_convert`).
 //! Input: the envelope recipients (comma-separated) on the first line, then the message.
 
-use mail_parser::MessageParser;
+use mail_parser::{HeaderName, MessageParser};
 
 use super::convert::convert;
 use super::listed;
@@ -37,6 +37,17 @@ pub fn replay(input: &[u8]) {
                     "envelope recipient {r} not in the headers"
                 );
             }
+            // Nobody the envelope does not name is in a recipient header, and the only Bcc
+            // field is the one mailhost wrote (a client's would be another reading).
+            for a in &named {
+                assert!(listed(&recipients, a), "{a} is no envelope recipient");
+            }
+            let blind_fields = parsed
+                .headers()
+                .iter()
+                .filter(|h| matches!(h.name, HeaderName::Bcc | HeaderName::ResentBcc))
+                .count();
+            assert!(blind_fields <= 1, "{blind_fields} Bcc fields");
         }
     }
 

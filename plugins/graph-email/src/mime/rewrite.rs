@@ -1,9 +1,10 @@
 //! The message for MIME `sendMail`: Bcc from the envelope, Message-ID ensured, everything else
-//! byte for byte as the client wrote it.
+//! as the client wrote it, in the canonical form of [`header_block`] (CRLF line ends, a header
+//! block of well-formed fields only).
 
 use mail_parser::{Address, MessageParser};
 
-use super::{MimeError, listed};
+use super::{MimeError, header_block, listed};
 
 /// The bytes to submit as MIME, or `None` when the headers name a recipient the envelope does
 /// not have (the message must then go structured, where recipients are explicit).
@@ -18,8 +19,13 @@ pub fn for_mime_send(
     if recipients.is_empty() {
         return Err(MimeError::NoRecipients);
     }
+    if mime.is_empty() {
+        return Err(MimeError::NotAMessage);
+    }
+    // One reading of the header block for the parser and the field removal below.
+    let mime = header_block::canonical(mime);
     let headers = MessageParser::default()
-        .parse_headers(mime)
+        .parse_headers(&mime)
         .ok_or(MimeError::NotAMessage)?;
     let mut named: Vec<String> = Vec::new();
     for list in [headers.to(), headers.cc()].into_iter().flatten() {
@@ -33,26 +39,25 @@ pub fn for_mime_send(
         if r.is_empty() || r.chars().any(|c| c.is_control() || c == '<' || c == '>') {
             return Err(MimeError::BadRecipient((*r).clone()));
         }
-        // A quoted, non-ASCII or otherwise unusual address (spaces, specials) might be read
-        // differently from a header by Exchange: such messages go structured, where
-        // recipients are JSON.
+        // A quoted, non-ASCII or otherwise unusual address (spaces, specials, what looks like
+        // an RFC 2047 encoded word, which a reader may decode) might be read differently from
+        // a header by Exchange: such messages go structured, where recipients are JSON.
         if !r.is_ascii()
             || !r.contains('@')
+            || r.contains("=?")
             || r.chars()
                 .any(|c| c.is_whitespace() || ",:;\"()[]\\".contains(c))
         {
             return Ok(None);
         }
     }
-    let (head_end, body_start) = split(mime).ok_or(MimeError::NotAMessage)?;
-    let head = &mime[..head_end];
-    // What mailhost adds goes first: a header block that a parser stops reading early (a
-    // malformed line) still shows it, so no blind copy is silently lost (found by fuzzing).
+    let block = header_block::split(&mime);
+    // What mailhost adds goes first, so a reader that stops early still sees it.
     let mut out = Vec::with_capacity(mime.len() + 64 * (blind.len() + 1));
-    let fields = fields(head);
-    let has_message_id = fields
+    let has_message_id = block
+        .fields
         .iter()
-        .any(|f| field_name(f).eq_ignore_ascii_case(b"Message-ID"));
+        .any(|f| header_block::field_name(f).eq_ignore_ascii_case(b"Message-ID"));
     if !has_message_id
         && let Some(id) = message_id
         && !id.chars().any(char::is_control)
@@ -69,22 +74,20 @@ pub fn for_mime_send(
         }
         out.extend_from_slice(b"\r\n");
     }
-    for field in fields {
-        // A continuation line before any field belongs to nothing; kept, it would continue
-        // the fields added above.
-        let orphan = field.first().is_some_and(|&b| b == b' ' || b == b'\t');
-        if orphan || field_name(field).eq_ignore_ascii_case(b"Bcc") {
+    for field in &block.fields {
+        let name = header_block::field_name(field);
+        if DROPPED_FIELDS.iter().any(|d| name.eq_ignore_ascii_case(d)) {
             continue;
         }
         out.extend_from_slice(field);
-        if !field.ends_with(b"\n") {
-            out.extend_from_slice(b"\r\n");
-        }
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&mime[body_start..]);
+    out.extend_from_slice(block.body);
     Ok(Some(out))
 }
+
+/// The client's fields that never go to Exchange: the envelope decides the blind copies.
+const DROPPED_FIELDS: [&[u8]; 2] = [b"Bcc", b"Resent-Bcc"];
 
 /// The addresses of an address header.
 pub(crate) fn addresses(list: &Address<'_>) -> Vec<String> {
@@ -93,50 +96,6 @@ pub(crate) fn addresses(list: &Address<'_>) -> Vec<String> {
         .map(|a| a.trim().to_string())
         .filter(|a| !a.is_empty())
         .collect()
-}
-
-/// Where the header block ends (after its last line's CRLF) and the body starts.
-fn split(mime: &[u8]) -> Option<(usize, usize)> {
-    if mime.starts_with(b"\r\n") {
-        return Some((0, 2));
-    }
-    if let Some(p) = mime.windows(4).position(|w| w == b"\r\n\r\n") {
-        return Some((p + 2, p + 4));
-    }
-    (!mime.is_empty()).then_some((mime.len(), mime.len()))
-}
-
-/// The header fields of a header block, each with its continuation lines and CRLF.
-fn fields(head: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < head.len() {
-        let end = head[i..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(head.len(), |p| i + p + 1);
-        let next_is_continuation = head.get(end).is_some_and(|&b| b == b' ' || b == b'\t');
-        if !next_is_continuation {
-            out.push(&head[start..end]);
-            start = end;
-        }
-        i = end;
-    }
-    if start < head.len() {
-        out.push(&head[start..]);
-    }
-    out
-}
-
-fn field_name(field: &[u8]) -> &[u8] {
-    let end = field.iter().position(|&b| b == b':').unwrap_or(0);
-    let name = &field[..end];
-    let trimmed_end = name
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |p| p + 1);
-    &name[..trimmed_end]
 }
 
 #[cfg(test)]
@@ -185,6 +144,55 @@ mod tests {
     #[test]
     fn header_recipients_outside_the_envelope_force_structured() {
         assert_eq!(for_mime_send(MSG, &v(&["bob@x.com"]), None).unwrap(), None);
+    }
+
+    /// The fuzz finding (`fuzz/corpus/mime_convert/regression_bare_lf_bcc_name_with_space`):
+    /// bare LF line ends, a line that is no field, and `Bc c:`, which mail-parser reads as a
+    /// second Bcc field hiding the one mailhost adds (and Exchange might read as one too).
+    #[test]
+    fn a_field_only_a_lenient_parser_reads_as_bcc_cannot_survive() {
+        let msg = b"From: a@x.\xff\xff\nDntent-Um\nFrom: a@x.com\r\nTo: b@x.com\r\nBc c: eve@y.com\nBcc: old@x.com\n\nbody\n";
+        let out = for_mime_send(msg, &v(&["b@x.com", "c@x.com"]), Some("<E1@mailhost>"))
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        // The header block ends at the line that is no field: what follows is body, the To
+        // field too, so both recipients are blind copies.
+        assert!(
+            text.starts_with(
+                "Message-ID: <E1@mailhost>\r\nBcc: <b@x.com>,\r\n <c@x.com>\r\nFrom: a@x.\u{fffd}\u{fffd}\r\n\r\nDntent-Um\r\n"
+            ),
+            "{text}"
+        );
+        let parsed = MessageParser::default().parse_headers(&out).unwrap();
+        let bcc: Vec<String> = parsed.bcc().map(addresses).unwrap_or_default();
+        assert_eq!(bcc, ["b@x.com", "c@x.com"]);
+        assert_eq!(parsed.headers().len(), 3, "{text}");
+        assert!(!text.contains("\n\n") && !text.replace("\r\n", "").contains('\n'));
+
+        // Well-formed, with a client Bcc (also `Bcc :`) and bare LFs: the fields stay, the
+        // client's Bcc fields go.
+        let msg = b"From: a@x.com\nTo: b@x.com\nBcc : old@x.com\nResent-Bcc: r@x.com\nBcc: c@x.com,\n eve@y.com\nSubject: s\n\nbody\n";
+        let out = for_mime_send(msg, &v(&["b@x.com", "c@x.com"]), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "Bcc: <c@x.com>\r\nFrom: a@x.com\r\nTo: b@x.com\r\nSubject: s\r\n\r\nbody\r\n"
+        );
+    }
+
+    #[test]
+    fn an_address_like_an_encoded_word_goes_structured() {
+        // Found by fuzzing: mail-parser decodes the "address" when it reads the Bcc field back.
+        assert_eq!(
+            for_mime_send(
+                MSG,
+                &v(&["bob@x.com", "carol@x.com", "=?ut*-@?B?w6lsw6h2ZQ==?="]),
+                None
+            ),
+            Ok(None)
+        );
     }
 
     #[test]
