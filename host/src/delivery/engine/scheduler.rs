@@ -411,17 +411,17 @@ impl Engine {
             let (now, at) = (Timestamp::now(), Instant::now());
             clock.check(now, at);
             let slots = workers.saturating_sub(pool.busy());
-            let (claimed, more) = if slots > 0 {
-                let (jobs, more) = self.round(&mut senders, slots, now, at)?;
+            let (claimed, round) = if slots > 0 {
+                let (jobs, round) = self.round(&mut senders, slots, now, at)?;
                 let n = jobs.len();
                 pool.push(jobs);
-                (n, more)
+                (n, round)
             } else {
-                (0, false)
+                (0, RoundEnd::default())
             };
-            if more && slots > claimed {
-                // More may be due right away (the round was bounded, or an email it looked
-                // at failed or was taken, and the sender's next one is waiting).
+            if slots > claimed && ((claimed > 0 && round.bounded) || round.passed_over) {
+                // More may be due right away: the round was bounded (and got somewhere), or
+                // an email it looked at failed or was taken, and the sender's next one waits.
                 continue;
             }
             let mut next = senders.next_ready();
@@ -465,19 +465,22 @@ impl Engine {
 
     /// One round: admits the heads of the senders that may send now, at most `slots`;
     /// emails whose provider cannot be used wait [`NOT_READY_WAIT`] with the reason recorded.
-    /// Returns the claimed jobs and whether more may be due at once.
+    /// Returns the claimed jobs and why more may be due at once.
     fn round(
         &self,
         senders: &mut Senders,
         slots: usize,
         now: Timestamp,
         at: Instant,
-    ) -> Result<(Vec<Job>, bool), Error> {
+    ) -> Result<(Vec<Job>, RoundEnd), Error> {
         let due = senders.due(now, slots);
+        let mut end = RoundEnd {
+            bounded: due.len() >= slots,
+            passed_over: false,
+        };
         if due.is_empty() {
-            return Ok((Vec::new(), false));
+            return Ok((Vec::new(), end));
         }
-        let mut more = due.len() >= slots;
         let mut prepared: Vec<(EmailRecord, Arc<Lane>, String, SenderKey)> = Vec::new();
         for key in due {
             let lane = match self.lanes.get(&key.staff_id) {
@@ -503,10 +506,10 @@ impl Engine {
                 senders.nothing_due(&key, next);
                 continue;
             }
-            more |= records.len() >= heads && heads > 1;
+            end.bounded |= records.len() >= heads && heads > 1;
             for record in records {
                 let Some(mailbox) = self.candidate_of(&lane, &record)? else {
-                    more = true;
+                    end.passed_over = true;
                     continue;
                 };
                 senders.set_mailbox(&key, &mailbox);
@@ -541,12 +544,12 @@ impl Engine {
                     self.metrics.limit_wait();
                     senders.held(mailbox, hold.until);
                 }
-                Admission::Skipped => more = true,
+                Admission::Skipped => end.bounded = true,
                 // Taken by another process meanwhile: the sender's next head is looked at.
-                Admission::Gone => more = true,
+                Admission::Gone => end.passed_over = true,
             }
         }
-        Ok((jobs, more))
+        Ok((jobs, end))
     }
 
     /// Keeps an email whose provider cannot be used (`reason`) `queued`, with the reason, for
@@ -648,4 +651,14 @@ pub(crate) fn wait_until(at: Option<Timestamp>, now: Timestamp) -> Option<Durati
     let at = at?;
     let ms = at.millis() - now.millis();
     (ms > 0).then(|| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+/// Why a scheduler round may leave more due at once.
+#[derive(Debug, Default, Clone, Copy)]
+struct RoundEnd {
+    /// It stopped at its bound (slots, or heads per sender): more may be due.
+    bounded: bool,
+    /// An email it looked at failed its checks or was taken by another process: its
+    /// sender's next one has not been looked at yet.
+    passed_over: bool,
 }

@@ -159,31 +159,23 @@ pub fn build(input: &DsnInput<'_>) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// The DSN for the relayed email `email_id` whose message and envelope were spooled at
-/// `mime_path` and `envelope_path` (see [`super::intake::spool`]; `recorded` is the envelope
-/// its record holds, used when no envelope file was spooled), as a message and the
-/// envelope to send it with (to the original envelope sender, `NOTIFY=NEVER` so a failing DSN
-/// never causes another). The engine's final-failure hook records it like a relayed email of
-/// the same staff member. `Ok(None)`: no DSN is wanted.
+/// The DSN for the relayed email `email_id` whose message was spooled at `mime_path`, with its
+/// envelope `spooled` (see [`super::intake::envelope_at`]), as a message and the envelope to
+/// send it with (to the original envelope sender, `NOTIFY=NEVER` so a failing DSN never causes
+/// another). The engine's final-failure hook records it like a relayed email of the same staff
+/// member. `Ok(None)`: no DSN is wanted.
 ///
 /// # Errors
-/// The spooled files cannot be read.
+/// The spooled message cannot be read.
 pub fn for_failed_email(
     mime_path: &std::path::Path,
-    envelope_path: &std::path::Path,
-    recorded: &super::intake::SpooledEnvelope,
+    spooled: &super::intake::SpooledEnvelope,
     from_address: &str,
     reporting_host: &str,
     kind: ErrorKind,
     diagnostic: &str,
     email_id: &str,
 ) -> Result<Option<(Vec<u8>, Envelope)>, String> {
-    // A plain envelope was not spooled (see `intake::spool`): the record's then.
-    let spooled = if envelope_path.exists() {
-        super::intake::read_envelope(envelope_path)?
-    } else {
-        recorded.clone()
-    };
     let original = std::fs::read(mime_path)
         .map_err(|e| format!("cannot read {}: {e}", mime_path.display()))?;
     let input = DsnInput {
@@ -316,10 +308,10 @@ mod tests {
         let i = intake::prepare(&identity, &e, ORIGINAL);
         let s = intake::spool(&dir.path().join(&i.email_id), &i, 1_700_000_000).unwrap();
         let recorded = intake::envelope_of_record("adele", 0, "nobody@x.com", &[]);
+        let spooled = intake::envelope_at(&s.envelope_path, &recorded).unwrap();
         let (dsn, env) = for_failed_email(
             &s.mime_path,
-            &s.envelope_path,
-            &recorded,
+            &spooled,
             "adele@contoso.com",
             "relay.test",
             ErrorKind::PERMISSION,

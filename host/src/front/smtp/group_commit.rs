@@ -69,7 +69,12 @@ impl<T, R> GroupCommit<T, R> {
                 let group = std::mem::take(&mut state.queued);
                 drop(state);
                 let (tickets, items): (Vec<u64>, Vec<T>) = group.into_iter().unzip();
-                let mut results = commit(items).into_iter();
+                // A commit that panics answers its group with `missing()` and lets the next
+                // leader go on: a stuck `committing` would stop every session of the relay.
+                let mut results =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(items)))
+                        .unwrap_or_default()
+                        .into_iter();
                 let answered: Vec<(u64, R)> = tickets
                     .into_iter()
                     .map(|t| (t, results.next().unwrap_or_else(&missing)))
@@ -214,6 +219,19 @@ mod tests {
         let mut second = groups[1].clone();
         second.sort_unstable();
         assert_eq!(second, [2, 3], "one commit for both");
+    }
+
+    #[test]
+    fn a_commit_that_panics_answers_missing_and_the_next_group_commits() {
+        let gc: GroupCommit<u32, Option<u32>> = GroupCommit::new();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gc.submit(1, |_| panic!("disk on fire"), || None)
+        }));
+        assert_eq!(panicked.ok(), Some(None));
+        assert_eq!(
+            gc.submit(2, |items| items.into_iter().map(Some).collect(), || None),
+            Some(2)
+        );
     }
 
     #[test]

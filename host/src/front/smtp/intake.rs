@@ -318,6 +318,19 @@ pub fn envelope_of_record(
     }
 }
 
+/// The envelope of a relayed email for its DSN: the file at `path` when one was spooled, else
+/// (a [`plain`] envelope) `recorded`, the one its record holds ([`envelope_of_record`]).
+///
+/// # Errors
+/// The file is there but cannot be read or parsed.
+pub fn envelope_at(path: &Path, recorded: &SpooledEnvelope) -> Result<SpooledEnvelope, String> {
+    if path.exists() {
+        read_envelope(path)
+    } else {
+        Ok(recorded.clone())
+    }
+}
+
 /// Reads a spooled envelope back (for the DSN).
 ///
 /// # Errors

@@ -146,16 +146,17 @@ fn send_dsn(engine: &Engine, hostname: &str, record: &EmailRecord, error: &Provi
         &mime.envelope_from,
         &mime.recipients,
     );
-    let built = dsn::for_failed_email(
-        mime_path,
-        &folder.join(ENVELOPE_FILE),
-        &recorded,
-        &staff_email,
-        hostname,
-        error.kind,
-        error.message.as_str(),
-        &record.id,
-    );
+    let built = intake::envelope_at(&folder.join(ENVELOPE_FILE), &recorded).and_then(|spooled| {
+        dsn::for_failed_email(
+            mime_path,
+            &spooled,
+            &staff_email,
+            hostname,
+            error.kind,
+            error.message.as_str(),
+            &record.id,
+        )
+    });
     let (message, envelope) = match built {
         Ok(Some(dsn)) => dsn,
         Ok(None) => return,
