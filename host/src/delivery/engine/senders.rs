@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::delivery::limits::Limits;
+use crate::delivery::limits::{LimitValue, Limits};
 use crate::delivery::outbox::{NextSend, QueuedSender, Timestamp};
 
 /// How much earlier than its own measure of time the scheduler lets a send go (the wall clock
@@ -59,6 +59,24 @@ struct Mailbox {
     /// messages window: a wall clock that jumps forward makes the ledger's sends look older
     /// than they are, and this keeps the limit by the time the process measured itself.
     sent: VecDeque<Instant>,
+}
+
+impl Mailbox {
+    /// Drops the sends that left the messages `window` by `at` (monotonic).
+    fn forget_sends_outside(&mut self, window: Duration, at: Instant) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|sent| at.saturating_duration_since(*sent) >= window)
+        {
+            self.sent.pop_front();
+        }
+    }
+}
+
+/// The window of a limit, as a monotonic duration.
+fn window_of(limit: &LimitValue) -> Duration {
+    Duration::from_millis(u64::try_from(limit.window_ms).unwrap_or(0))
 }
 
 /// Which senders have queued email and when each may go.
@@ -205,14 +223,7 @@ impl Senders {
         let state = self.mailboxes.entry(mailbox.to_string()).or_default();
         if let Some(limit) = &limits.messages {
             // Only the messages window is kept (and only for a mailbox that has one).
-            let window = Duration::from_millis(u64::try_from(limit.window_ms).unwrap_or(0));
-            while state
-                .sent
-                .front()
-                .is_some_and(|sent| at.saturating_duration_since(*sent) >= window)
-            {
-                state.sent.pop_front();
-            }
+            state.forget_sends_outside(window_of(limit), at);
             state.sent.push_back(at);
         }
         match next {
@@ -244,14 +255,8 @@ impl Senders {
     ) -> Option<Timestamp> {
         let limit = limits.messages.as_ref()?;
         let state = self.mailboxes.get_mut(mailbox)?;
-        let window = Duration::from_millis(u64::try_from(limit.window_ms).unwrap_or(0));
-        while state
-            .sent
-            .front()
-            .is_some_and(|sent| at.saturating_duration_since(*sent) >= window)
-        {
-            state.sent.pop_front();
-        }
+        let window = window_of(limit);
+        state.forget_sends_outside(window, at);
         let mut until: Option<Instant> = None;
         let used = state.sent.len() as u64;
         if used >= limit.max {

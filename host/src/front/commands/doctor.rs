@@ -288,22 +288,13 @@ fn serve_checks(home: &Home, out: &mut Vec<Found>) {
     ));
     match smtp::config::SmtpConfig::load(&path) {
         Ok(Some(config)) => match &config.tls {
-            Some(files) => match smtp::tls::load(files) {
-                Ok(_) => out.push(key_privacy(
-                    "host.smtp.tls",
-                    &files.key,
-                    &format!(
-                        "the relay's certificate {} and key {} load",
-                        files.cert.display(),
-                        files.key.display()
-                    ),
-                )),
-                Err(error) => out.push(fail(
-                    "host.smtp.tls",
-                    error.to_string(),
-                    "point [smtp] tls_cert and tls_key at a PEM certificate chain and its PEM private key",
-                )),
-            },
+            Some(files) => out.push(tls_finding(
+                "host.smtp.tls",
+                "the relay's",
+                "[smtp]",
+                (&files.cert, &files.key),
+                smtp::tls::load(files).map(drop).map_err(|e| e.to_string()),
+            )),
             None => out.push(host(
                 "host.smtp.tls",
                 FindingLevel::WARN,
@@ -322,22 +313,15 @@ fn serve_checks(home: &Home, out: &mut Vec<Found>) {
     match http::config::load(home, None) {
         Ok(settings) => {
             if let Some(files) = &settings.tls {
-                match http::tls::TlsConfig::load(files) {
-                    Ok(_) => out.push(key_privacy(
-                        "host.http.tls",
-                        &files.key,
-                        &format!(
-                            "the HTTP API's certificate {} and key {} load",
-                            files.cert.display(),
-                            files.key.display()
-                        ),
-                    )),
-                    Err(error) => out.push(fail(
-                        "host.http.tls",
-                        error.to_string(),
-                        "point [http] tls_cert and tls_key at a PEM certificate chain and its PEM private key",
-                    )),
-                }
+                out.push(tls_finding(
+                    "host.http.tls",
+                    "the HTTP API's",
+                    "[http]",
+                    (&files.cert, &files.key),
+                    http::tls::TlsConfig::load(files)
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                ));
             }
         }
         Err(error) => out.push(fail(
@@ -350,6 +334,38 @@ fn serve_checks(home: &Home, out: &mut Vec<Found>) {
 
 /// `ok` with `message` when the private key at `key` is readable by its owner (and group) only;
 /// a warning naming the fix otherwise.
+/// The finding `id` for `whose` certificate and key (`files`, named in serve.toml's `table`),
+/// loaded as serve loads them (`loaded`).
+fn tls_finding(
+    id: &str,
+    whose: &str,
+    table: &str,
+    files: (&std::path::Path, &std::path::Path),
+    loaded: Result<(), String>,
+) -> Found {
+    let (cert, key) = files;
+    match loaded {
+        Ok(()) => key_privacy(
+            id,
+            key,
+            &format!(
+                "{whose} certificate {} and key {} load",
+                cert.display(),
+                key.display()
+            ),
+        ),
+        Err(error) => host(
+            id,
+            FindingLevel::FAIL,
+            "",
+            &error,
+            &format!(
+                "point {table} tls_cert and tls_key at a PEM certificate chain and its PEM private key"
+            ),
+        ),
+    }
+}
+
 fn key_privacy(id: &str, key: &std::path::Path, message: &str) -> Found {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(key).map_or(0, |m| m.permissions().mode());
